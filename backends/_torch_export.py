@@ -1,0 +1,117 @@
+"""Helpers shared by the torch backends that export: example inputs, dynamic shapes, shape keys.
+
+This module defines no :class:`~backends.base.Backend`, so importing it (``backends`` imports
+every module of the package) registers nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import torch
+
+from tuner.workload import Workload
+
+
+def example_inputs(workload: Workload) -> tuple[torch.Tensor, ...]:
+    """Return the sample to trace and export with (the largest one, see ``Workload.example_index``).
+
+    Args:
+        workload: The workload.
+
+    Returns:
+        One test sample's input tensors, on the workload's device.
+    """
+    return workload.samples[workload.example_index()]
+
+
+def dynamic_shapes_spec(workload: Workload) -> tuple[dict[int, Any] | None, ...] | None:
+    """Build the ``dynamic_shapes`` argument of ``torch.export.export`` for the workload's test data.
+
+    Every dim that varies between test samples becomes symbolic; dims whose sizes agree on every
+    sample share one ``torch.export.Dim`` (``Workload.dim_groups``), because ``torch.export``
+    refuses two independent Dims that the model forces equal (say the batch dim of every input).
+    ``min=1`` admits batch 1 even when the example's batch is larger.
+
+    Args:
+        workload: The workload.
+
+    Returns:
+        One entry per input (``{dim: Dim}`` or None for an input with no varying dim), or None
+        when no dim varies at all (a plain static export).
+    """
+    groups = workload.dim_groups()
+    if not groups:
+        return None
+    dims = {name: torch.export.Dim(name, min=1) for name in sorted(set(groups.values()))}
+    spec: list[dict[int, Any] | None] = []
+    for j in range(len(workload.samples[0])):
+        per_input = {d: dims[name] for (i, d), name in sorted(groups.items()) if i == j}
+        spec.append(per_input or None)
+    return tuple(spec)
+
+
+def shape_key_str(shapes: tuple[tuple[int, ...], ...]) -> str:
+    """Name one input-shape combination in a JSON-friendly way, e.g. ``"2x8,2x16"``.
+
+    Args:
+        shapes: The shapes of one sample's inputs (``Workload.shape_key``).
+
+    Returns:
+        Each input's dims joined by ``x``, inputs joined by ``,``.
+    """
+    return ",".join("x".join(str(d) for d in shape) for shape in shapes)
+
+
+def torch_device_available(device: str) -> bool:
+    """Whether torch can run on ``device`` here.
+
+    Args:
+        device: ``"cpu"`` or ``"gpu"``.
+
+    Returns:
+        True for the CPU, and for ``gpu`` when torch sees a CUDA device.
+    """
+    if device == "gpu":
+        return bool(torch.cuda.is_available())
+    return device == "cpu"
+
+
+def cxx_compiler_available() -> bool:
+    """Whether a C++ compiler is on the PATH (Inductor's CPU code generation needs one).
+
+    Returns:
+        True when ``g++``, ``c++`` or ``clang++`` is found.
+    """
+    return any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++"))
+
+
+def export_program(model: Any, args: tuple[torch.Tensor, ...],
+                   dynamic_shapes: tuple[dict[int, Any] | None, ...] | None = None) -> torch.export.ExportedProgram:
+    """``torch.export.export`` that also works for models whose CUDA kernels have no fake impl.
+
+    On a GPU some fused kernels cannot be traced: a ``GRUCell`` on CUDA dispatches to
+    ``aten._thnn_fused_gru_cell``, which torch.export refuses (seen on an H100 with torch 2.11:
+    UnsupportedOperatorException). The CPU path of the same modules decomposes into plain ops, so
+    a model on the GPU is exported from a CPU copy and the program moved back to its device.
+
+    Args:
+        model: The module to export (on its device).
+        args: Example inputs (on the model's device).
+        dynamic_shapes: The ``dynamic_shapes`` argument, or None.
+
+    Returns:
+        The exported program, on the inputs' device.
+    """
+    device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
+    if device.type == "cpu":
+        return torch.export.export(model, args, dynamic_shapes=dynamic_shapes)
+    import copy
+
+    from torch.export.passes import move_to_device_pass
+
+    cpu_model = copy.deepcopy(model).to("cpu")
+    cpu_args = tuple(a.to("cpu") if isinstance(a, torch.Tensor) else a for a in args)
+    program = torch.export.export(cpu_model, cpu_args, dynamic_shapes=dynamic_shapes)
+    return move_to_device_pass(program, device)

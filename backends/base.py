@@ -1,0 +1,136 @@
+"""The contract every backend fulfils.
+
+A backend turns a :class:`~tuner.records.Candidate` into something that runs (``compile``), is
+timed on the test data (``measure``), writes a deployable artifact (``export``) and reads it back
+(``load``). Subclasses register themselves by defining ``name``; a new backend is one new file in
+this package. Framework imports happen inside methods, so a missing framework makes its backend
+unavailable instead of breaking ``import tuner``.
+
+Failures are data: :meth:`Backend.build` turns any exception of ``compile`` into a
+``BuildResult`` with ``error_msg``.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tuner.errors import error_line
+from tuner.measure import MeasureConfig, measure
+from tuner.records import BuildResult, Built, Candidate, Measurement
+from tuner.workload import Workload
+
+
+class Backend(abc.ABC):
+    """Base class of the backends: how a candidate is compiled, timed, exported and loaded.
+
+    Class attributes a subclass sets:
+        name: Registered name, used on the CLI (``--backends``) and in the search space.
+        frameworks: Workload frameworks it accepts (``"torch"``, ``"tf"``).
+        shape_modes: Shape modes it can compile in (see :data:`tuner.records.SHAPE_MODES`).
+        devices: ``"cpu"`` and/or ``"gpu"``.
+        test_only: Kept out of ``backend_names()`` unless asked for (fault-injection backends).
+    """
+
+    name: ClassVar[str]
+    frameworks: ClassVar[frozenset[str]] = frozenset({"torch"})
+    shape_modes: ClassVar[tuple[str, ...]] = ("dynamic",)
+    devices: ClassVar[frozenset[str]] = frozenset({"cpu", "gpu"})
+    test_only: ClassVar[bool] = False
+
+    _registry: ClassVar[dict[str, type[Backend]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            Backend._registry[cls.name] = cls
+
+    @classmethod
+    def is_available(cls, device: str) -> bool:
+        """Whether this backend can run on ``device`` here (framework installed, device supported).
+
+        Args:
+            device: ``"cpu"`` or ``"gpu"``.
+
+        Returns:
+            True when the backend can build candidates for that device.
+        """
+        return device in cls.devices
+
+    @abc.abstractmethod
+    def compile(self, workload: Workload, candidate: Candidate) -> Built:
+        """Compile the workload's model as the candidate says.
+
+        Args:
+            workload: The model, test data and device.
+            candidate: Backend, shape mode, precision and options.
+
+        Returns:
+            The runnable result (``build_s`` may be left 0: :meth:`build` times the call).
+
+        Raises:
+            Exception: Anything; :meth:`build` records it as the candidate's build failure.
+        """
+
+    def build(self, workload: Workload, candidate: Candidate) -> BuildResult:
+        """Compile, timing it, and turn any failure into data.
+
+        Args:
+            workload: The model, test data and device.
+            candidate: What to build.
+
+        Returns:
+            ``BuildResult(built=...)`` or ``BuildResult(error_msg=...)``.
+        """
+        t0 = time.perf_counter()
+        try:
+            built = self.compile(workload, candidate)
+        except Exception as e:  # noqa: BLE001 - a candidate that fails to build is data
+            return BuildResult(error_msg=error_line(e))
+        build_s = time.perf_counter() - t0
+        return BuildResult(built=Built(fn=built.fn, build_s=build_s, state=built.state))
+
+    def measure(self, built: Built, workload: Workload, config: MeasureConfig, *, quick: bool = False) -> Measurement:
+        """Time the built candidate over the test data (DESIGN.md's protocol).
+
+        Args:
+            built: What :meth:`build` returned.
+            workload: Test data and device.
+            config: Warm-up and repeats.
+            quick: The short first measurement that the pruner judges.
+
+        Returns:
+            The measurement, with outputs for the correctness check.
+        """
+        return measure(built.fn, workload, config, quick=quick)
+
+    @abc.abstractmethod
+    def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
+        """Write the deployable artifact into ``directory`` (an empty folder, made atomic by the caller).
+
+        Args:
+            built: The built candidate.
+            workload: The model and its test data (some formats need example inputs).
+            candidate: The candidate, for its options.
+            directory: Where to write.
+
+        Returns:
+            What :meth:`load` needs to know beyond the files (stored in ``artifact.json``).
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, directory: Path, meta: dict[str, Any], device: str) -> Callable[..., Any]:
+        """Load an artifact written by :meth:`export`.
+
+        Args:
+            directory: The artifact folder.
+            meta: What :meth:`export` returned.
+            device: ``"cpu"`` or ``"gpu"``.
+
+        Returns:
+            A callable with the original model's inputs and outputs.
+        """

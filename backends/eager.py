@@ -1,0 +1,129 @@
+"""The ``eager`` backend: the model as it is, in the candidate's precision (the baseline).
+
+Its artifact is a ``torch.export`` program (``model.pt2``) with the test data's varying dims
+symbolic; a model that ``torch.export`` cannot capture falls back to ``torch.jit.trace``
+(``model.ts``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from backends._torch_export import dynamic_shapes_spec, example_inputs, export_program, torch_device_available
+from backends.base import Backend
+from tuner.devices import torch_device
+from tuner.errors import error_line
+from tuner.precision import apply_precision
+from tuner.records import Built, Candidate
+from tuner.workload import Workload
+
+#: Artifact formats :meth:`EagerBackend.export` writes.
+EXPORT_FORMAT = "torch.export"
+TRACE_FORMAT = "torchscript"
+
+
+def _check_no_options(candidate: Candidate, backend: str) -> None:
+    # A stray option would otherwise be silently ignored, and two "different" candidates would
+    # be measured as the same thing.
+    unknown = sorted(k for k in candidate.options if k.startswith(f"{backend}/"))
+    if unknown:
+        raise ValueError(f"{backend} takes no options, got {unknown}")
+
+
+class EagerBackend(Backend):
+    """Runs the model uncompiled: PyTorch's eager mode, the reference every speedup is against."""
+
+    name = "eager"
+    shape_modes = ("dynamic",)
+
+    @classmethod
+    def is_available(cls, device: str) -> bool:
+        """Whether eager PyTorch can run on ``device`` (always on the CPU; on a GPU when CUDA works).
+
+        Args:
+            device: ``"cpu"`` or ``"gpu"``.
+
+        Returns:
+            True when the device is usable.
+        """
+        return device in cls.devices and torch_device_available(device)
+
+    def compile(self, workload: Workload, candidate: Candidate) -> Built:
+        """Return the model in the candidate's precision; nothing is compiled.
+
+        Args:
+            workload: The model and device.
+            candidate: Its precision is applied.
+
+        Returns:
+            The model as the callable.
+
+        Raises:
+            ValueError: When the candidate carries ``eager/`` options (eager has none).
+        """
+        _check_no_options(candidate, self.name)
+        model = apply_precision(workload.model, candidate.precision)
+        return Built(fn=model, build_s=0.0, state={"model": model})
+
+    def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
+        """Write ``model.pt2`` (``torch.export`` with symbolic varying dims) or, failing that, ``model.ts``.
+
+        Args:
+            built: The built candidate (its model in the candidate's precision).
+            workload: The test data: the example sample and the dims that vary.
+            candidate: The candidate.
+            directory: Where to write.
+
+        Returns:
+            ``{"format": "torch.export" | "torchscript", "file": ...}``; after a fallback also
+            ``export_error``, the reason ``torch.export`` failed.
+
+        Raises:
+            Exception: When the ``torch.jit.trace`` fallback fails too.
+        """
+        model = built.state.get("model", built.fn)
+        example = example_inputs(workload)
+        path = directory / "model.pt2"
+        try:
+            program = export_program(model, example, dynamic_shapes_spec(workload))
+            torch.export.save(program, path)
+            return {"format": EXPORT_FORMAT, "file": path.name}
+        except Exception as e:  # noqa: BLE001 - any capture failure means: use the tracer instead
+            reason = error_line(e)
+        path.unlink(missing_ok=True)
+        traced = torch.jit.trace(model, example, check_trace=False, strict=False)  # type: ignore[no-untyped-call]
+        ts_path = directory / "model.ts"
+        torch.jit.save(traced, str(ts_path))
+        return {"format": TRACE_FORMAT, "file": ts_path.name, "export_error": reason}
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any], device: str) -> Callable[..., Any]:
+        """Read back what :meth:`export` wrote.
+
+        Args:
+            directory: The artifact folder.
+            meta: What :meth:`export` returned.
+            device: ``"cpu"`` or ``"gpu"``.
+
+        Returns:
+            The exported program's module (moved to ``device``) or the TorchScript module.
+
+        Raises:
+            ValueError: For an unknown artifact format.
+        """
+        path = directory / str(meta["file"])
+        dev = torch_device(device)
+        if meta["format"] == EXPORT_FORMAT:
+            from torch.export.passes import move_to_device_pass
+
+            program = move_to_device_pass(torch.export.load(path), dev)
+            module: Callable[..., Any] = program.module()
+            return module
+        if meta["format"] == TRACE_FORMAT:
+            scripted: Callable[..., Any] = torch.jit.load(str(path), map_location=dev)  # type: ignore[no-untyped-call]
+            return scripted
+        raise ValueError(f"eager artifact format {meta['format']!r} is not one of {EXPORT_FORMAT!r}, {TRACE_FORMAT!r}")

@@ -1,0 +1,357 @@
+"""The ``inductor`` backend: ``torch.compile`` with Inductor, its artifact an AOTInductor package.
+
+Options (``inductor/<option>``):
+    mode: a ``torch.compile`` mode: ``default``, ``reduce-overhead``,
+        ``max-autotune-no-cudagraphs`` or ``max-autotune``.
+    every other option: a ``torch._inductor.config`` key under its own name
+        (``max_fusion_size``, ``epilogue_fusion``, ``aggressive_fusion``, ``pattern_matcher``,
+        ``coordinate_descent_tuning``, ...); an unknown key or a value of the wrong type fails
+        the build.
+
+The mode's Inductor settings (``torch._inductor.list_mode_options``) and the explicit keys are
+merged, the explicit keys winning, and handed to ``torch.compile(options=...)``. Inductor applies
+them as a config patch around every compile of this function, the recompiles that the first call
+of a new input shape triggers inside ``measure()`` included, at no cost per call (a
+``torch._inductor.config.patch`` around each call costs about 80 us, more than a small model's
+whole run on the CPU).
+
+Shape modes: ``static`` compiles once per distinct input shape (``dynamic=False``), ``dynamic``
+once with symbolic shapes (``dynamic=True``), ``mark_dynamic`` marks only the dims that vary in
+the test data symbolic (``torch._dynamo.maybe_mark_dynamic``, ``dynamic=None``). In every mode a dim
+of size 1 is specialised, so a batch-1 sample gets a graph of its own.
+
+Compile times depend on Inductor's on-disk caches (FX graph, AOTAutograd and C++ code caches under
+``TORCHINDUCTOR_CACHE_DIR``): a candidate whose graphs were compiled before, in this process or an
+earlier one, builds in a fraction of its cold time.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from backends._torch_export import (
+    cxx_compiler_available,
+    dynamic_shapes_spec,
+    example_inputs,
+    export_program,
+    shape_key_str,
+    torch_device_available,
+)
+from backends.base import Backend
+from tuner.precision import apply_precision
+from tuner.records import Built, Candidate
+from tuner.workload import Workload
+
+#: ``torch.compile`` modes.
+MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
+#: Inductor settings that only silence its autotuning tables on stderr (not search dimensions):
+#: the max-autotune modes otherwise print every GEMM choice they benchmark.
+QUIET: dict[str, Any] = {"autotune_num_choices_displayed": 0, "max_autotune_report_choices_stats": False}
+
+
+def quiet_configs() -> dict[str, Any]:
+    """The :data:`QUIET` keys this torch knows (older releases lack some)."""
+    import torch._inductor.config as inductor_config
+
+    known = inductor_config.get_config_copy()
+    return {k: v for k, v in QUIET.items() if k in known}
+
+
+#: ``torch.compile(dynamic=...)`` per shape mode.
+DYNAMIC: dict[str, bool | None] = {"static": False, "dynamic": True, "mark_dynamic": None}
+
+
+def split_options(candidate: Candidate) -> tuple[str, dict[str, Any]]:
+    """Split the candidate's options into its mode and its Inductor config keys.
+
+    Args:
+        candidate: An inductor candidate.
+
+    Returns:
+        ``(mode, {config_key: value})``.
+
+    Raises:
+        ValueError: For an unknown mode, or a key that is not a ``torch._inductor.config`` key.
+    """
+    import torch._inductor.config as inductor_config
+
+    mode = str(candidate.option("mode", "default"))
+    if mode not in MODES:
+        raise ValueError(f"inductor/mode {mode!r} is not one of {MODES}")
+    configs = {k.split("/", 1)[1]: v for k, v in candidate.options.items()
+               if k.startswith("inductor/") and k != "inductor/mode"}
+    known = inductor_config.get_config_copy()
+    unknown = sorted(k for k in configs if k not in known)
+    if unknown:
+        raise ValueError(f"{unknown} are not torch._inductor.config keys")
+    return mode, configs
+
+
+def compile_options(candidate: Candidate) -> dict[str, Any]:
+    """Merge what ``torch.compile(options=...)`` gets: the mode's settings, then the explicit keys.
+
+    Args:
+        candidate: An inductor candidate.
+
+    Returns:
+        Inductor config keys and values.
+
+    Raises:
+        ValueError: See :func:`split_options`.
+    """
+    from torch._inductor import list_mode_options
+
+    mode, configs = split_options(candidate)
+    return {**quiet_configs(), **list_mode_options(mode, DYNAMIC[candidate.shape_mode]), **configs}
+
+
+def aoti_configs(candidate: Candidate) -> dict[str, Any]:
+    """Collect the ``inductor_configs`` of an AOTInductor package.
+
+    The explicit keys, plus ``max_autotune`` for the max-autotune modes (CUDA graphs have no AOT
+    counterpart).
+
+    Args:
+        candidate: An inductor candidate.
+
+    Returns:
+        Inductor config keys and values.
+
+    Raises:
+        ValueError: See :func:`split_options`.
+    """
+    mode, configs = split_options(candidate)
+    if mode.startswith("max-autotune"):
+        return {**quiet_configs(), "max_autotune": True, **configs}
+    return {**quiet_configs(), **configs}
+
+
+class MarkDynamicCall:
+    """Calls a compiled function, marking the varying dims of the inputs of each new input shape.
+
+    The marks go on fresh aliases (``detach()``), never on the caller's tensors: a mark is an
+    attribute of the tensor object and would make a later ``dynamic=False`` candidate on the same
+    test data compile symbolically. Once a shape has been compiled the calls pass straight through
+    (the guards of a symbolic graph do not ask for the mark). Dims of size 0 or 1 are left
+    unmarked: Dynamo specialises them anyway and ``mark_dynamic`` would then raise.
+
+    Args:
+        fn: The compiled function.
+        dims: Per input, the dims to mark (``Workload.varying_dims``).
+    """
+
+    def __init__(self, fn: Callable[..., Any], dims: tuple[tuple[int, ...], ...]) -> None:
+        self.fn = fn
+        self.dims = dims
+        self.seen: set[tuple[tuple[int, ...] | None, ...]] = set()
+
+    def __call__(self, *args: Any) -> Any:
+        """Run the compiled function, marking first.
+
+        Args:
+            *args: The model's inputs.
+
+        Returns:
+            The outputs.
+        """
+        key = tuple(tuple(a.shape) if isinstance(a, torch.Tensor) else None for a in args)
+        if key in self.seen:
+            return self.fn(*args)
+        # maybe_mark_dynamic, not mark_dynamic: the strict mark raises ConstraintViolationError
+        # when the model ties a marked dim to another (seen on the demo decoder on an H100, where
+        # attention_sum + decoder_attention equates their batch dims), while the hint makes the
+        # dim symbolic with whatever relations the model implies.
+        from torch._dynamo import maybe_mark_dynamic
+
+        marked = []
+        for i, a in enumerate(args):
+            if isinstance(a, torch.Tensor) and i < len(self.dims):
+                alias = a.detach()
+                for d in self.dims[i]:
+                    if alias.shape[d] > 1:
+                        maybe_mark_dynamic(alias, d)
+                a = alias
+            marked.append(a)
+        out = self.fn(*marked)
+        self.seen.add(key)
+        return out
+
+
+class ShapeDispatch:
+    """Runs the AOTInductor package compiled for the input shapes of each call (static mode).
+
+    Args:
+        runners: Loaded package per shape key (:func:`~backends._torch_export.shape_key_str`).
+    """
+
+    def __init__(self, runners: dict[str, Callable[..., Any]]) -> None:
+        self.runners = runners
+
+    def __call__(self, *args: Any) -> Any:
+        """Run the package of these shapes.
+
+        Args:
+            *args: The model's inputs.
+
+        Returns:
+            The package's outputs.
+
+        Raises:
+            ValueError: When no package was compiled for these input shapes.
+        """
+        key = shape_key_str(tuple(tuple(a.shape) for a in args))
+        runner = self.runners.get(key)
+        if runner is None:
+            raise ValueError(f"this static-shape artifact has no package for input shapes {key}; "
+                             f"it holds {sorted(self.runners)} (export in a dynamic shape mode for other shapes)")
+        return runner(*args)
+
+
+class InductorBackend(Backend):
+    """``torch.compile`` with Inductor: static or dynamic shapes, mode and fusion options."""
+
+    name = "inductor"
+    # mark_dynamic first: it is torch.compile's own default (dynamic=None: automatic dynamic
+    # shapes), and a study starts from each backend's first choices.
+    shape_modes = ("mark_dynamic", "static", "dynamic")
+
+    @classmethod
+    def is_available(cls, device: str) -> bool:
+        """Whether Inductor can generate code for ``device`` here.
+
+        Args:
+            device: ``"cpu"`` or ``"gpu"``.
+
+        Returns:
+            On the CPU: a C++ compiler is found. On a GPU: CUDA works and Triton is installed.
+        """
+        import importlib.util
+
+        if device not in cls.devices or not torch_device_available(device):
+            return False
+        if device == "gpu":
+            return importlib.util.find_spec("triton") is not None
+        return cxx_compiler_available()
+
+    def compile(self, workload: Workload, candidate: Candidate) -> Built:
+        """``torch.compile`` the model and compile it for the example sample.
+
+        The first call happens here, so that a model Inductor cannot compile fails the build
+        (not the measurement); the other shapes compile on their first call in ``measure()``.
+
+        Args:
+            workload: The model, test data and device.
+            candidate: Shape mode, precision, mode and Inductor config keys.
+
+        Returns:
+            The compiled callable.
+
+        Raises:
+            ValueError: For an unknown mode or config key.
+            Exception: Whatever Dynamo or Inductor raise.
+        """
+        import torch._dynamo as dynamo
+
+        # A fresh candidate must not reuse (or count against the recompile limit of) the previous
+        # candidate's graphs.
+        dynamo.reset()
+        # Fail instead of running a graph that did not compile eagerly, which would be timed as if
+        # it were this candidate.
+        dynamo.config.suppress_errors = False
+        dynamo.config.fail_on_recompile_limit_hit = True
+        # Static mode compiles once per distinct test shape; the default limit (8) would silently
+        # fall back to eager beyond that. mark_dynamic may add a specialised batch-1 graph.
+        limit = max(int(dynamo.config.recompile_limit), len(workload.shape_counts()) + 2)
+        if dynamo.config.accumulated_recompile_limit < limit:
+            dynamo.config.accumulated_recompile_limit = limit
+
+        options = compile_options(candidate)
+        model = apply_precision(workload.model, candidate.precision)
+        # torch.compile's typed overloads predate its recompile_limit argument (a per-function limit
+        # that leaves the process-wide one alone; torch 2.11 lacks it); where it is missing the
+        # process-wide limit is raised instead.
+        extra: dict[str, Any] = {}
+        if "recompile_limit" in inspect.signature(torch.compile).parameters:
+            extra["recompile_limit"] = limit
+        elif dynamo.config.recompile_limit < limit:
+            dynamo.config.recompile_limit = limit
+        torch_compile: Any = torch.compile
+        compiled = torch_compile(model, dynamic=DYNAMIC[candidate.shape_mode], options=options, **extra)
+        fn: Callable[..., Any] = compiled
+        if candidate.shape_mode == "mark_dynamic":
+            fn = MarkDynamicCall(compiled, workload.varying_dims())
+        # Compile now, under no_grad as measure() calls it (grad mode is guarded on).
+        with torch.no_grad():
+            fn(*example_inputs(workload))
+        return Built(fn=fn, build_s=0.0, state={"model": model, "compiled": compiled, "options": options})
+
+    def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
+        """Write AOTInductor packages: one per distinct test shape (static) or one with symbolic dims.
+
+        Args:
+            built: The built candidate (its model in the candidate's precision).
+            workload: The test data: its distinct shapes, example sample and varying dims.
+            candidate: Shape mode and Inductor options (compiled into the packages).
+            directory: Where to write.
+
+        Returns:
+            Static: ``{"format": "aoti", "shape_mode": "static", "packages": {shape_key: file}}``;
+            otherwise ``{"format": "aoti", "shape_mode": ..., "file": "model.pt2"}``.
+
+        Raises:
+            Exception: Whatever ``torch.export`` or AOTInductor raise.
+        """
+        from torch._inductor import aoti_compile_and_package
+
+        model = built.state.get("model")
+        if model is None:
+            model = apply_precision(workload.model, candidate.precision)
+        configs = aoti_configs(candidate)
+        meta: dict[str, Any] = {"format": "aoti", "shape_mode": candidate.shape_mode, "inductor_configs": configs}
+        if candidate.shape_mode == "static":
+            packages: dict[str, str] = {}
+            for key in workload.shape_counts():
+                sample = next(s for i, s in enumerate(workload.samples) if workload.shape_key(i) == key)
+                program = export_program(model, sample)
+                path = directory / f"model_{len(packages)}.pt2"
+                aoti_compile_and_package(program, package_path=str(path), inductor_configs=configs)
+                packages[shape_key_str(key)] = path.name
+            meta["packages"] = packages
+            return meta
+        program = export_program(model, example_inputs(workload), dynamic_shapes_spec(workload))
+        path = directory / "model.pt2"
+        aoti_compile_and_package(program, package_path=str(path), inductor_configs=configs)
+        meta["file"] = path.name
+        return meta
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any], device: str) -> Callable[..., Any]:
+        """Load the AOTInductor package(s) with ``torch._inductor.aoti_load_package``.
+
+        Args:
+            directory: The artifact folder.
+            meta: What :meth:`export` returned.
+            device: ``"cpu"`` or ``"gpu"`` (the packages run where they were compiled for).
+
+        Returns:
+            The package, or a dispatcher over the per-shape packages (static mode) that raises
+            ``ValueError`` for a shape it has no package for.
+
+        Raises:
+            ValueError: For an unknown artifact format.
+        """
+        from torch._inductor import aoti_load_package
+
+        if meta.get("format") != "aoti":
+            raise ValueError(f"inductor artifact format {meta.get('format')!r} is not 'aoti'")
+        if "packages" in meta:
+            runners: dict[str, Callable[..., Any]] = {
+                key: aoti_load_package(str(directory / str(file))) for key, file in meta["packages"].items()}
+            return ShapeDispatch(runners)
+        package: Callable[..., Any] = aoti_load_package(str(directory / str(meta["file"])))
+        return package

@@ -1,0 +1,256 @@
+"""The ``torchscript`` backend: script or trace, optionally freeze/optimize, run under a JIT fuser.
+
+Options (``torchscript/<option>``):
+    method: ``"script"`` (default) or ``"trace"`` (with the largest test sample).
+    freeze: ``torch.jit.freeze`` (inline weights, fold constants); default False.
+    optimize_for_inference: ``torch.jit.optimize_for_inference`` (freezes by itself, then folds
+        conv/bn and picks MKLDNN layouts on the CPU); default False.
+    fuser: a ``torch.jit.fuser`` name, ``"none"`` or ``"fuser1"`` (NNC). The profiling executor
+        fuses during its first runs, so the fuser context wraps every call, not only the build.
+        Absent: torch's default fusers. NNC needs LLVM for CPU code, which the CPU wheels lack:
+        there ``fuser1`` on the CPU fails the build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from backends._torch_export import example_inputs, torch_device_available
+from backends.base import Backend
+from tuner.devices import torch_device
+from tuner.precision import CastWrapper, apply_precision
+from tuner.records import Built, Candidate
+from tuner.workload import Workload
+
+#: How the model becomes TorchScript.
+METHODS: tuple[str, ...] = ("script", "trace")
+#: The options this backend reads; any other ``torchscript/`` key is a typo and fails the build.
+OPTIONS: frozenset[str] = frozenset({"method", "freeze", "optimize_for_inference", "fuser"})
+
+
+#: The JIT switches of each fuser, as ``torch.jit.fuser`` sets them, less its nvFuser calls: those
+#: are no-ops since torch 2.2 that print a C++ warning on every call (that is, every measured run).
+FUSER_FLAGS: dict[str, dict[str, bool]] = {
+    "none": {"cpu": False, "gpu": False, "texpr": False, "llga": False},
+    "fuser0": {"cpu": True, "gpu": True, "texpr": False, "llga": False},
+    "fuser1": {"cpu": True, "gpu": True, "texpr": True, "llga": False},
+    "fuser3": {"cpu": True, "gpu": False, "texpr": True, "llga": True},
+}
+
+
+@contextlib.contextmanager
+def fuser_flags(name: str) -> Iterator[None]:
+    """Switch the TorchScript fuser for the duration, like ``torch.jit.fuser(name)``.
+
+    Args:
+        name: A key of :data:`FUSER_FLAGS`.
+
+    Raises:
+        ValueError: For an unknown fuser name.
+    """
+    if name not in FUSER_FLAGS:
+        raise ValueError(f"unknown TorchScript fuser {name!r}: use one of {sorted(FUSER_FLAGS)}")
+    c = torch._C
+    flags = FUSER_FLAGS[name]
+    old = (c._jit_can_fuse_on_cpu(), c._jit_can_fuse_on_gpu(), c._jit_texpr_fuser_enabled(), c._jit_llga_enabled())
+    if flags["texpr"]:
+        # NNC and oneDNN Graph fuse only under the profiling executor with optimization on.
+        old_exec = c._jit_set_profiling_executor(True)
+        old_opt = c._get_graph_executor_optimize(True)
+    c._jit_override_can_fuse_on_cpu(flags["cpu"])
+    c._jit_override_can_fuse_on_gpu(flags["gpu"])
+    c._jit_set_texpr_fuser_enabled(flags["texpr"])
+    c._jit_set_llga_enabled(flags["llga"])
+    try:
+        yield
+    finally:
+        c._jit_override_can_fuse_on_cpu(old[0])
+        c._jit_override_can_fuse_on_gpu(old[1])
+        c._jit_set_texpr_fuser_enabled(old[2])
+        c._jit_set_llga_enabled(old[3])
+        if flags["texpr"]:
+            c._jit_set_profiling_executor(old_exec)
+            c._get_graph_executor_optimize(old_opt)
+
+
+class FuserCall:
+    """A TorchScript module called under its fuser (:func:`fuser_flags`) on every call.
+
+    Args:
+        module: The TorchScript module.
+        fuser: A ``torch.jit.fuser`` name (``"none"``, ``"fuser1"``, ...).
+    """
+
+    def __init__(self, module: Callable[..., Any], fuser: str) -> None:
+        self.module = module
+        self.fuser = fuser
+
+    def __call__(self, *args: Any) -> Any:
+        """Run the module under the fuser.
+
+        Args:
+            *args: The model's inputs.
+
+        Returns:
+            The module's outputs.
+        """
+        with fuser_flags(self.fuser):
+            return self.module(*args)
+
+
+def _wrap(module: Callable[..., Any], fuser: str | None) -> Callable[..., Any]:
+    return module if fuser is None else FuserCall(module, fuser)
+
+
+def _bool_option(candidate: Candidate, name: str) -> bool:
+    value = candidate.option(name, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"torchscript/{name} must be a bool, got {value!r}")
+    return value
+
+
+def _script(model: Any, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
+    if isinstance(model, torch.jit.ScriptModule):
+        return model
+    if isinstance(model, CastWrapper):
+        # CastWrapper.forward takes *args, which the scripting compiler refuses: script the
+        # wrapped model and trace the thin cast layer around it (a traced module keeps a scripted
+        # submodule's control flow as a call).
+        if not isinstance(model.model, torch.jit.ScriptModule):
+            model.model = torch.jit.script(model.model)
+        traced: torch.jit.ScriptModule = torch.jit.trace(  # type: ignore[no-untyped-call]
+            model, example, check_trace=False, strict=False)
+        return traced
+    scripted: torch.jit.ScriptModule = torch.jit.script(model)
+    return scripted
+
+
+class TorchScriptBackend(Backend):
+    """TorchScript: scripted or traced, frozen or not, with the JIT fuser the candidate names."""
+
+    name = "torchscript"
+    shape_modes = ("dynamic",)
+
+    @classmethod
+    def is_available(cls, device: str) -> bool:
+        """Whether TorchScript can run on ``device`` (the CPU; a GPU when CUDA works).
+
+        Args:
+            device: ``"cpu"`` or ``"gpu"``.
+
+        Returns:
+            True when the device is usable.
+        """
+        return device in cls.devices and torch_device_available(device)
+
+    def compile(self, workload: Workload, candidate: Candidate) -> Built:
+        """Script or trace the model in the candidate's precision, then freeze/optimize it.
+
+        Args:
+            workload: The model, its test data (the trace example) and device.
+            candidate: Precision and ``torchscript/`` options.
+
+        Returns:
+            The TorchScript module, wrapped in its fuser when one is named.
+
+        Raises:
+            ValueError: For an unknown option or an invalid option value.
+            Exception: Whatever scripting, tracing or freezing raises.
+        """
+        unknown = sorted(k for k in candidate.options if k.startswith("torchscript/")
+                         and k.split("/", 1)[1] not in OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown torchscript options {unknown}; known: {sorted(OPTIONS)}")
+        method = candidate.option("method", "script")
+        if method not in METHODS:
+            raise ValueError(f"torchscript/method {method!r} is not one of {METHODS}")
+        freeze = _bool_option(candidate, "freeze")
+        optimize = _bool_option(candidate, "optimize_for_inference")
+        fuser = candidate.option("fuser")
+        if fuser is not None:
+            fuser = str(fuser)
+            # Enter once here so that an unknown fuser name fails the build, not the first call.
+            with fuser_flags(fuser):
+                pass
+            if fuser == "fuser1" and workload.device == "cpu" and not torch._C._llvm_enabled():
+                # NNC emits CPU code through LLVM; without it every fused call fails at run time
+                # ("LLVM Backend not found"), so say so at build time.
+                raise RuntimeError("torchscript/fuser 'fuser1' (NNC) cannot generate CPU code: this torch build has "
+                                   "no LLVM (torch._C._llvm_enabled() is False)")
+
+        model = apply_precision(workload.model, candidate.precision)
+        if isinstance(model, nn.Module):
+            model.eval()
+        example = example_inputs(workload)
+        module: torch.jit.ScriptModule
+        if method == "script":
+            module = _script(model, example)
+        else:
+            # A ScriptModule given to trace comes back as it is (torch warns): scripted already.
+            module = torch.jit.trace(model, example, check_trace=False, strict=False)  # type: ignore[no-untyped-call]
+        if freeze:
+            module = torch.jit.freeze(module.eval())
+        state: dict[str, Any] = {"module": module, "fuser": fuser}
+        if optimize:
+            # optimize_for_inference rewrites a frozen module in place (copy.deepcopy shares the
+            # graphs), and on the CPU what it makes (MKLDNN constants) saves but cannot be loaded
+            # back. So keep the serialized module from before the pass, for export, and optimize a
+            # copy loaded from it; load() re-applies the pass.
+            buffer = io.BytesIO()
+            torch.jit.save(module, buffer)
+            state["saved"] = buffer.getvalue()
+            copied = torch.jit.load(  # type: ignore[no-untyped-call]
+                io.BytesIO(state["saved"]), map_location=torch_device(workload.device))
+            module = torch.jit.optimize_for_inference(copied)
+            state["module"] = module
+        return Built(fn=_wrap(module, fuser), build_s=0.0, state=state)
+
+    def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
+        """Write ``model.ts`` with ``torch.jit.save``.
+
+        Args:
+            built: The built candidate (its TorchScript module).
+            workload: Unused (the module holds everything).
+            candidate: Unused (the fuser is taken from the build).
+            directory: Where to write.
+
+        Returns:
+            ``{"format": "torchscript", "file": "model.ts", "fuser": name or None,
+            "optimize_for_inference": bool}``; :meth:`load` re-applies the fuser and
+            ``optimize_for_inference`` (the file holds the module from before that pass).
+        """
+        path = directory / "model.ts"
+        saved = built.state.get("saved")
+        if saved is not None:
+            path.write_bytes(saved)
+        else:
+            torch.jit.save(built.state["module"], str(path))
+        return {"format": "torchscript", "file": path.name, "fuser": built.state.get("fuser"),
+                "optimize_for_inference": saved is not None}
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any], device: str) -> Callable[..., Any]:
+        """``torch.jit.load`` the module onto ``device`` and wrap it in its fuser again.
+
+        Args:
+            directory: The artifact folder.
+            meta: What :meth:`export` returned.
+            device: ``"cpu"`` or ``"gpu"``.
+
+        Returns:
+            The module (optimized for inference again when it was), called under the exported
+            fuser when one was named.
+        """
+        module = torch.jit.load(  # type: ignore[no-untyped-call]
+            str(directory / str(meta["file"])), map_location=torch_device(device))
+        if meta.get("optimize_for_inference"):
+            module = torch.jit.optimize_for_inference(module)
+        fuser = meta.get("fuser")
+        return _wrap(module, None if fuser is None else str(fuser))

@@ -1,0 +1,114 @@
+"""Side by side on one device, in one process: eager, the common peer defaults, and a tuned config.
+
+    python experiments/bench_demo.py --device gpu --best-config tune-output/demo/best/best_config.json \
+        --out experiments/results
+
+Peers: eager; torch.compile with its defaults (Inductor, default mode, automatic dynamic shapes);
+torch.compile static (dynamic=False); TorchScript (trace + freeze). Each is built through the
+project's own backends and timed with DESIGN.md's protocol (warm-up excluded, CUDA events on the
+GPU, median per sample, summed over the test data), in rounds that alternate the peers so that
+drift on a shared machine hits all alike. Prints a table of ratios to eager and writes it, with
+the raw figures, to ``<out>/<date>-<device>-demo.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+from backends import get_backend
+from tuner.correctness import TOLERANCES, check_outputs
+from tuner.devices import device_name, resolve_device
+from tuner.measure import MeasureConfig
+from tuner.records import Candidate
+from tuner.workload import load_workload
+
+PEERS: dict[str, Candidate] = {
+    "eager": Candidate("eager"),
+    "torch.compile default": Candidate("inductor", "mark_dynamic", "fp32", {"inductor/mode": "default"}),
+    "torch.compile static": Candidate("inductor", "static", "fp32", {"inductor/mode": "default"}),
+    "torchscript trace+freeze": Candidate("torchscript", "dynamic", "fp32",
+                                          {"torchscript/method": "trace", "torchscript/freeze": True}),
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--best-config", type=Path, help="best_config.json written by tune")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path("experiments/results"))
+    ap.add_argument("--command", default=" ".join(sys.argv), help="the command to record with the figures")
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    workload = load_workload(None, None, device)
+    entries = dict(PEERS)
+    if args.best_config:
+        cfg = json.loads(args.best_config.read_text())
+        entries["tuned (best_config.json)"] = Candidate.from_dict(cfg)
+    config = MeasureConfig(warmup=5, repeats=30)
+    built = {}
+    compile_s = {}
+    for name, cand in entries.items():
+        res = get_backend(cand.backend).build(workload, cand)
+        if res.built is None:
+            print(f"{name}: build failed: {res.error_msg}", flush=True)
+            continue
+        built[name] = (cand, res.built)
+        compile_s[name] = res.built.build_s
+    totals: dict[str, list[float]] = {n: [] for n in built}
+    errors: dict[str, float] = {}
+    for r in range(args.rounds):
+        for name, (cand, b) in built.items():
+            m = get_backend(cand.backend).measure(b, workload, config)
+            if not m.ok or m.outputs is None:
+                print(f"{name}: run failed: {m.error_msg}", flush=True)
+                continue
+            if r == 0:
+                compile_s[name] += m.warmup_s
+                verdict = check_outputs(m.outputs, workload.reference, TOLERANCES["o2" if cand.precision != "fp32"
+                                                                                 else "o1"])
+                errors[name] = verdict.max_abs_err
+                if not verdict.ok:
+                    print(f"{name}: WRONG: {verdict.detail}", flush=True)
+            totals[name].append(m.total_s)
+    base = min(totals["eager"])
+    rows = []
+    for name, vals in totals.items():
+        if not vals:
+            continue
+        best = min(vals)
+        rows.append({"name": name, "candidate": built[name][0].describe(), "total_ms": best * 1e3,
+                     "per_sample_ms": best * 1e3 / len(workload.samples),
+                     "rounds_ms": [round(v * 1e3, 4) for v in vals], "spread": (max(vals) - best) / best,
+                     "speedup_vs_eager": base / best, "compile_s": compile_s[name], "max_abs_err": errors.get(name)})
+    dev = device_name(device)
+    today = datetime.date.today().isoformat()
+    lines = [f"# Demo decoder, side by side ({today}, {dev})", "",
+             f"Command: `{args.command}`", "",
+             f"Test data: {len(workload.samples)} samples, batches "
+             f"{[s[0].shape[0] for s in workload.samples]}; {config.repeats} timed calls per sample after "
+             f"{config.warmup} warm-up; best of {args.rounds} alternating rounds.", "",
+             "| config | total over test data (ms) | per sample (ms) | vs eager | compile (s) | round spread | "
+             "max abs err |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['name']} | {row['total_ms']:.3f} | {row['per_sample_ms']:.3f} | "
+                     f"{row['speedup_vs_eager']:.2f}x | {row['compile_s']:.1f} | {row['spread'] * 100:.1f}% | "
+                     f"{row['max_abs_err']:.2e} |")
+    for row in rows:
+        lines.append(f"\n- {row['name']}: `{row['candidate']}`")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"{today}-{'gpu' if device == 'gpu' else 'cpu'}-demo"
+    (args.out / f"{stem}.md").write_text(text)
+    (args.out / f"{stem}.json").write_text(json.dumps({"date": today, "device": dev, "command": args.command,
+                                                       "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

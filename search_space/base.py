@@ -1,0 +1,116 @@
+"""The declarative search space: dimensions that register themselves and declare their choices.
+
+A :class:`Dimension` says which backends it applies to and, for each, the :class:`Choice` s it
+offers (a parameter name and its values). ``build_candidate`` asks every dimension that applies
+to the chosen backend, so a new dimension is one new module in this package. Choices may depend
+on the study's :class:`SpaceContext` (device, level, backends), which is fixed when the study is
+created: Optuna refuses a categorical whose choices change between trials.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import optuna
+
+
+@dataclasses.dataclass(frozen=True)
+class SpaceContext:
+    """What the choices of a study depend on; stored in the study and fixed for its life.
+
+    Attributes:
+        backends: Backends the study searches, in a fixed order.
+        device: ``"cpu"`` or ``"gpu"``.
+        level: ``"o1"`` or ``"o2"``.
+        framework: The workload's framework.
+        static_only: Only static-shape candidates (Blade's
+            ``enable_static_shape_compilation_opt``).
+    """
+
+    backends: tuple[str, ...]
+    device: str
+    level: str
+    framework: str = "torch"
+    static_only: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (kept in the study's user attributes)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpaceContext:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{**data, "backends": tuple(data["backends"])})
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One categorical parameter: its name in the study and its values.
+
+    Attributes:
+        key: Parameter name, ``"<backend>/<option>"``.
+        values: The values, in a fixed order.
+        doc: What the option does (shown by ``tune space``-like listings and in docs).
+    """
+
+    key: str
+    values: tuple[Any, ...]
+    doc: str = ""
+
+
+class Dimension(abc.ABC):
+    """A search dimension: the parameters it adds for one backend.
+
+    Class attributes a subclass sets:
+        name: The dimension's name (``"fusion"``, ``"precision"`` ...).
+        order: Position among dimensions (parameters are suggested in this order).
+        field: ``"shape_mode"`` or ``"precision"`` when the dimension sets that Candidate field
+            instead of adding options.
+    """
+
+    name: ClassVar[str]
+    order: ClassVar[int] = 50
+    field: ClassVar[str | None] = None
+
+    _registry: ClassVar[dict[str, type[Dimension]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            Dimension._registry[cls.name] = cls
+
+    @abc.abstractmethod
+    def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
+        """The parameters this dimension adds when ``backend`` is chosen (empty: none).
+
+        Args:
+            backend: The chosen backend.
+            ctx: The study's fixed context.
+
+        Returns:
+            The choices, each suggested as a categorical.
+        """
+
+    def suggest(self, trial: optuna.trial.BaseTrial, backend: str, ctx: SpaceContext) -> dict[str, Any]:
+        """Suggest this dimension's parameters for ``backend``.
+
+        A choice with a single value is not suggested (it is not a decision), but still returned.
+
+        Args:
+            trial: The trial (a ``FixedTrial`` when rebuilding a stored config).
+            backend: The chosen backend.
+            ctx: The study's fixed context.
+
+        Returns:
+            ``{key: value}`` for every choice.
+        """
+        out: dict[str, Any] = {}
+        for choice in self.choices(backend, ctx):
+            if len(choice.values) == 1:
+                out[choice.key] = choice.values[0]
+            else:
+                out[choice.key] = trial.suggest_categorical(choice.key, list(choice.values))
+        return out

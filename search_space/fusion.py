@@ -1,0 +1,44 @@
+"""Dimension ``fusion``: how operators are grouped into kernels.
+
+Inductor: its scheduler's fusion options, applied with ``torch._inductor.config.patch`` (the keys
+are Inductor's own; a test checks that each exists). TorchScript: which JIT fuser runs (``none``,
+or NNC, ``fuser1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from search_space.base import Choice, Dimension, SpaceContext
+
+#: Inductor config keys and the values searched; Inductor's default is listed first.
+INDUCTOR_FUSION: tuple[Choice, ...] = (
+    # Largest number of nodes one fused kernel may hold (default 64).
+    Choice("inductor/max_fusion_size", (64, 8, 256), "largest fused group"),
+    # Fuse pointwise epilogues into matmul/conv templates.
+    Choice("inductor/epilogue_fusion", (True, False), "fuse epilogues into templates"),
+    # Fuse nodes even when they share no memory access.
+    Choice("inductor/aggressive_fusion", (False, True), "fuse without shared reads"),
+    # Pattern-matcher rewrites (e.g. fused attention, mm+bias) before fusion.
+    Choice("inductor/pattern_matcher", (True, False), "pattern rewrites"),
+)
+
+#: TorchScript fusers (``torch.jit.fuser`` names): none, or NNC (tensor-expression fuser). NNC
+#: generates CPU code only through LLVM, which PyTorch's released wheels leave out, so on the CPU
+#: it would only ever fail: it is searched on the GPU.
+TORCHSCRIPT_FUSERS: dict[str, tuple[str, ...]] = {"gpu": ("none", "fuser1"), "cpu": ("none",)}
+
+
+class FusionDimension(Dimension):
+    """Fusion choices of the backends that expose them."""
+
+    name = "fusion"
+    order = 30
+
+    def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
+        """Inductor's fusion options, or TorchScript's fuser; nothing for other backends."""
+        if backend == "inductor":
+            return INDUCTOR_FUSION
+        if backend == "torchscript":
+            return (Choice("torchscript/fuser", TORCHSCRIPT_FUSERS[ctx.device], "JIT fuser"),)
+        return ()

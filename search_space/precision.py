@@ -1,0 +1,29 @@
+"""Dimension ``precision``: o1 keeps fp32 (TF32 off); o2 adds TF32 (GPU), fp16 (GPU) and bf16.
+
+fp16 is left out on the CPU, where most kernels lack it and it only runs slower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from search_space.base import Choice, Dimension, SpaceContext
+
+
+def precisions_for(ctx: SpaceContext) -> tuple[str, ...]:
+    """The precisions a study's level and device allow."""
+    if ctx.level == "o1":
+        return ("fp32",)
+    return ("fp32", "tf32", "fp16", "bf16") if ctx.device == "gpu" else ("fp32", "bf16")
+
+
+class PrecisionDimension(Dimension):
+    """``<backend>/precision`` over the level's precisions (every backend)."""
+
+    name = "precision"
+    order = 20
+    field = "precision"
+
+    def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
+        """One choice over the allowed precisions."""
+        return (Choice(f"{backend}/precision", precisions_for(ctx), "numeric precision"),)

@@ -1,0 +1,144 @@
+"""The inductor backend against the conformance suite, plus its shape modes and config keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from backends.inductor import MODES, MarkDynamicCall, ShapeDispatch
+from search_space.base import SpaceContext
+from search_space.fusion import INDUCTOR_FUSION
+from search_space.inductor_options import InductorOptionsDimension
+from tests.backends_tests import conformance
+from tuner.records import Candidate
+
+NAME = "inductor"
+
+#: A non-default value for every fusion key.
+FUSION = {"inductor/max_fusion_size": 8, "inductor/epilogue_fusion": False,
+          "inductor/aggressive_fusion": True, "inductor/pattern_matcher": False}
+
+
+def graphs_compiled() -> int:
+    return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+
+
+def run_counting(candidate: Candidate, export_dir: Path | None = None) -> int:
+    """Build, measure (and export) the candidate; return how many graphs Dynamo compiled."""
+    torch._dynamo.utils.counters.clear()
+    conformance.check_candidate(NAME, candidate, export_dir=export_dir)
+    return graphs_compiled()
+
+
+def test_registered() -> None:
+    conformance.check_registered(NAME)
+
+
+def test_static_compiles_per_shape_and_exports_per_shape(tmp_path: Path) -> None:
+    # Two distinct batch sizes: two graphs, two AOTInductor packages.
+    assert run_counting(Candidate(NAME, shape_mode="static"), tmp_path) == 2
+    packages = sorted(p.name for p in tmp_path.glob("*.pt2"))
+    assert packages == ["model_0.pt2", "model_1.pt2"]
+
+
+def test_dynamic_compiles_once_and_exports(tmp_path: Path) -> None:
+    assert run_counting(Candidate(NAME, shape_mode="dynamic"), tmp_path) == 1
+    assert (tmp_path / "model.pt2").is_file()
+
+
+def test_mark_dynamic_compiles_once_and_leaves_inputs_unmarked() -> None:
+    assert run_counting(Candidate(NAME, shape_mode="mark_dynamic")) == 1
+    # The marks go on aliases: the shared test data must stay unmarked for later static candidates.
+    for sample in conformance.tiny_workload().samples:
+        assert not any(hasattr(t, "_dynamo_dynamic_indices") for t in sample)
+
+
+def test_fusion_options() -> None:
+    built, _ = conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static", options=FUSION))
+    options = built.state["options"]
+    assert {k: options[k.split("/", 1)[1]] for k in FUSION} == FUSION
+
+
+def test_mode_max_autotune_no_cudagraphs() -> None:
+    built, _ = conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic", options={
+        "inductor/mode": "max-autotune-no-cudagraphs", "inductor/coordinate_descent_tuning": False}))
+    # The mode's settings apply; an explicit key overrides the mode's value.
+    assert built.state["options"]["max_autotune"] is True
+    assert built.state["options"]["coordinate_descent_tuning"] is False
+
+
+def test_bf16_o2() -> None:
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic", precision="bf16"), level="o2")
+
+
+def test_model_that_raises_is_data() -> None:
+    msg = conformance.check_failure_is_data(NAME, Candidate(NAME, shape_mode="static"), conformance.broken_workload())
+    assert "boom" in msg
+
+
+@pytest.mark.parametrize("options", [
+    {"inductor/max_fusion_size": "eight"},   # wrong type
+    {"inductor/max_fusion_sise": 8},         # typo of a key
+    {"inductor/mode": "fastest"},            # unknown mode
+])
+def test_invalid_option_is_data(options: dict[str, object]) -> None:
+    msg = conformance.check_failure_is_data(NAME, Candidate(NAME, shape_mode="static", options=options))
+    assert msg
+
+
+def test_search_space_keys_are_inductor_config_keys() -> None:
+    # Every option the search space can produce (GPU context: all of them) must be a real
+    # torch._inductor.config key, and each searched value must be accepted by config.patch.
+    import torch._inductor.config as inductor_config
+
+    ctx = SpaceContext(backends=(NAME,), device="gpu", level="o2")
+    choices = [*INDUCTOR_FUSION, *InductorOptionsDimension().choices(NAME, ctx)]
+    keys = [c.key for c in choices if c.key != "inductor/mode"]
+    assert "inductor/coordinate_descent_tuning" in keys and "inductor/max_fusion_size" in keys
+    known = inductor_config.get_config_copy()
+    for choice in choices:
+        if choice.key == "inductor/mode":
+            continue
+        key = choice.key.split("/", 1)[1]
+        assert key in known, f"{choice.key} is not a torch._inductor.config key"
+        for value in choice.values:
+            with inductor_config.patch({key: value}):
+                assert getattr(inductor_config, key) == value
+
+
+def test_search_space_modes_are_known() -> None:
+    ctx = SpaceContext(backends=(NAME,), device="gpu", level="o1")
+    mode = next(c for c in InductorOptionsDimension().choices(NAME, ctx) if c.key == "inductor/mode")
+    assert set(mode.values) <= set(MODES)
+
+
+def test_shape_dispatch_refuses_unknown_shape() -> None:
+    dispatch = ShapeDispatch({"2x8,2x16": lambda *a: a})
+    with pytest.raises(ValueError, match="no package for input shapes 5x8,5x16"):
+        dispatch(torch.zeros(5, 8), torch.zeros(5, 16))
+
+
+def test_mark_dynamic_call_skips_size_one() -> None:
+    seen: list[tuple[torch.Tensor, ...]] = []
+    call = MarkDynamicCall(lambda *a: seen.append(a), ((0,), (0,)))
+    x, y = torch.zeros(1, 8), torch.zeros(4, 16)
+    call(x, y)
+    # maybe_mark_dynamic records "weak" marks: a hint, not a constraint that could fail.
+    assert not hasattr(seen[0][0], "_dynamo_weak_dynamic_indices")
+    assert 0 in seen[0][1]._dynamo_weak_dynamic_indices and not hasattr(y, "_dynamo_weak_dynamic_indices")
+
+
+@pytest.mark.gpu
+def test_gpu(tmp_path: Path) -> None:
+    conformance.check_registered(NAME, "gpu")
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static"), "gpu", export_dir=tmp_path / "static")
+    # Triton kernels with every fusion key and coordinate-descent tuning (max-autotune is left out:
+    # it benchmarks GEMM templates for minutes).
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic", options={
+        **FUSION, "inductor/coordinate_descent_tuning": True}), "gpu", export_dir=tmp_path / "dynamic")
+    # CUDA graphs: outputs live in reused buffers, which measure() must copy at once.
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="mark_dynamic", options={
+        "inductor/mode": "reduce-overhead"}), "gpu")
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static", precision="bf16"), "gpu", level="o2")

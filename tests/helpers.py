@@ -1,0 +1,35 @@
+"""Small models and test data for fast tests (the demo decoder is too slow to compile often)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TinyNet(nn.Module):
+    """A few ops that every backend compiles in seconds: linear, GELU, layer norm, softmax."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(width, 32)
+        self.fc2 = nn.Linear(32, width)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.norm(self.fc2(torch.nn.functional.gelu(self.fc1(x))) + y)
+        return torch.softmax(h, dim=-1), h.sum(dim=-1)
+
+
+def tiny_model() -> TinyNet:
+    torch.manual_seed(0)
+    return TinyNet().eval()
+
+
+def tiny_samples(batches: tuple[int, ...] = (4, 4, 2)) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(1)
+    return [(torch.randn(b, 16, generator=gen), torch.randn(b, 16, generator=gen)) for b in batches]
+
+
+def make_tiny():
+    """Factory for ``--model tests.helpers:make_tiny`` (returns the model and its test data)."""
+    return tiny_model(), tiny_samples()

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+
+from search_space import SpaceContext, build_candidate, dimensions, space_size
+from search_space.fusion import INDUCTOR_FUSION
+from search_space.precision import precisions_for
+from tuner.records import Candidate
+
+CPU = SpaceContext(backends=("eager", "inductor", "torchscript"), device="cpu", level="o1")
+
+
+def test_every_dimension_module_registers():
+    names = {d.name for d in dimensions()}
+    assert {"backend", "shape_mode", "precision", "fusion", "inductor_options", "torchscript_options"} <= names
+
+
+def test_fixed_trial_rebuilds_the_same_candidate():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = []
+    for _ in range(30):
+        trial = study.ask()
+        cand = build_candidate(trial, CPU)
+        seen.append(cand)
+        assert build_candidate(optuna.trial.FixedTrial(trial.params), CPU) == cand
+        study.tell(trial, 1.0)
+    assert {c.backend for c in seen} == {"eager", "inductor", "torchscript"}
+    inductor = next(c for c in seen if c.backend == "inductor")
+    assert set(inductor.options) >= {"inductor/mode", "inductor/max_fusion_size", "inductor/pattern_matcher"}
+    assert inductor.shape_mode in ("static", "dynamic", "mark_dynamic")
+
+
+def test_choices_depend_only_on_the_context():
+    gpu = SpaceContext(backends=CPU.backends, device="gpu", level="o2")
+    assert precisions_for(CPU) == ("fp32",)
+    assert precisions_for(gpu) == ("fp32", "tf32", "fp16", "bf16")
+    assert space_size(gpu) > space_size(CPU) > 3
+
+
+def test_static_only_restricts_shape_mode():
+    ctx = SpaceContext(backends=("inductor",), device="cpu", level="o1", static_only=True)
+    study = optuna.create_study()
+    for _ in range(5):
+        assert build_candidate(study.ask(), ctx).shape_mode == "static"
+
+
+@pytest.mark.parametrize("choice", INDUCTOR_FUSION, ids=lambda c: c.key)
+def test_inductor_fusion_keys_are_real_config_keys(choice):
+    import torch._inductor.config as cfg
+
+    key = choice.key.split("/", 1)[1]
+    assert key in cfg.get_config_copy(), f"{key} is not an Inductor config key"
+
+
+def test_candidate_key_is_stable_and_discriminates():
+    a = Candidate("inductor", "static", "fp32", {"inductor/mode": "default"})
+    b = Candidate("inductor", "static", "fp32", {"inductor/mode": "default"})
+    c = Candidate("inductor", "dynamic", "fp32", {"inductor/mode": "default"})
+    assert a.key() == b.key() != c.key()
+    assert Candidate.from_dict(a.to_dict()) == a
+    with pytest.raises(ValueError):
+        Candidate("eager", shape_mode="sometimes")
+    assert torch is not None

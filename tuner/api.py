@@ -1,0 +1,169 @@
+"""The Python API: ``tune``, ``best_config`` and ``load_optimized``.
+
+Example::
+
+    import tuner
+    result = tuner.tune(model, test_data, trials=200, device="gpu", level="o1")
+    result.best_config, result.report, result.artifact_dir
+    cfg = tuner.best_config("dec", storage="sqlite:///tune-output/study.db")
+    fast = tuner.load_optimized(result.artifact_dir)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuner.artifact import load_optimized
+from tuner.devices import resolve_device
+from tuner.finalize import TuneResult, finalize
+from tuner.progress import NullProgress, Progress, RichProgress
+from tuner.settings import TuneSettings, ensure_output_dir
+from tuner.study import best_candidate, load_study, open_study, resolve_backends, run_trials
+from tuner.tracking import Tracker, check_tracking_uri
+from tuner.workload import Workload, make_workload
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Keep Optuna's per-trial log lines out of the way (the progress display reports trials)."""
+    old = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(old)
+
+
+def run(workload: Workload, settings: TuneSettings, *, device: str, track: bool = True,
+        progress: Progress | None = None) -> TuneResult:
+    """Tune a loaded workload (the CLI and :func:`tune` both end here).
+
+    Args:
+        workload: Model, test data and reference outputs, on ``device``.
+        settings: Validated settings.
+        device: ``cpu`` or ``gpu``.
+        track: Log to MLflow.
+        progress: Progress display (None: silent).
+
+    Returns:
+        The result.
+
+    Raises:
+        UserError: For unusable settings (storage, tracking URI, output dir, backends).
+    """
+    progress = progress or NullProgress()
+    if settings.backends is not None:
+        # Refuse unknown or unavailable backends before anything is written.
+        resolve_backends(settings.backends, workload, device, settings.static_only)
+    ensure_output_dir(settings.out)
+    if track:
+        check_tracking_uri(settings.tracking_uri)
+    with quiet_optuna():
+        study, ctx, resumed = open_study(settings, workload, device)
+        tracker = None
+        if track:
+            tracker = Tracker(settings.tracking_uri, settings.study_name, settings.out / "mlruns")
+            tracker.start(
+                {"model": workload.source, "device": device, "level": settings.level, "seed": settings.seed,
+                 "backends": ",".join(ctx.backends), "trials": settings.trials, "samples": len(workload.samples),
+                 "static_only": settings.static_only},
+                {"tuner.fingerprint": workload.fingerprint},
+            )
+        if resumed:
+            progress.message(f"continuing study {settings.study_name!r} "
+                             f"({len(study.trials)} trials so far) in {settings.storage_url}")
+        try:
+            loop = run_trials(study, ctx, workload, settings, tracker, progress)
+            if loop.stopped_by == "interrupted":
+                progress.message("interrupted: writing the best result so far (Ctrl-C again to abort)")
+            return finalize(study, workload, settings, loop, tracker, progress)
+        except BaseException:
+            if tracker is not None:
+                tracker.close_failed()
+            raise
+
+
+def tune(
+    model: Any,
+    test_data: Sequence[tuple[Any, ...]],
+    *,
+    trials: int = 200,
+    device: str = "auto",
+    level: str = "o1",
+    study_name: str = "model",
+    output_dir: str | Path = "tune-output",
+    storage: str | None = None,
+    mlflow_uri: str | None = None,
+    backends: Sequence[str] | None = None,
+    timeout: float | None = None,
+    trial_timeout: float | None = 900.0,
+    seed: int = 0,
+    static_only: bool = False,
+    track: bool = True,
+    verbose: bool = False,
+) -> TuneResult:
+    """Search how to compile ``model`` for ``test_data`` and emit the fastest correct candidate.
+
+    Args:
+        model: An ``nn.Module`` or TorchScript module taking one sample's tensors.
+        test_data: One tuple of input tensors per sample, as the model will really see them.
+        trials: Finished trials the study should hold (a resumed study runs only the rest).
+        device: ``cpu``, ``gpu`` or ``auto``.
+        level: ``o1`` (fp32 results) or ``o2`` (TF32/fp16/bf16 within a looser tolerance).
+        study_name: Optuna study and MLflow experiment name; an existing study is continued.
+        output_dir: Where the study, the tracking store and ``<study>/best/`` go.
+        storage: Optuna storage URL (default ``sqlite:///<output_dir>/study.db``).
+        mlflow_uri: MLflow tracking URI (default ``sqlite:///<output_dir>/mlflow.db``).
+        backends: Backends to search (default: every available one).
+        timeout: Seconds for the whole trial loop.
+        trial_timeout: Seconds one candidate may take to build and measure (then it fails).
+        seed: TPE sampler seed.
+        static_only: Only static-shape candidates.
+        track: Log every trial to MLflow.
+        verbose: Show the progress bar on stderr.
+
+    Returns:
+        ``TuneResult`` with ``best_config``, ``report`` and ``artifact_dir``.
+
+    Raises:
+        UserError: For input that cannot be used (test data that does not fit the model, ...).
+    """
+    settings = TuneSettings(study_name=study_name, output_dir=Path(output_dir), storage=storage,
+                            mlflow_uri=mlflow_uri, trials=trials, timeout_s=timeout, trial_timeout_s=trial_timeout,
+                            seed=seed, level=level,
+                            backends=tuple(backends) if backends is not None else None, static_only=static_only)
+    dev = resolve_device(device)
+    workload = make_workload(model, test_data, dev, name=study_name)
+    return run(workload, settings, device=dev, track=track, progress=RichProgress() if verbose else None)
+
+
+def best_config(study_name: str, storage: str = "sqlite:///tune-output/study.db") -> dict[str, Any]:
+    """The best config of a study, rebuilt from its stored params (the same decoding as tuning).
+
+    Args:
+        study_name: The study.
+        storage: Its storage URL.
+
+    Returns:
+        ``{"backend", "shape_mode", "precision", "options", "trial", "objective_ms"}``.
+
+    Raises:
+        UserError: When the study does not exist or has no complete trial.
+    """
+    from tuner.errors import UserError
+
+    study = load_study(study_name, storage)
+    found = best_candidate(study)
+    if found is None:
+        raise UserError(f"study {study_name!r} has no successful trial yet", "run tune on it first")
+    trial, candidate = found
+    return {**candidate.to_dict(), "trial": trial.number,
+            "objective_ms": None if trial.value is None else trial.value * 1e3}
+
+
+__all__ = ["TuneResult", "best_config", "load_optimized", "run", "tune"]

@@ -1,0 +1,76 @@
+"""Results cached by candidate: identical candidates are measured once per study.
+
+The study's storage is the cache: every finished trial carries its candidate's key and outcome in
+its user attributes, so a resumed study (or another worker on the same storage) finds them too.
+An in-process dict spares the storage round trip for what this process has seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from tuner.records import Candidate, Outcome
+
+#: Trial user attributes that hold the cache.
+KEY_ATTR = "candidate_key"
+OUTCOME_ATTR = "outcome"
+
+
+def outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
+    """JSON-ready form of an outcome (stored in the trial's user attributes)."""
+    data = dataclasses.asdict(outcome)
+    data["candidate"] = outcome.candidate.to_dict()
+    return data
+
+
+def outcome_from_dict(data: dict[str, Any]) -> Outcome:
+    """The inverse of :func:`outcome_to_dict`."""
+    fields = dict(data)
+    fields["candidate"] = Candidate.from_dict(fields["candidate"])
+    return Outcome(**fields)
+
+
+class OutcomeCache:
+    """Outcomes by candidate key, backed by the study's finished trials."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+        self._memory: dict[str, Outcome] = {}
+
+    def get(self, key: str) -> Outcome | None:
+        """The outcome of an earlier evaluation of the candidate with this key, if any.
+
+        Interrupted evaluations are not results and are never returned.
+
+        Args:
+            key: ``Candidate.key()``.
+
+        Returns:
+            The cached outcome, or None.
+        """
+        if key in self._memory:
+            return self._memory[key]
+        for trial in self._study.get_trials(deepcopy=False,
+                                            states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)):
+            if trial.user_attrs.get(KEY_ATTR) == key and OUTCOME_ATTR in trial.user_attrs:
+                outcome = outcome_from_dict(trial.user_attrs[OUTCOME_ATTR])
+                if outcome.failure_kind != "interrupted":
+                    self._memory[key] = outcome
+                    return outcome
+        return None
+
+    def put(self, key: str, outcome: Outcome) -> None:
+        """Remember an outcome (the storage copy is written with the trial)."""
+        if outcome.failure_kind != "interrupted":
+            self._memory[key] = outcome
+
+    def distinct(self) -> int:
+        """How many distinct candidates the study has evaluated (finished trials' keys)."""
+        keys = {t.user_attrs.get(KEY_ATTR) for t in self._study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED))}
+        keys.discard(None)
+        return len(keys | set(self._memory))

@@ -1,0 +1,203 @@
+"""The ``tune`` command line.
+
+::
+
+    tune --trials 200                                   # the built-in demo workload
+    tune --model my_pkg.models:make_decoder --test-data batches.pt --trials 200 --device gpu
+    tune --model decoder.pt --test-data batches.pt --level o2 --study-name dec
+    tune best --study-name dec                          # the best config as JSON
+
+Errors of the user's own input print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tuner.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Search how to compile a PyTorch model (backend, static or dynamic shapes, fusion, precision) for the "
+    "test data it will really see; every candidate is measured, checked against the reference outputs and logged "
+    "to MLflow; the fastest correct one is written to <output-dir>/<study>/best/ with a report. With no --model, "
+    "tunes the built-in demo (a WAP-style attention decoder).",
+)
+
+
+def _split(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise UserError("--backends is empty", "name at least one backend, e.g. --backends eager,inductor")
+    return names
+
+
+@app.callback(invoke_without_command=True)
+def tune_command(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(
+        help="The model: a factory 'module:function' (returns the model, or (model, test_data)), a TorchScript "
+             "file, or a torch.export .pt2 file. Default: the built-in demo decoder.")] = None,
+    test_data: Annotated[str | None, typer.Option(
+        "--test-data", help="Test inputs: a torch.save'd list of input tuples (.pt), or an .npz with arrays "
+                            "s<sample>_<input>. Optional when the factory returns test data.")] = None,
+    trials: Annotated[int, typer.Option(help="Finished trials the study should hold; a resumed study only runs "
+                                             "the rest. Identical candidates are measured once.")] = 200,
+    device: Annotated[str, typer.Option(help="cpu, gpu, or auto (the GPU when there is one).")] = "auto",
+    level: Annotated[str, typer.Option(help="o1: fp32 results (TF32 off, tight tolerance); o2: also TF32/fp16/bf16 "
+                                            "within a looser tolerance stated in the report.")] = "o1",
+    study_name: Annotated[str | None, typer.Option(
+        "--study-name", help="Study (and MLflow experiment) name; an existing study of the same workload is "
+                             "continued. Default: the model's name.")] = None,
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna storage as an SQLAlchemy URL (sqlite:///..., postgresql://...). "
+             "Default: sqlite:///<output-dir>/study.db.")] = None,
+    mlflow_uri: Annotated[str | None, typer.Option(
+        "--mlflow-uri", help="MLflow tracking URI. Default: sqlite:///<output-dir>/mlflow.db.")] = None,
+    no_mlflow: Annotated[bool, typer.Option(
+        "--no-mlflow", help="Run without MLflow tracking (said so in the output).")] = False,
+    backends: Annotated[str | None, typer.Option(
+        help="Comma-separated backends to search (default: every available one: eager, inductor, torchscript).")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(
+        help="Seconds for the whole trial loop; the best so far is still written.")] = None,
+    trial_timeout: Annotated[float, typer.Option(
+        "--trial-timeout", help="Seconds one candidate may take to build and measure; past it the trial "
+                                "fails with reason 'timeout' and the study goes on.")] = 900.0,
+    output_dir: Annotated[Path, typer.Option(
+        "--output-dir", help="Folder for study.db, mlflow.db, mlruns/ and <study>/best/.")] = Path("tune-output"),
+    seed: Annotated[int, typer.Option(help="Seed of the TPE sampler.")] = 0,
+    static_only: Annotated[bool, typer.Option(
+        "--static-only", help="Search only static-shape candidates (compiled per distinct input shape).")] = False,
+    no_prune: Annotated[bool, typer.Option(
+        "--no-prune", help="Measure every candidate fully (no stopping of clearly slow ones).")] = False,
+    repeats: Annotated[int, typer.Option(help="Timed calls per test sample (their median is its latency).")] = 20,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="Show the compilers' own warnings (hidden by default).")] = False,
+) -> None:
+    """Tune a model (see the options), or run a subcommand."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not verbose:
+        # Candidate compilers warn a lot (deprecations, autotuning notes) about code that is
+        # not the user's; a failing candidate's reason is shown on its own line anyway.
+        warnings.simplefilter("ignore")
+    from tuner.api import run
+    from tuner.devices import resolve_device
+    from tuner.progress import RichProgress
+    from tuner.settings import TuneSettings
+    from tuner.workload import load_workload
+
+    # Check the cheap things before loading the model (which may take a while).
+    settings = TuneSettings(study_name=study_name or "placeholder", output_dir=output_dir, storage=storage,
+                            mlflow_uri=mlflow_uri, trials=trials, timeout_s=timeout, trial_timeout_s=trial_timeout,
+                            seed=seed, level=level,
+                            backends=_split(backends), static_only=static_only, prune=not no_prune, repeats=repeats)
+    dev = resolve_device(device)
+    progress = RichProgress()
+    progress.phase(f"loading {model or 'the built-in demo'} on {dev}")
+    workload = load_workload(model, test_data, dev)
+    if study_name is None:
+        settings = TuneSettings(**{**settings.model_dump(), "study_name": workload.name})
+    if no_mlflow:
+        progress.message("MLflow tracking is off (--no-mlflow): trials are only in the Optuna study")
+    result = run(workload, settings, device=dev, track=not no_mlflow, progress=progress)
+    _print_result(result, progress)
+    if result.report["search"]["stopped_by"] == "interrupted":
+        # The best so far is written, but the study is not done: say so to scripts (128 + SIGINT).
+        raise typer.Exit(130)
+
+
+def _print_result(result: Any, progress: Any) -> None:
+    report = result.report
+    out = progress.console
+    if result.best_config is None:
+        out.print(f"no successful trial; failures by reason: {report['search']['failures_by_reason']}")
+        return
+    out.print(json.dumps({"optimizations": report["optimizations"]}, indent=2), markup=False, highlight=False)
+    chosen = report["chosen"]
+    out.print(f"best: trial {chosen['trial']}: {chosen['description']}", markup=False, highlight=False)
+    if report.get("speedup"):
+        out.print(f"speedup over eager (side by side, whole test data): {report['speedup']:.2f}x", highlight=False)
+    search = report["search"]
+    out.print(f"trials: {search['trials']} ({search['complete']} complete, {search['failed']} failed, "
+              f"{search['pruned']} pruned; {search['distinct_candidates']} distinct candidates), "
+              f"stopped by {search['stopped_by']}", highlight=False)
+    artifact = report.get("artifact") or {}
+    if "error" in artifact:
+        out.print(f"artifact: NOT written: {artifact['error']}", markup=False, highlight=False)
+    out.print(f"written: {result.artifact_dir} (artifact, report.json, best_config.json)", markup=False,
+              highlight=False)
+    if result.mlflow_uri:
+        out.print(f"browse: mlflow ui --backend-store-uri {result.mlflow_uri}", markup=False, highlight=False)
+
+
+@app.command("best")
+def best_command(
+    study_name: Annotated[str, typer.Option("--study-name", help="The study.")],
+    storage: Annotated[str | None, typer.Option(
+        help="Its storage URL. Default: sqlite:///<output-dir>/study.db.")] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="Where tune wrote it.")] = Path("tune-output"),
+) -> None:
+    """Print the best config of a study as JSON."""
+    from tuner.api import best_config
+
+    url = storage or f"sqlite:///{output_dir.expanduser().resolve() / 'study.db'}"
+    if storage is None and not (output_dir / "study.db").exists():
+        raise UserError(f"no study database at {output_dir / 'study.db'}",
+                        "pass the --output-dir or --storage that tune used")
+    typer.echo(json.dumps(best_config(study_name, url), indent=2))
+
+
+def _stop_on_signals() -> None:
+    """Make SIGINT (Ctrl-C) and SIGTERM stop the study cleanly, writing the best so far.
+
+    Python turns SIGINT into KeyboardInterrupt only if SIGINT was not ignored when it started, and
+    a shell starts background jobs with SIGINT ignored; a scheduler or ``kill`` sends SIGTERM.
+    Both should end a study the way Ctrl-C at a terminal does.
+    """
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``tune`` console script.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+    """
+    import click
+
+    _stop_on_signals()
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="tune", standalone_mode=False)
+    except UserError as e:
+        print(f"tune: error: {e.one_line()}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except click.exceptions.ClickException as e:
+        e.show()
+        sys.exit(2 if isinstance(e, click.exceptions.UsageError) else e.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("tune: aborted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""One candidate, start to finish.
+
+Build, short measurement (for the pruner), full measurement, correctness check. Pure with
+respect to the study: it returns an :class:`Outcome`, never raises for a candidate's own failure,
+and knows nothing of Optuna or MLflow (so a worker process can run it as it is).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+
+from backends import get_backend
+from tuner.correctness import Tolerance, check_outputs
+from tuner.measure import MeasureConfig
+from tuner.records import Candidate, Measurement, Outcome
+from tuner.workload import Workload
+
+#: Called with the short first measurement's objective (seconds); True means "prune".
+PruneHook = Callable[[float], bool]
+
+
+def _p90(values: tuple[float, ...]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+
+
+def summarize(candidate: Candidate, m: Measurement, build_s: float, **extra: object) -> Outcome:
+    """An Outcome from a successful measurement (latency figures in ms).
+
+    Args:
+        candidate: The candidate measured.
+        m: Its measurement (``m.ok`` must hold).
+        build_s: Seconds the build took.
+        **extra: More Outcome fields (errors, pruned).
+
+    Returns:
+        The outcome.
+    """
+    lat = m.latencies_s or ()
+    return Outcome(
+        candidate=candidate,
+        value_s=m.total_s,
+        compile_s=build_s + m.warmup_s,
+        median_ms=statistics.median(lat) * 1e3,
+        p90_ms=_p90(lat) * 1e3,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def evaluate(
+    candidate: Candidate,
+    workload: Workload,
+    tolerance: Tolerance,
+    config: MeasureConfig,
+    prune: PruneHook | None = None,
+) -> Outcome:
+    """Build, measure and check one candidate.
+
+    Args:
+        candidate: What to evaluate.
+        workload: Model, test data, reference outputs and device.
+        tolerance: The level's tolerance against the reference.
+        config: Warm-up and repeats.
+        prune: Judges the short first measurement; None skips it.
+
+    Returns:
+        The outcome: a latency, or a failure kind and reason (``build``, ``run``, ``wrong``).
+    """
+    backend = get_backend(candidate.backend)
+    result = backend.build(workload, candidate)
+    if result.built is None:
+        return Outcome(candidate=candidate, failure_kind="build", failure_reason=result.error_msg)
+    built = result.built
+    if prune is not None:
+        quick = backend.measure(built, workload, config, quick=True)
+        if quick.latencies_s is None:
+            return Outcome(candidate=candidate, failure_kind="run", failure_reason=quick.error_msg,
+                           compile_s=built.build_s)
+        if prune(quick.total_s):
+            return summarize(candidate, quick, built.build_s, pruned=True)
+    m = backend.measure(built, workload, config)
+    if m.latencies_s is None or m.outputs is None:
+        return Outcome(candidate=candidate, failure_kind="run", failure_reason=m.error_msg or "no outputs",
+                       compile_s=built.build_s)
+    verdict = check_outputs(m.outputs, workload.reference, tolerance)
+    if not verdict.ok:
+        return Outcome(candidate=candidate, failure_kind="wrong", failure_reason=f"wrong results: {verdict.detail}",
+                       compile_s=built.build_s + m.warmup_s, max_abs_err=verdict.max_abs_err,
+                       max_rel_err=verdict.max_rel_err)
+    return summarize(candidate, m, built.build_s, max_abs_err=verdict.max_abs_err, max_rel_err=verdict.max_rel_err)

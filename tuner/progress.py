@@ -1,0 +1,112 @@
+"""Progress of a study: a live bar with trials done, failures and the best latency so far.
+
+The study driver reports through the :class:`Progress` protocol; the CLI shows it with rich, the
+Python API stays silent unless asked (``verbose=True``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from tuner.records import Outcome
+
+
+class Progress(Protocol):
+    """What the study driver tells whoever watches it."""
+
+    def start(self, total: int, done: int, description: str) -> None:
+        """The study starts with ``done`` of ``total`` trials already finished (a resumed study)."""
+
+    def phase(self, text: str) -> None:
+        """A step outside the trial loop (baseline, final measurement, export)."""
+
+    def candidate(self, number: int, description: str) -> None:
+        """Trial ``number`` starts evaluating a candidate (not called for cached candidates)."""
+
+    def trial(self, number: int, outcome: Outcome, state: str, cached: bool, best_ms: float | None,
+              failures: int) -> None:
+        """Trial ``number`` finished."""
+
+    def stop(self) -> None:
+        """The trial loop is over."""
+
+    def message(self, text: str) -> None:
+        """A line for the user (warnings, where results went)."""
+
+
+class NullProgress:
+    """Says nothing."""
+
+    def start(self, total: int, done: int, description: str) -> None:  # noqa: D102
+        pass
+
+    def phase(self, text: str) -> None:  # noqa: D102
+        pass
+
+    def candidate(self, number: int, description: str) -> None:  # noqa: D102
+        pass
+
+    def trial(self, number: int, outcome: Outcome, state: str, cached: bool,  # noqa: D102
+              best_ms: float | None, failures: int) -> None:
+        pass
+
+    def stop(self) -> None:  # noqa: D102
+        pass
+
+    def message(self, text: str) -> None:  # noqa: D102
+        pass
+
+
+class RichProgress:
+    """A rich progress bar on stderr: trials done/total, failures, best latency, current candidate.
+
+    Args:
+        console: A ``rich.console.Console`` (stderr by default).
+        show_failures: Print one line per failed trial with its reason.
+    """
+
+    def __init__(self, console: Any | None = None, show_failures: bool = True) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console or Console(stderr=True, log_path=False)
+        self.show_failures = show_failures
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failures]}"),
+            TextColumn("best {task.fields[best]}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[now]}"),
+            console=self.console,
+            transient=False,
+        )
+        self._task: Any = None
+
+    def start(self, total: int, done: int, description: str) -> None:  # noqa: D102
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total, completed=done, failures=0, best="-", now="")
+
+    def phase(self, text: str) -> None:  # noqa: D102
+        self.console.log(text)
+
+    def candidate(self, number: int, description: str) -> None:  # noqa: D102
+        if self._task is not None:
+            self._bar.update(self._task, now=f"#{number} {description}"[:70])
+
+    def trial(self, number: int, outcome: Outcome, state: str, cached: bool,  # noqa: D102
+              best_ms: float | None, failures: int) -> None:
+        if self._task is None:
+            return
+        best = f"{best_ms:.3f} ms" if best_ms is not None else "-"
+        self._bar.update(self._task, advance=1, failures=failures, best=best, now="")
+        if self.show_failures and outcome.failure_kind and not cached:
+            self.console.log(f"trial {number} failed ({outcome.failure_kind}): {outcome.candidate.describe()}: "
+                             f"{outcome.failure_reason}", markup=False, highlight=False)
+
+    def stop(self) -> None:  # noqa: D102
+        self._bar.stop()
+
+    def message(self, text: str) -> None:  # noqa: D102
+        self.console.print(text, markup=False, highlight=False)

@@ -1,0 +1,128 @@
+"""What a tuning run is asked to do, validated (pydantic, unknown fields refused)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tuner.errors import UserError
+from tuner.measure import MeasureConfig
+
+
+class TuneSettings(BaseModel):
+    """Settings of one ``tune`` run.
+
+    Attributes:
+        study_name: Optuna study (and MLflow experiment) name; an existing one is continued.
+        output_dir: Folder for ``study.db``, ``mlflow.db``, ``mlruns/`` and ``<study>/best/``.
+        storage: SQLAlchemy URL of the Optuna storage; ``sqlite:///<output_dir>/study.db`` if None.
+        mlflow_uri: MLflow tracking URI; ``sqlite:///<output_dir>/mlflow.db`` if None.
+        trials: Finished trials the study should hold (a resumed study runs only the rest).
+        timeout_s: Wall-clock budget for the trial loop, None for none.
+        trial_timeout_s: Limit on one candidate's build and measurement; past it the trial fails
+            with reason ``timeout``. None for none.
+        seed: Seed of the TPE sampler.
+        level: ``o1`` (fp32 results) or ``o2`` (TF32/fp16/bf16 allowed, looser tolerance).
+        backends: Backends to search; all available ones if None.
+        static_only: Only static-shape candidates.
+        prune: Stop clearly slow candidates after a short first measurement.
+        warmup: Untimed calls per sample.
+        repeats: Timed calls per sample.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    study_name: str
+    output_dir: Path = Path("tune-output")
+    storage: str | None = None
+    mlflow_uri: str | None = None
+    trials: int = Field(default=200)
+    timeout_s: float | None = None
+    trial_timeout_s: float | None = 900.0
+    seed: int = 0
+    level: str = "o1"
+    backends: tuple[str, ...] | None = None
+    static_only: bool = False
+    prune: bool = True
+    warmup: int = 3
+    repeats: int = 20
+
+    @field_validator("trials")
+    @classmethod
+    def _positive_trials(cls, v: int) -> int:
+        if v < 1:
+            raise UserError(f"--trials must be at least 1, got {v}", "pass --trials 1 or more (e.g. --trials 200)")
+        return v
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, v: str) -> str:
+        if v not in ("o1", "o2"):
+            raise UserError(f"unknown level {v!r}", "use --level o1 (fp32 results) or o2 (TF32/fp16/bf16 allowed)")
+        return v
+
+    @field_validator("study_name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        # The name becomes a folder and an MLflow experiment: keep it to a safe alphabet.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", v):
+            raise UserError(f"study name {v!r} is not usable as a folder name",
+                            "use letters, digits, '.', '_' and '-' (at most 100 characters)")
+        return v
+
+    @field_validator("timeout_s", "trial_timeout_s")
+    @classmethod
+    def _positive_timeout(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise UserError(f"--timeout and --trial-timeout must be positive, got {v}",
+                            "pass seconds, e.g. --timeout 1200 --trial-timeout 300")
+        return v
+
+    @field_validator("warmup", "repeats")
+    @classmethod
+    def _counts(cls, v: int) -> int:
+        if v < 1:
+            raise UserError(f"warm-up and repeat counts must be at least 1, got {v}", "pass 1 or more")
+        return v
+
+    @property
+    def out(self) -> Path:
+        """The output folder, absolute."""
+        return self.output_dir.expanduser().resolve()
+
+    @property
+    def storage_url(self) -> str:
+        """The Optuna storage URL in effect."""
+        return self.storage or f"sqlite:///{self.out / 'study.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI in effect."""
+        return self.mlflow_uri or f"sqlite:///{self.out / 'mlflow.db'}"
+
+    @property
+    def best_dir(self) -> Path:
+        """Where the best artifact, report and config go."""
+        return self.out / self.study_name / "best"
+
+    def measure_config(self) -> MeasureConfig:
+        """The measurement protocol."""
+        return MeasureConfig(warmup=self.warmup, repeats=self.repeats)
+
+
+def ensure_output_dir(path: Path) -> None:
+    """Create the output folder and check that it is writable.
+
+    Raises:
+        UserError: When it cannot be created or written.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output dir {path} ({e.strerror})",
+                        "pass a writable folder to --output-dir") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"output dir {path} is not writable", "pass a writable folder to --output-dir")

@@ -1,0 +1,411 @@
+"""The Optuna study: open or resume it, run the trials, and hand the best on to the final phase.
+
+One study holds one workload (its fingerprint is kept in the study) and one search space (the
+:class:`~search_space.SpaceContext` is kept too: Optuna refuses categoricals whose choices change).
+A trial decodes its parameters into a candidate, looks the candidate up in the result cache, and
+otherwise evaluates it; failures become FAIL trials with their reason, slow candidates are pruned
+after a short first measurement, and Ctrl-C stops the loop cleanly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+import warnings
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+import search_space
+from backends import available_backends, backend_class, backend_names
+from search_space import SpaceContext, all_params, build_candidate, space_size
+from search_space.shape_mode import modes_for
+from tuner.cache import KEY_ATTR, OUTCOME_ATTR, OutcomeCache, outcome_to_dict
+from tuner.correctness import TOLERANCES
+from tuner.errors import UserError
+from tuner.evaluate import evaluate
+from tuner.progress import NullProgress, Progress
+from tuner.records import Candidate, Outcome
+from tuner.settings import TuneSettings
+from tuner.timelimit import TrialTimeout, time_limit
+from tuner.tracking import Tracker
+from tuner.workload import Workload
+
+FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+
+#: The pruner judges a candidate on a short first measurement (step 0); it keeps the fastest 75 %
+#: of candidates seen so far, i.e. stops only the clearly slow ones, once 5 trials have finished.
+PRUNE_PERCENTILE = 75.0
+PRUNE_STARTUP_TRIALS = 5
+
+
+class CandidateFailed(Exception):
+    """Raised from the objective so that Optuna records a FAIL trial (the reason is in user attrs)."""
+
+
+@dataclasses.dataclass
+class LoopResult:
+    """What the trial loop leaves for the final phase.
+
+    Attributes:
+        stopped_by: ``trials``, ``timeout``, ``exhausted`` (every candidate seen) or ``interrupted``.
+        wall_s: Seconds the loop ran in this process.
+        baseline_s: Eager's time over the test data, measured at the start of this run.
+    """
+
+    stopped_by: str
+    wall_s: float
+    baseline_s: float | None
+
+
+def resolve_backends(requested: tuple[str, ...] | None, workload: Workload, device: str,
+                     static_only: bool) -> tuple[str, ...]:
+    """The backends a new study searches.
+
+    Args:
+        requested: ``--backends``, or None for every available one.
+        workload: For its framework.
+        device: ``cpu`` or ``gpu``.
+        static_only: Drop backends without a static-shape mode.
+
+    Returns:
+        The names, in the registry's order.
+
+    Raises:
+        UserError: For an unknown or unavailable backend, or an empty selection.
+    """
+    known = backend_names(include_test_only=True)
+    available = available_backends(workload.framework, device)
+    if requested is None:
+        chosen = available
+    else:
+        for name in requested:
+            if name not in known:
+                raise UserError(f"unknown backend {name!r}", f"choose from {', '.join(backend_names())}")
+            cls = backend_class(name)
+            if workload.framework not in cls.frameworks:
+                raise UserError(f"backend {name!r} does not take {workload.framework} models",
+                                f"choose from {', '.join(available)}")
+            if not cls.is_available(device):
+                raise UserError(f"backend {name!r} is not available on {device} here (its framework is not "
+                                "installed or does not support the device)",
+                                "install it (pip install -e '.[all]') or leave it out of --backends")
+        chosen = [n for n in known if n in requested]
+    ctx_probe = SpaceContext(backends=tuple(chosen), device=device, level="o1", static_only=static_only)
+    chosen = [n for n in chosen if modes_for(n, ctx_probe)]
+    if not chosen:
+        raise UserError("no backend is left to search", "pass --backends with at least one backend that fits "
+                        "(static-shape search needs a backend with a static mode, e.g. inductor)")
+    return tuple(chosen)
+
+
+def open_study(settings: TuneSettings, workload: Workload, device: str) -> tuple[optuna.Study, SpaceContext, bool]:
+    """Create the study, or continue the one of the same name.
+
+    Args:
+        settings: The run's settings (storage, name, seed, level, backends).
+        workload: The workload (its fingerprint must match a continued study's).
+        device: ``cpu`` or ``gpu``.
+
+    Returns:
+        ``(study, context, resumed)``.
+
+    Raises:
+        UserError: When the storage cannot be opened, or the existing study belongs to another
+            workload or another search space.
+    """
+    try:
+        storage = optuna.storages.RDBStorage(settings.storage_url)
+    except Exception as e:  # noqa: BLE001 - any failure here means an unusable URL
+        raise UserError(f"cannot open the study storage {redact(settings.storage_url)} "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+                        "pass a reachable SQLAlchemy URL to --storage (default: sqlite under --output-dir)") from None
+    with warnings.catch_warnings():
+        # multivariate/group TPE is marked experimental; it models conditional spaces (options
+        # that exist only for one backend) far better than independent TPE.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True, constant_liar=True)
+    pruner = optuna.pruners.PercentilePruner(PRUNE_PERCENTILE, n_startup_trials=PRUNE_STARTUP_TRIALS,
+                                             n_warmup_steps=0)
+    names = optuna.study.get_all_study_names(storage)
+    resumed = settings.study_name in names
+    study = optuna.create_study(storage=storage, study_name=settings.study_name, sampler=sampler, pruner=pruner,
+                                direction="minimize", load_if_exists=True)
+    if resumed and "space" in study.user_attrs:
+        ctx = SpaceContext.from_dict(study.user_attrs["space"])
+        if study.user_attrs.get("fingerprint") != workload.fingerprint:
+            raise UserError(f"study {settings.study_name!r} holds another workload "
+                            f"({study.user_attrs.get('workload_source')})",
+                            "pass a new --study-name for this model")
+        wanted = dict(device=device, level=settings.level, static_only=settings.static_only)
+        have = dict(device=ctx.device, level=ctx.level, static_only=ctx.static_only)
+        if settings.backends is not None:
+            wanted["backends"], have["backends"] = resolve_backends(
+                settings.backends, workload, device, settings.static_only), ctx.backends
+        if wanted != have:
+            diff = ", ".join(f"{k} {have[k]} (asked {wanted[k]})" for k in wanted if wanted[k] != have[k])
+            raise UserError(f"study {settings.study_name!r} was created with {diff}",
+                            "rerun with the study's settings, or pass a new --study-name")
+        return study, ctx, True
+    backends = resolve_backends(settings.backends, workload, device, settings.static_only)
+    ctx = SpaceContext(backends=backends, device=device, level=settings.level, framework=workload.framework,
+                       static_only=settings.static_only)
+    study.set_user_attr("space", ctx.to_dict())
+    study.set_user_attr("fingerprint", workload.fingerprint)
+    study.set_user_attr("workload_source", workload.source)
+    study.set_user_attr("workload_name", workload.name)
+    study.set_user_attr("space_size", space_size(ctx))
+    for params in default_params(ctx):
+        study.enqueue_trial(params, user_attrs={"enqueued": "backend default"})
+    return study, ctx, False
+
+
+def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
+    """Each backend's default candidate (every choice at its first value, which is its default).
+
+    A new study measures these first: the peers a user already has (eager, torch.compile and
+    TorchScript with their defaults) are then in every study, so the winner is never slower than
+    them, and the sampler starts from known-good points instead of, say, a max-autotune compile.
+
+    Args:
+        ctx: The study's context.
+
+    Returns:
+        Trial params, one dict per backend.
+    """
+    out = []
+    for backend in ctx.backends:
+        params: dict[str, Any] = {"backend": backend}
+        for dim in search_space.dimensions():
+            if dim.name != "backend":
+                params.update({c.key: c.values[0] for c in dim.choices(backend, ctx) if len(c.values) > 1})
+        out.append(params)
+    return out
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password (for messages and reports)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return str(make_url(url).render_as_string(hide_password=True))
+    except Exception:  # noqa: BLE001 - not a SQLAlchemy URL: show it as is
+        return url
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials of the study that are over (complete, failed or pruned)."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def best_value_ms(study: optuna.Study) -> float | None:
+    """The best objective so far in ms, None before the first complete trial."""
+    try:
+        return float(study.best_value) * 1e3
+    except ValueError:
+        return None
+
+
+def run_trials(
+    study: optuna.Study,
+    ctx: SpaceContext,
+    workload: Workload,
+    settings: TuneSettings,
+    tracker: Tracker | None,
+    progress: Progress | None = None,
+) -> LoopResult:
+    """Run the study's trials until it holds ``settings.trials`` finished ones (or time runs out).
+
+    Args:
+        study: The study (new or resumed).
+        ctx: Its search-space context.
+        workload: Model, test data and reference.
+        settings: Trials, timeout, measurement, pruning.
+        tracker: MLflow tracker (None: no tracking).
+        progress: Who to tell about progress.
+
+    Returns:
+        Why the loop stopped, how long it ran and the eager baseline.
+    """
+    progress = progress or NullProgress()
+    tolerance = TOLERANCES[settings.level]
+    config = settings.measure_config()
+    cache = OutcomeCache(study)
+    total_candidates = space_size(ctx)
+    progress.phase(f"measuring the eager baseline on {workload.device} ({len(workload.samples)} test samples)")
+    base = evaluate(Candidate("eager"), workload, tolerance, config)
+    baseline_s = base.value_s
+    if baseline_s is not None:
+        study.set_user_attr("baseline_s", baseline_s)
+    failures = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    state = {"failures": failures, "exhausted": False}
+
+    def objective(trial: optuna.Trial) -> float:
+        candidate = build_candidate(trial, ctx)
+        key = candidate.key()
+        trial.set_user_attr(KEY_ATTR, key)
+        trial.set_user_attr("candidate", candidate.to_dict())
+        outcome = cache.get(key)
+        cached = outcome is not None
+        if outcome is None:
+            progress.candidate(trial.number, candidate.describe())
+
+            def prune(value_s: float) -> bool:
+                trial.report(value_s, 0)
+                return trial.should_prune()
+
+            try:
+                with time_limit(settings.trial_timeout_s):
+                    outcome = evaluate(candidate, workload, tolerance, config, prune if settings.prune else None)
+            except TrialTimeout as e:
+                outcome = Outcome(candidate=candidate, failure_kind="timeout", failure_reason=str(e))
+            except KeyboardInterrupt:
+                _record(trial, Outcome(candidate=candidate, failure_kind="interrupted",
+                                       failure_reason="interrupted by the user (Ctrl-C)"), cached=False)
+                raise
+        elif outcome.value_s is not None:
+            # The pruner compares candidates at step 0: give it the cached figure too.
+            trial.report(outcome.value_s, 0)
+        cache.put(key, outcome)
+        _record(trial, outcome, cached)
+        status = "FAIL" if outcome.failure_kind else "PRUNED" if outcome.pruned else "COMPLETE"
+        if outcome.failure_kind:
+            state["failures"] += 1
+        best = best_value_ms(study)
+        if status == "COMPLETE" and outcome.value_s is not None:
+            best = min(best if best is not None else float("inf"), outcome.value_s * 1e3)
+        if tracker is not None:
+            tracker.log_trial(trial.number, outcome, dict(trial.params), baseline_s=baseline_s, cached=cached,
+                              state=status)
+        progress.trial(trial.number, outcome, status, cached, best, state["failures"])
+        if outcome.failure_kind:
+            raise CandidateFailed(outcome.failure_reason)
+        if outcome.pruned:
+            raise optuna.TrialPruned(f"slow on the first measurement: {outcome.value_s}")
+        assert outcome.value_s is not None
+        return outcome.value_s
+
+    rng = random.Random(settings.seed)
+
+    def stop_when_exhausted(study: optuna.Study, trial: FrozenTrial) -> None:
+        if cache.distinct() >= total_candidates:
+            state["exhausted"] = True
+            study.stop()
+        elif trial.user_attrs.get("cached") and finished_count(study) < settings.trials:
+            # TPE proposes the same point often in a small discrete space: after a repeat, try a
+            # candidate nobody has measured yet, so that a budget of trials covers more ground.
+            unseen = unseen_params(study, ctx)
+            if unseen:
+                study.enqueue_trial(rng.choice(unseen), user_attrs={"enqueued": "after a repeated candidate"})
+
+    remaining = settings.trials - finished_count(study)
+    progress.start(settings.trials, settings.trials - max(remaining, 0), f"tuning {study.study_name}")
+    stopped_by = "trials"
+    t0 = time.perf_counter()
+    try:
+        if remaining > 0 and cache.distinct() < total_candidates:
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                timeout=settings.timeout_s,
+                catch=(CandidateFailed,),
+                callbacks=[optuna.study.MaxTrialsCallback(settings.trials, states=FINISHED), stop_when_exhausted],
+                gc_after_trial=True,
+            )
+        if state["exhausted"] or cache.distinct() >= total_candidates:
+            stopped_by = "exhausted"
+        elif finished_count(study) < settings.trials:
+            stopped_by = "timeout"
+    except KeyboardInterrupt:
+        stopped_by = "interrupted"
+    finally:
+        progress.stop()
+    return LoopResult(stopped_by=stopped_by, wall_s=time.perf_counter() - t0, baseline_s=baseline_s)
+
+
+def unseen_params(study: optuna.Study, ctx: SpaceContext) -> list[dict[str, Any]]:
+    """Params of the candidates no trial of the study has evaluated or is about to."""
+    seen = {json.dumps(t.params, sort_keys=True, default=str) for t in study.get_trials(deepcopy=False)}
+    seen |= {json.dumps(t.system_attrs.get("fixed_params", {}), sort_keys=True, default=str)
+             for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+    return [p for p in all_params(ctx) if json.dumps(p, sort_keys=True, default=str) not in seen]
+
+
+def _record(trial: optuna.Trial, outcome: Outcome, cached: bool) -> None:
+    """Store the outcome in the trial (the cache, the report and the resume path read it back)."""
+    trial.set_user_attr(OUTCOME_ATTR, outcome_to_dict(outcome))
+    trial.set_user_attr("cached", cached)
+    if outcome.failure_kind:
+        trial.set_user_attr("failure_kind", outcome.failure_kind)
+        trial.set_user_attr("failure_reason", outcome.failure_reason)
+
+
+def best_candidate(study: optuna.Study) -> tuple[FrozenTrial, Candidate] | None:
+    """The best complete trial and its candidate, rebuilt from its params with ``FixedTrial``.
+
+    This is the code path tuning used to decode the trial, so the config is exactly what ran.
+
+    Args:
+        study: A study created by this tool.
+
+    Returns:
+        ``(trial, candidate)``, or None when no trial completed.
+    """
+    try:
+        best = study.best_trial
+    except ValueError:
+        return None
+    ctx = SpaceContext.from_dict(study.user_attrs["space"])
+    return best, build_candidate(optuna.trial.FixedTrial(best.params), ctx)
+
+
+def load_study(study_name: str, storage: str) -> optuna.Study:
+    """Load an existing study created by this tool.
+
+    Raises:
+        UserError: When the storage cannot be opened or holds no such study.
+    """
+    try:
+        rdb = optuna.storages.RDBStorage(storage)
+        names = optuna.study.get_all_study_names(rdb)
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"cannot open the study storage {redact(storage)} ({type(e).__name__})",
+                        "pass the --storage the study was created with") from None
+    if study_name not in names:
+        raise UserError(f"no study named {study_name!r} in {redact(storage)}",
+                        f"pick one of: {', '.join(names) or '(none yet: run tune first)'}")
+    study = optuna.load_study(study_name=study_name, storage=rdb)
+    if "space" not in study.user_attrs:
+        raise UserError(f"study {study_name!r} was not created by tune", "pass the name of a tune study")
+    return study
+
+
+def summary(study: optuna.Study) -> dict[str, Any]:
+    """Counts of the study's trials by state and of failures by reason, for the report."""
+    trials = study.get_trials(deepcopy=False)
+    by_kind: dict[str, int] = {}
+    failures = []
+    for t in trials:
+        if t.state == TrialState.FAIL:
+            kind = str(t.user_attrs.get("failure_kind", "unknown"))
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+            if not t.user_attrs.get("cached"):
+                failures.append({"trial": t.number, "candidate": t.user_attrs.get("candidate"), "kind": kind,
+                                 "reason": t.user_attrs.get("failure_reason", "")})
+    keys = {t.user_attrs.get(KEY_ATTR) for t in trials if t.state in FINISHED} - {None}
+    return {
+        "trials": len([t for t in trials if t.state in FINISHED]),
+        "complete": len([t for t in trials if t.state == TrialState.COMPLETE]),
+        "failed": len([t for t in trials if t.state == TrialState.FAIL]),
+        "pruned": len([t for t in trials if t.state == TrialState.PRUNED]),
+        "distinct_candidates": len(keys),
+        "space_size": study.user_attrs.get("space_size"),
+        "failures_by_reason": by_kind,
+        "failures": failures,
+    }
+
+
+__all__ = ["CandidateFailed", "LoopResult", "best_candidate", "load_study", "open_study", "run_trials", "summary"]

@@ -1,0 +1,358 @@
+"""Workloads: the user's model, the test data it will really see, and the reference outputs.
+
+A model is given as a Python factory ``module:function`` (returning the model, or the model and
+its test data), a TorchScript file (``torch.jit.load``) or a ``torch.export`` program (``.pt2``).
+Test data is a list of input tuples in a ``torch.save`` file (``.pt``) or an ``.npz`` (arrays
+named ``s<i>_<j>``: input ``j`` of sample ``i``; or ``arr_0..arr_n`` for a single sample).
+Reference outputs come from the original model, in fp32 with TF32 off, on the study's device.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import importlib
+import os
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from tuner.devices import torch_device
+from tuner.errors import UserError
+from tuner.precision import tf32
+
+Sample = tuple[torch.Tensor, ...]
+
+#: The built-in demo workload's factory.
+DEMO_FACTORY = "tuner.demo:make_demo"
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """A model with its test data and reference outputs, placed on one device.
+
+    Attributes:
+        name: Short name (the default study name).
+        framework: ``"torch"`` (later issues add ``"tf"``).
+        model: The original model, in eval mode, on ``device``.
+        samples: Test inputs, one tuple per sample, on ``device``.
+        reference: Flattened reference outputs per sample, on the CPU.
+        device: ``"cpu"`` or ``"gpu"``.
+        source: Where the model came from (file path, factory or ``"python object"``).
+        fingerprint: Digest of the model and of its input signature: one study holds one workload.
+    """
+
+    name: str
+    framework: str
+    model: Any
+    samples: tuple[Sample, ...]
+    reference: tuple[tuple[torch.Tensor, ...], ...]
+    device: str
+    source: str
+    fingerprint: str
+
+    def shape_key(self, index: int) -> tuple[tuple[int, ...], ...]:
+        """The input shapes of sample ``index`` (static mode compiles once per distinct key)."""
+        return tuple(tuple(t.shape) for t in self.samples[index])
+
+    def shape_counts(self) -> dict[tuple[tuple[int, ...], ...], int]:
+        """How often each distinct input shape occurs in the test data, in first-seen order."""
+        return dict(collections.Counter(self.shape_key(i) for i in range(len(self.samples))))
+
+    def varying_dims(self) -> tuple[tuple[int, ...], ...]:
+        """Per input, the dims whose size differs between test samples (symbolic in dynamic modes)."""
+        out = []
+        for j, first in enumerate(self.samples[0]):
+            out.append(tuple(d for d in range(first.dim()) if len({s[j].shape[d] for s in self.samples}) > 1))
+        return tuple(out)
+
+    def dim_groups(self) -> dict[tuple[int, int], str]:
+        """Names for the varying dims, one name per group of dims that always agree in size.
+
+        ``torch.export`` needs dims that the model forces equal (say every input's batch dim) to
+        share one ``Dim``; dims whose sizes agree on every test sample are taken to be one.
+
+        Returns:
+            ``{(input_index, dim): group_name}`` for every varying dim.
+        """
+        names: dict[tuple[int, ...], str] = {}
+        groups: dict[tuple[int, int], str] = {}
+        for j, dims in enumerate(self.varying_dims()):
+            for d in dims:
+                pattern = tuple(s[j].shape[d] for s in self.samples)
+                names.setdefault(pattern, f"d{len(names)}")
+                groups[(j, d)] = names[pattern]
+        return groups
+
+    def example_index(self) -> int:
+        """The sample with the most elements: the example to export/trace with.
+
+        A large example avoids size-1 dims, which ``torch.export`` would specialise on.
+        """
+        return max(range(len(self.samples)), key=lambda i: sum(t.numel() for t in self.samples[i]))
+
+    def shapes_summary(self) -> list[dict[str, Any]]:
+        """The test-data shape distribution, for the report."""
+        return [{"shapes": [list(s) for s in key], "count": n} for key, n in self.shape_counts().items()]
+
+
+def flatten_outputs(out: Any) -> tuple[torch.Tensor, ...]:
+    """The tensors of a model's output (tensor, tuple, list, dict, ...) in a fixed order."""
+    leaves, _ = torch.utils._pytree.tree_flatten(out)
+    return tuple(leaf for leaf in leaves if isinstance(leaf, torch.Tensor))
+
+
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _module_digest(model: Any) -> str:
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    if isinstance(model, nn.Module):
+        for k, v in model.state_dict().items():
+            h.update(k.encode())
+            if isinstance(v, torch.Tensor):
+                h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_model(spec: str) -> tuple[Any, list[Sample] | None, str, str]:
+    """Load a model from a factory spec or a file.
+
+    Args:
+        spec: ``module:function`` (a factory), a TorchScript file or a ``.pt2`` export.
+
+    Returns:
+        ``(model, test_data_or_None, name, digest)``; the factory may return test data too.
+
+    Raises:
+        UserError: When the file is missing or corrupt, or the factory cannot be imported.
+    """
+    if os.path.exists(spec) or spec.endswith((".pt", ".pth", ".pt2", ".ts", ".jit")):
+        return _load_model_file(spec)
+    if re.fullmatch(r"[\w.]+:\w+", spec):
+        return _load_factory(spec)
+    raise UserError(
+        f"model {spec!r} is neither an existing file nor a factory 'module:function'",
+        "pass a TorchScript file, a .pt2 export or a factory such as my_pkg.models:make_model to --model",
+    )
+
+
+def _load_model_file(path: str) -> tuple[Any, list[Sample] | None, str, str]:
+    if not os.path.isfile(path):
+        raise UserError(f"model file {path} does not exist", "pass an existing file to --model")
+    name = os.path.splitext(os.path.basename(path))[0]
+    if path.endswith(".pt2"):
+        try:
+            program = torch.export.load(path)
+        except Exception as e:  # noqa: BLE001 - any failure to read means a bad file
+            raise UserError(
+                f"model file {path} is not a readable torch.export program ({_first_line(e)})",
+                "save it with torch.export.save(torch.export.export(model, example_inputs), path)",
+            ) from None
+        return program, None, name, _file_digest(path)
+    try:
+        model = torch.jit.load(path, map_location="cpu")  # type: ignore[no-untyped-call]
+    except Exception as e:  # noqa: BLE001
+        raise UserError(
+            f"model file {path} is not a readable TorchScript file ({_first_line(e)})",
+            "save it with torch.jit.save(torch.jit.script(model), path), or pass a .pt2 export or a factory",
+        ) from None
+    return model, None, name, _file_digest(path)
+
+
+def _load_factory(spec: str) -> tuple[Any, list[Sample] | None, str, str]:
+    module_name, func_name = spec.split(":")
+    # The user's own package is usually in the working directory, not installed.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UserError(f"cannot import {module_name!r} for --model {spec} ({_first_line(e)})",
+                        "check the module path, or run tune from the directory that holds it") from None
+    factory = getattr(module, func_name, None)
+    if not callable(factory):
+        raise UserError(f"{module_name} has no function {func_name!r}", "name a function that returns the model")
+    made = factory()
+    data: list[Sample] | None = None
+    if isinstance(made, tuple) and len(made) == 2 and not isinstance(made[0], torch.Tensor):
+        made, data = made
+        data = _as_samples(data, f"the test data returned by {spec}")
+    if not callable(made):
+        raise UserError(f"{spec} returned {type(made).__name__}, not a model",
+                        "return an nn.Module (or (model, test_data)) from the factory")
+    return made, data, func_name.removeprefix("make_"), f"{spec}:{_module_digest(made)}"
+
+
+def load_test_data(path: str) -> list[Sample]:
+    """Read test data: a list of input tuples from ``torch.save`` (.pt) or an ``.npz``.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The samples, each a tuple of CPU tensors.
+
+    Raises:
+        UserError: When the file is missing, unreadable or not a list of input tuples.
+    """
+    if not os.path.isfile(path):
+        raise UserError(f"test data file {path} does not exist", "pass an existing file to --test-data")
+    if path.endswith(".npz"):
+        import numpy as np
+
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except Exception as e:  # noqa: BLE001
+            raise UserError(f"test data file {path} is not a readable .npz ({_first_line(e)})",
+                            "write it with numpy.savez") from None
+        return _samples_from_npz(arrays, path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"test data file {path} is not a readable torch.save file ({_first_line(e)})",
+                        "write a list of input tuples with torch.save(samples, path)") from None
+    return _as_samples(data, f"test data file {path}")
+
+
+def _samples_from_npz(arrays: dict[str, Any], path: str) -> list[Sample]:
+    keyed: dict[int, dict[int, Any]] = collections.defaultdict(dict)
+    for key, value in arrays.items():
+        m = re.fullmatch(r"s(\d+)_(\d+)", key)
+        if m:
+            keyed[int(m.group(1))][int(m.group(2))] = value
+        elif re.fullmatch(r"arr_(\d+)", key):
+            keyed[0][int(key[4:])] = value
+        else:
+            raise UserError(f"test data file {path} has an array named {key!r}",
+                            "name arrays s<sample>_<input> (e.g. s0_0, s0_1) or save one sample as arr_0..arr_n")
+    if not keyed:
+        raise UserError(f"test data file {path} holds no arrays", "save at least one sample")
+    samples = []
+    for i in sorted(keyed):
+        inputs = keyed[i]
+        if sorted(inputs) != list(range(len(inputs))):
+            raise UserError(f"sample {i} of {path} has inputs {sorted(inputs)}", "number inputs 0..n-1 without gaps")
+        samples.append(tuple(torch.from_numpy(inputs[j]) for j in range(len(inputs))))
+    return samples
+
+
+def _as_samples(data: Any, what: str) -> list[Sample]:
+    if isinstance(data, torch.Tensor):
+        data = [(data,)]
+    if not isinstance(data, (list, tuple)) or not data:
+        raise UserError(f"{what} is not a non-empty list of input tuples",
+                        "give a list such as [(x1, y1), (x2, y2)] with one tuple of tensors per sample")
+    samples = []
+    for i, sample in enumerate(data):
+        if isinstance(sample, torch.Tensor):
+            sample = (sample,)
+        if not isinstance(sample, (list, tuple)) or not all(isinstance(t, torch.Tensor) for t in sample):
+            raise UserError(f"sample {i} of {what} is not a tuple of tensors", "make every sample a tuple of tensors")
+        samples.append(tuple(sample))
+    arity = {len(s) for s in samples}
+    if len(arity) > 1:
+        raise UserError(f"the samples of {what} have different numbers of inputs {sorted(arity)}",
+                        "give every sample the same inputs")
+    return samples
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+
+
+def make_workload(
+    model: Any,
+    test_data: Sequence[Sample],
+    device: str,
+    *,
+    name: str = "model",
+    source: str = "python object",
+    digest: str | None = None,
+) -> Workload:
+    """Place a model and its test data on a device and compute the reference outputs.
+
+    Args:
+        model: A callable taking one test sample's tensors (an ``nn.Module`` or ScriptModule).
+        test_data: One tuple of input tensors per sample.
+        device: ``"cpu"`` or ``"gpu"``.
+        name: Short name for the workload.
+        source: Where the model came from, for the report.
+        digest: Digest of the model; computed from its weights when not given.
+
+    Returns:
+        The workload.
+
+    Raises:
+        UserError: When a sample does not fit the model.
+    """
+    samples = _as_samples(list(test_data), "the test data")
+    dev = torch_device(device)
+    if isinstance(model, torch.export.ExportedProgram):
+        if device == "gpu":
+            from torch.export.passes import move_to_device_pass
+
+            model = move_to_device_pass(model, dev)
+        # An exported program's module cannot switch train/eval: it was exported in one mode.
+        model = model.module()
+    elif isinstance(model, nn.Module):
+        model = model.to(dev).eval()
+    placed = tuple(tuple(t.to(dev) for t in s) for s in samples)
+    reference = []
+    with torch.no_grad(), tf32(False):
+        for i, sample in enumerate(placed):
+            try:
+                out = flatten_outputs(model(*sample))
+            except Exception as e:  # noqa: BLE001 - any failure here is the input's fault
+                shapes = ", ".join(f"{tuple(t.shape)}:{str(t.dtype).removeprefix('torch.')}" for t in sample)
+                raise UserError(f"test sample {i} ({shapes}) does not fit the model ({_first_line(e)})",
+                                "give test data with the inputs, shapes and dtypes the model takes") from None
+            if not out:
+                raise UserError("the model returned no tensors", "return a tensor or a tuple of tensors")
+            reference.append(tuple(t.detach().cpu() for t in out))
+    signature = ";".join(",".join(f"{t.dim()}:{t.dtype}" for t in s) for s in samples[:1])
+    fingerprint = hashlib.sha256(f"{digest or _module_digest(model)}|{signature}".encode()).hexdigest()[:16]
+    return Workload(
+        name=name,
+        framework="torch",
+        model=model,
+        samples=placed,
+        reference=tuple(reference),
+        device=device,
+        source=source,
+        fingerprint=fingerprint,
+    )
+
+
+def load_workload(model: str | None, test_data: str | None, device: str) -> Workload:
+    """The workload a CLI user names: a model spec and a test-data file (the demo when neither).
+
+    Args:
+        model: Model spec (see :func:`load_model`), or None for the built-in demo.
+        test_data: Test-data file, or None when the factory returns its own.
+        device: ``"cpu"`` or ``"gpu"``.
+
+    Returns:
+        The workload.
+
+    Raises:
+        UserError: When the model or the test data cannot be used.
+    """
+    obj, data, name, digest = load_model(model or DEMO_FACTORY)
+    if test_data is not None:
+        data = load_test_data(test_data)
+    if data is None:
+        raise UserError(f"no test data for model {model}", "pass --test-data FILE (a list of input tuples)")
+    return make_workload(obj, data, device, name=name, source=model or DEMO_FACTORY, digest=digest)
