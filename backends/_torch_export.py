@@ -64,20 +64,6 @@ def shape_key_str(shapes: tuple[tuple[int, ...], ...]) -> str:
     return ",".join("x".join(str(d) for d in shape) for shape in shapes)
 
 
-def torch_device_available(device: str) -> bool:
-    """Whether torch can run on ``device`` here.
-
-    Args:
-        device: ``"cpu"`` or ``"gpu"``.
-
-    Returns:
-        True for the CPU, and for ``gpu`` when torch sees a CUDA device.
-    """
-    if device == "gpu":
-        return bool(torch.cuda.is_available())
-    return device == "cpu"
-
-
 def cxx_compiler_available() -> bool:
     """Whether a C++ compiler is on the PATH (Inductor's CPU code generation needs one).
 

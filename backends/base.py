@@ -56,9 +56,12 @@ class Backend(abc.ABC):
             device: ``"cpu"`` or ``"gpu"``.
 
         Returns:
-            True when the backend can build candidates for that device.
+            True when the backend can build candidates for that device. The default: the device
+            is one of ``devices``, and for ``gpu`` torch sees a working CUDA GPU.
         """
-        return device in cls.devices
+        from tuner.devices import cuda_available
+
+        return device in cls.devices and (device != "gpu" or cuda_available())
 
     @abc.abstractmethod
     def compile(self, workload: Workload, candidate: Candidate) -> Built:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from backends._torch_export import dynamic_shapes_spec, example_inputs, export_program, torch_device_available
+from backends._torch_export import dynamic_shapes_spec, example_inputs, export_program
 from backends.base import Backend
 from tuner.devices import torch_device
 from tuner.errors import error_line
@@ -39,18 +39,6 @@ class EagerBackend(Backend):
 
     name = "eager"
     shape_modes = ("dynamic",)
-
-    @classmethod
-    def is_available(cls, device: str) -> bool:
-        """Whether eager PyTorch can run on ``device`` (always on the CPU; on a GPU when CUDA works).
-
-        Args:
-            device: ``"cpu"`` or ``"gpu"``.
-
-        Returns:
-            True when the device is usable.
-        """
-        return device in cls.devices and torch_device_available(device)
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         """Return the model in the candidate's precision; nothing is compiled.

@@ -40,7 +40,6 @@ from backends._torch_export import (
     example_inputs,
     export_program,
     shape_key_str,
-    torch_device_available,
 )
 from backends.base import Backend
 from tuner.precision import apply_precision
@@ -232,7 +231,7 @@ class InductorBackend(Backend):
         """
         import importlib.util
 
-        if device not in cls.devices or not torch_device_available(device):
+        if not super().is_available(device):
             return False
         if device == "gpu":
             return importlib.util.find_spec("triton") is not None

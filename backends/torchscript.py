@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from backends._torch_export import example_inputs, torch_device_available
+from backends._torch_export import example_inputs
 from backends.base import Backend
 from tuner.devices import torch_device
 from tuner.precision import CastWrapper, apply_precision
@@ -137,18 +137,6 @@ class TorchScriptBackend(Backend):
 
     name = "torchscript"
     shape_modes = ("dynamic",)
-
-    @classmethod
-    def is_available(cls, device: str) -> bool:
-        """Whether TorchScript can run on ``device`` (the CPU; a GPU when CUDA works).
-
-        Args:
-            device: ``"cpu"`` or ``"gpu"``.
-
-        Returns:
-            True when the device is usable.
-        """
-        return device in cls.devices and torch_device_available(device)
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         """Script or trace the model in the candidate's precision, then freeze/optimize it.

@@ -18,6 +18,7 @@ from typing import Any
 
 import optuna
 
+from tuner import stopping
 from tuner.artifact import load_optimized
 from tuner.devices import resolve_device
 from tuner.finalize import TuneResult, finalize
@@ -57,6 +58,7 @@ def run(workload: Workload, settings: TuneSettings, *, device: str, track: bool 
         UserError: For unusable settings (storage, tracking URI, output dir, backends).
     """
     progress = progress or NullProgress()
+    stopping.clear()
     if settings.backends is not None:
         # Refuse unknown or unavailable backends before anything is written.
         resolve_backends(settings.backends, workload, device, settings.static_only)

@@ -168,8 +168,21 @@ def _stop_on_signals() -> None:
     """
     import signal
 
+    from tuner import stopping
+
     def interrupt(signum: int, frame: object) -> None:
+        stopping.request()
         raise KeyboardInterrupt
+
+    default_hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:
+        # A KeyboardInterrupt that landed in a finalizer is dropped by Python; the request is in
+        # `stopping` and the loop ends at the next trial, so do not print it as an error.
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            default_hook(info)
+
+    sys.unraisablehook = unraisable
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)

@@ -23,6 +23,7 @@ import search_space
 from backends import available_backends, backend_class, backend_names
 from search_space import SpaceContext, all_params, build_candidate, space_size
 from search_space.shape_mode import modes_for
+from tuner import stopping
 from tuner.cache import KEY_ATTR, OUTCOME_ATTR, OutcomeCache, outcome_to_dict
 from tuner.correctness import TOLERANCES
 from tuner.errors import UserError
@@ -244,6 +245,8 @@ def run_trials(
     state = {"failures": failures, "exhausted": False}
 
     def objective(trial: optuna.Trial) -> float:
+        if stopping.requested():
+            raise KeyboardInterrupt
         candidate = build_candidate(trial, ctx)
         key = candidate.key()
         trial.set_user_attr(KEY_ATTR, key)
@@ -291,7 +294,9 @@ def run_trials(
     rng = random.Random(settings.seed)
 
     def stop_when_exhausted(study: optuna.Study, trial: FrozenTrial) -> None:
-        if cache.distinct() >= total_candidates:
+        if stopping.requested():
+            study.stop()
+        elif cache.distinct() >= total_candidates:
             state["exhausted"] = True
             study.stop()
         elif trial.user_attrs.get("cached") and finished_count(study) < settings.trials:
@@ -315,7 +320,9 @@ def run_trials(
                 callbacks=[optuna.study.MaxTrialsCallback(settings.trials, states=FINISHED), stop_when_exhausted],
                 gc_after_trial=True,
             )
-        if state["exhausted"] or cache.distinct() >= total_candidates:
+        if stopping.requested():
+            stopped_by = "interrupted"
+        elif state["exhausted"] or cache.distinct() >= total_candidates:
             stopped_by = "exhausted"
         elif finished_count(study) < settings.trials:
             stopped_by = "timeout"

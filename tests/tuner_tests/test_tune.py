@@ -73,6 +73,18 @@ class HangingBackend(WrongBackend):
         raise AssertionError("unreachable")
 
 
+class SwallowedInterruptBackend(WrongBackend):
+    """Test-only: Ctrl-C arrives but its KeyboardInterrupt is lost (it landed in a finalizer)."""
+
+    name = "test_swallowed"
+
+    def compile(self, workload: Workload, candidate: Candidate) -> Built:
+        from tuner import stopping
+
+        stopping.request()
+        return Built(fn=workload.model, build_s=0.0)
+
+
 def run(tmp_path: Path, trials: int, backends: tuple[str, ...], name: str = "t", **kw: Any) -> tuner.TuneResult:
     return tuner.tune(tiny_model(), tiny_samples(), trials=trials, device="cpu", backends=backends,
                       output_dir=tmp_path, study_name=name, **kw)
@@ -197,3 +209,11 @@ def test_a_hanging_candidate_times_out_and_the_study_goes_on(tmp_path):
     assert result.report["search"]["failures_by_reason"] == {"timeout": 1}
     assert "time limit per candidate" in result.report["search"]["failures"][0]["reason"]
     assert result.best_config["backend"] == "eager"
+
+
+def test_a_lost_keyboard_interrupt_still_stops_the_study(tmp_path):
+    result = run(tmp_path, trials=30, backends=("eager", "test_swallowed", "torchscript"), track=False)
+    assert result.report["search"]["stopped_by"] == "interrupted"
+    # The trial that saw the request finishes; no trial starts after it.
+    assert result.report["search"]["trials"] == 2
+    assert (tmp_path / "t" / "best" / "report.json").is_file()
