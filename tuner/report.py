@@ -2,7 +2,7 @@
 
 Blade reports ``{name, status, speedup, pre_run, post_run}`` per optimization. Here there is one
 entry per searched backend (the chosen one first, measured side by side with eager at the end of
-the run; the others from their best trial against the eager baseline of the run), plus the
+the run; the others from their best trial against that same eager figure), plus the
 chosen config, the accuracy and its tolerance, the search summary, the measurement protocol, the
 artifact, the test-data shapes and the software and hardware context.
 """
@@ -91,7 +91,8 @@ def build_report(
         chosen_trial: Its trial number.
         pre_total_s: Eager over the test data, measured side by side with the winner.
         post_total_s: The winner over the test data, same run.
-        baseline_total_s: Eager over the test data at the start of the run (for the other backends).
+        baseline_total_s: Eager over the test data at the start of the run (used when the end-of-run
+            measurement is missing).
         accuracy: The winner's errors against the reference.
         search: The study summary (trials, failures by reason, best trial, wall time).
         measurement: The protocol and device.
@@ -114,7 +115,10 @@ def build_report(
     for backend, (best_s, all_failed) in per_backend_best(study).items():
         if backend == "eager" or (chosen is not None and backend == chosen.backend):
             continue
-        entries.append(optimization_entry(backend, per_sample(baseline_total_s), per_sample(best_s), all_failed))
+        # Against the same eager figure as the chosen entry where there is one (measured warm, at the
+        # end); the start-of-run baseline is the fallback.
+        eager_s = pre_total_s if pre_total_s is not None else baseline_total_s
+        entries.append(optimization_entry(backend, per_sample(eager_s), per_sample(best_s), all_failed))
     tol = TOLERANCES[level]
     status = "no successful trial" if chosen is None else "ok"
     return {
