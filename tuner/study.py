@@ -295,7 +295,7 @@ def run_trials(
 
     rng = random.Random(settings.seed)
 
-    def stop_when_exhausted(study: optuna.Study, trial: FrozenTrial) -> None:
+    def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         if stopping.requested():
             study.stop()
         elif cache.distinct() >= total_candidates:
@@ -319,7 +319,7 @@ def run_trials(
                 n_trials=remaining,
                 timeout=settings.timeout_s,
                 catch=(CandidateFailed,),
-                callbacks=[optuna.study.MaxTrialsCallback(settings.trials, states=FINISHED), stop_when_exhausted],
+                callbacks=[optuna.study.MaxTrialsCallback(settings.trials, states=FINISHED), after_trial],
                 gc_after_trial=True,
             )
         if stopping.requested():
