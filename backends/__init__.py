@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 from backends.base import Backend
 from tuner.errors import error_line
@@ -25,14 +26,19 @@ def _discover() -> None:
     _loaded = True
 
 
-def get_backend(name: str) -> Backend:
+def get_backend(name: str, cache_dir: Path | None = None) -> Backend:
     """An instance of the backend registered as ``name``.
+
+    Args:
+        name: The registered name.
+        cache_dir: Where the backend keeps what later candidates and studies reuse (TVM's tuning
+            databases); None: nothing persists beyond the instance.
 
     Raises:
         KeyError: For an unknown name.
     """
     _discover()
-    return Backend._registry[name]()
+    return Backend._registry[name](cache_dir=cache_dir)
 
 
 def backend_names(*, include_test_only: bool = False) -> list[str]:

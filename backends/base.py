@@ -33,6 +33,7 @@ class Backend(abc.ABC):
         shape_modes: Shape modes it can compile in (see :data:`tuner.records.SHAPE_MODES`).
         devices: ``"cpu"`` and/or ``"gpu"``.
         test_only: Kept out of ``backend_names()`` unless asked for (fault-injection backends).
+        precisions: Precisions it supports (None: all that the level allows).
     """
 
     name: ClassVar[str]
@@ -40,8 +41,18 @@ class Backend(abc.ABC):
     shape_modes: ClassVar[tuple[str, ...]] = ("dynamic",)
     devices: ClassVar[frozenset[str]] = frozenset({"cpu", "gpu"})
     test_only: ClassVar[bool] = False
+    precisions: ClassVar[frozenset[str] | None] = None
 
     _registry: ClassVar[dict[str, type[Backend]]] = {}
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        """Create the backend.
+
+        Args:
+            cache_dir: Where the backend keeps what later candidates and studies reuse (the study
+                passes ``<output>/cache``); None keeps nothing beyond this instance.
+        """
+        self.cache_dir = cache_dir
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -94,7 +105,7 @@ class Backend(abc.ABC):
         except Exception as e:  # noqa: BLE001 - a candidate that fails to build is data
             return BuildResult(error_msg=error_line(e))
         build_s = time.perf_counter() - t0
-        return BuildResult(built=Built(fn=built.fn, build_s=build_s, state=built.state))
+        return BuildResult(built=Built(fn=built.fn, build_s=build_s, state=built.state, tuning_s=built.tuning_s))
 
     def measure(self, built: Built, workload: Workload, config: MeasureConfig, *, quick: bool = False) -> Measurement:
         """Time the built candidate over the test data (DESIGN.md's protocol).

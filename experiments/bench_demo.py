@@ -8,12 +8,17 @@ torch.compile static (dynamic=False); TorchScript (trace + freeze). Each is buil
 project's own backends and timed with DESIGN.md's protocol (warm-up excluded, CUDA events on the
 GPU, median per sample, summed over the test data), in rounds that alternate the peers so that
 drift on a shared machine hits all alike. Prints a table of ratios to eager and writes it, with
-the raw figures, to ``<out>/<date>-<device>-demo.{md,json}``.
+the raw figures, to ``<out>/<date>-<device>-demo[-<tag>].{md,json}``.
+
+``--tvm`` adds TVM configs (:data:`TVM_CONFIGS`: TVM's default pipeline, DLight without GEMV,
+fused or not, CUDA graphs, cuBLAS, MetaSchedule), ``--batch 8`` keeps the batch-8 samples only,
+and ``--cache-dir`` keeps MetaSchedule's tuning database between runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import sys
@@ -24,7 +29,7 @@ from tuner.correctness import TOLERANCES, check_outputs
 from tuner.devices import device_name, resolve_device
 from tuner.measure import MeasureConfig
 from tuner.records import Candidate
-from tuner.workload import load_workload
+from tuner.workload import Workload, load_workload
 
 PEERS: dict[str, Candidate] = {
     "eager": Candidate("eager"),
@@ -34,6 +39,32 @@ PEERS: dict[str, Candidate] = {
                                           {"torchscript/method": "trace", "torchscript/freeze": True}),
 }
 
+#: The DLight rules of TVM's default CUDA pipeline without GEMV (GEMV crashes on this decoder).
+NO_GEMV = "Matmul,Reduction,GeneralReduction,Fallback"
+TVM_CONFIGS: dict[str, Candidate] = {
+    "tvm default pipeline": Candidate("tvm", "static", "fp32", {}),
+    "tvm DLight no-GEMV, fused": Candidate("tvm", "static", "fp32", {"tvm/dlight": NO_GEMV}),
+    "tvm DLight no-GEMV, unfused": Candidate("tvm", "static", "fp32", {"tvm/dlight": NO_GEMV,
+                                                                       "tvm/fuse_ops": False}),
+    "tvm Fallback only, fused": Candidate("tvm", "static", "fp32", {"tvm/dlight": "Fallback"}),
+    "tvm no-GEMV, fused, CUDA graphs": Candidate("tvm", "static", "fp32", {"tvm/dlight": NO_GEMV,
+                                                                           "tvm/cuda_graph": True}),
+    "tvm no-GEMV, fused, CUDA graphs, dynamic": Candidate("tvm", "dynamic", "fp32", {"tvm/dlight": NO_GEMV,
+                                                                                     "tvm/cuda_graph": True}),
+    "tvm no-GEMV, fused, cuBLAS": Candidate("tvm", "static", "fp32", {"tvm/dlight": NO_GEMV, "tvm/cublas": True}),
+    "tvm no-GEMV, fused, CUDA graphs, MetaSchedule 64@top4": Candidate(
+        "tvm", "static", "fp32", {"tvm/dlight": NO_GEMV, "tvm/cuda_graph": True, "tvm/metaschedule": "64@top4"}),
+}
+
+
+def only_batch(workload: Workload, batch: int) -> Workload:
+    """The workload restricted to its samples of batch size ``batch``."""
+    keep = [i for i, s in enumerate(workload.samples) if s[0].shape[0] == batch]
+    if not keep:
+        raise SystemExit(f"no test sample has batch size {batch}")
+    return dataclasses.replace(workload, samples=tuple(workload.samples[i] for i in keep),
+                               reference=tuple(workload.reference[i] for i in keep))
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,23 +73,36 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("experiments/results"))
     ap.add_argument("--command", default=" ".join(sys.argv), help="the command to record with the figures")
+    ap.add_argument("--tvm", action="store_true", help="add the TVM configs")
+    ap.add_argument("--batch", type=int, help="keep only the samples of this batch size")
+    ap.add_argument("--cache-dir", type=Path, help="where TVM keeps its tuning database")
+    ap.add_argument("--tag", default="", help="suffix of the result files' names")
     args = ap.parse_args()
     device = resolve_device(args.device)
     workload = load_workload(None, None, device)
+    if args.batch:
+        workload = only_batch(workload, args.batch)
     entries = dict(PEERS)
+    if args.tvm:
+        entries.update(TVM_CONFIGS)
     if args.best_config:
         cfg = json.loads(args.best_config.read_text())
         entries["tuned (best_config.json)"] = Candidate.from_dict(cfg)
     config = MeasureConfig(warmup=5, repeats=30)
     built = {}
     compile_s = {}
+    failed: dict[str, str] = {}
     for name, cand in entries.items():
-        res = get_backend(cand.backend).build(workload, cand)
+        print(f"building {name} ...", flush=True)
+        res = get_backend(cand.backend, cache_dir=args.cache_dir).build(workload, cand)
         if res.built is None:
             print(f"{name}: build failed: {res.error_msg}", flush=True)
+            failed[name] = f"build failed: {res.error_msg}"
             continue
         built[name] = (cand, res.built)
         compile_s[name] = res.built.build_s
+        if res.built.tuning_s:
+            print(f"{name}: {res.built.tuning_s:.1f} s of MetaSchedule tuning", flush=True)
     totals: dict[str, list[float]] = {n: [] for n in built}
     errors: dict[str, float] = {}
     for r in range(args.rounds):
@@ -98,15 +142,17 @@ def main() -> int:
         lines.append(f"| {row['name']} | {row['total_ms']:.3f} | {row['per_sample_ms']:.3f} | "
                      f"{row['speedup_vs_eager']:.2f}x | {row['compile_s']:.1f} | {row['spread'] * 100:.1f}% | "
                      f"{row['max_abs_err']:.2e} |")
+    for name, reason in failed.items():
+        lines.append(f"| {name} | {reason[:200]} | | | | | |")
     for row in rows:
         lines.append(f"\n- {row['name']}: `{row['candidate']}`")
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{today}-{'gpu' if device == 'gpu' else 'cpu'}-demo"
+    stem = f"{today}-{'gpu' if device == 'gpu' else 'cpu'}-demo" + (f"-{args.tag}" if args.tag else "")
     (args.out / f"{stem}.md").write_text(text)
     (args.out / f"{stem}.json").write_text(json.dumps({"date": today, "device": dev, "command": args.command,
-                                                       "rows": rows}, indent=2))
+                                                       "rows": rows, "failed": failed}, indent=2))
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Inductor: its scheduler's fusion options, applied with ``torch._inductor.config.patch`` (the keys
 are Inductor's own; a test checks that each exists). TorchScript: which JIT fuser runs (``none``,
-or NNC, ``fuser1``).
+or NNC, ``fuser1``). TVM: operator fusion (FuseOps + FuseTIR) on or off, and Relax's pattern
+fusions (parallel matmuls combined, transposes folded into matmuls) before it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ INDUCTOR_FUSION: tuple[Choice, ...] = (
 TORCHSCRIPT_FUSERS: dict[str, tuple[str, ...]] = {"gpu": ("none", "fuser1"), "cpu": ("none",)}
 
 
+#: TVM's fusion passes; TVM's default pipeline (FuseOps on, no pattern fusion) first.
+TVM_FUSION: tuple[Choice, ...] = (
+    Choice("tvm/fuse_ops", (True, False), "FuseOps + FuseTIR: fuse operators into kernels"),
+    Choice("tvm/fuse_patterns", (False, True), "CombineParallelMatmul + FuseTransposeMatmul first"),
+)
+
+
 class FusionDimension(Dimension):
     """Fusion choices of the backends that expose them."""
 
@@ -39,6 +47,8 @@ class FusionDimension(Dimension):
         """Inductor's fusion options, or TorchScript's fuser; nothing for other backends."""
         if backend == "inductor":
             return INDUCTOR_FUSION
+        if backend == "tvm":
+            return TVM_FUSION
         if backend == "torchscript":
             return (Choice("torchscript/fuser", TORCHSCRIPT_FUSERS[ctx.device], "JIT fuser"),)
         return ()

@@ -26,4 +26,8 @@ class PrecisionDimension(Dimension):
 
     def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
         """One choice over the allowed precisions."""
-        return (Choice(f"{backend}/precision", precisions_for(ctx), "numeric precision"),)
+        from backends import backend_class
+
+        supported = backend_class(backend).precisions
+        values = tuple(p for p in precisions_for(ctx) if supported is None or p in supported)
+        return (Choice(f"{backend}/precision", values, "numeric precision"),)

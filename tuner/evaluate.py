@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 
 from backends import get_backend
 from tuner.correctness import Tolerance, check_outputs
@@ -25,13 +26,15 @@ def _p90(values: tuple[float, ...]) -> float:
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
-def summarize(candidate: Candidate, m: Measurement, build_s: float, **extra: object) -> Outcome:
+def summarize(candidate: Candidate, m: Measurement, build_s: float, tuning_s: float = 0.0,
+              **extra: object) -> Outcome:
     """An Outcome from a successful measurement (latency figures in ms).
 
     Args:
         candidate: The candidate measured.
         m: Its measurement (``m.ok`` must hold).
         build_s: Seconds the build took.
+        tuning_s: Of those, seconds spent tuning schedules.
         **extra: More Outcome fields (errors, pruned).
 
     Returns:
@@ -42,6 +45,7 @@ def summarize(candidate: Candidate, m: Measurement, build_s: float, **extra: obj
         candidate=candidate,
         value_s=m.total_s,
         compile_s=build_s + m.warmup_s,
+        tuning_s=tuning_s,
         median_ms=statistics.median(lat) * 1e3,
         p90_ms=_p90(lat) * 1e3,
         **extra,  # type: ignore[arg-type]
@@ -54,6 +58,7 @@ def evaluate(
     tolerance: Tolerance,
     config: MeasureConfig,
     prune: PruneHook | None = None,
+    cache_dir: Path | None = None,
 ) -> Outcome:
     """Build, measure and check one candidate.
 
@@ -63,11 +68,12 @@ def evaluate(
         tolerance: The level's tolerance against the reference.
         config: Warm-up and repeats.
         prune: Judges the short first measurement; None skips it.
+        cache_dir: Where the backend keeps what later candidates reuse (see ``Backend.cache_dir``).
 
     Returns:
         The outcome: a latency, or a failure kind and reason (``build``, ``run``, ``wrong``).
     """
-    backend = get_backend(candidate.backend)
+    backend = get_backend(candidate.backend, cache_dir=cache_dir)
     result = backend.build(workload, candidate)
     if result.built is None:
         return Outcome(candidate=candidate, failure_kind="build", failure_reason=result.error_msg)
@@ -76,9 +82,9 @@ def evaluate(
         quick = backend.measure(built, workload, config, quick=True)
         if quick.latencies_s is None:
             return Outcome(candidate=candidate, failure_kind="run", failure_reason=quick.error_msg,
-                           compile_s=built.build_s)
+                           compile_s=built.build_s, tuning_s=built.tuning_s)
         if prune(quick.total_s):
-            return summarize(candidate, quick, built.build_s, pruned=True)
+            return summarize(candidate, quick, built.build_s, built.tuning_s, pruned=True)
     m = backend.measure(built, workload, config)
     if m.latencies_s is None or m.outputs is None:
         return Outcome(candidate=candidate, failure_kind="run", failure_reason=m.error_msg or "no outputs",
@@ -86,6 +92,8 @@ def evaluate(
     verdict = check_outputs(m.outputs, workload.reference, tolerance)
     if not verdict.ok:
         return Outcome(candidate=candidate, failure_kind="wrong", failure_reason=f"wrong results: {verdict.detail}",
-                       compile_s=built.build_s + m.warmup_s, max_abs_err=verdict.max_abs_err,
+                       compile_s=built.build_s + m.warmup_s, tuning_s=built.tuning_s,
+                       max_abs_err=verdict.max_abs_err,
                        max_rel_err=verdict.max_rel_err)
-    return summarize(candidate, m, built.build_s, max_abs_err=verdict.max_abs_err, max_rel_err=verdict.max_rel_err)
+    return summarize(candidate, m, built.build_s, built.tuning_s, max_abs_err=verdict.max_abs_err,
+                     max_rel_err=verdict.max_rel_err)

@@ -111,7 +111,8 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
     trial, candidate = found
     progress.phase(f"rebuilding the best candidate (trial {trial.number}: {candidate.describe()}) and measuring "
                    "it side by side with eager")
-    backend = get_backend(candidate.backend)
+    # The study's cache dir: a TVM winner is rebuilt from its tuning records, not tuned again.
+    backend = get_backend(candidate.backend, cache_dir=settings.cache_dir)
     eager_built = get_backend("eager").build(workload, Candidate("eager")).built
     result = backend.build(workload, candidate)
     pre_s = post_s = None

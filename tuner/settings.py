@@ -104,6 +104,11 @@ class TuneSettings(BaseModel):
         return self.mlflow_uri or f"sqlite:///{self.out / 'mlflow.db'}"
 
     @property
+    def cache_dir(self) -> Path:
+        """Where backends keep what later trials and studies reuse (TVM's tuning databases)."""
+        return self.out / "cache"
+
+    @property
     def best_dir(self) -> Path:
         """Where the best artifact, report and config go."""
         return self.out / self.study_name / "best"

@@ -264,7 +264,8 @@ def run_trials(
 
             try:
                 with time_limit(settings.trial_timeout_s):
-                    outcome = evaluate(candidate, workload, tolerance, config, prune if settings.prune else None)
+                    outcome = evaluate(candidate, workload, tolerance, config, prune if settings.prune else None,
+                                       cache_dir=settings.cache_dir)
             except TrialTimeout as e:
                 outcome = Outcome(candidate=candidate, failure_kind="timeout", failure_reason=str(e))
             except KeyboardInterrupt:

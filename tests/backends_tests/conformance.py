@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from backends import backend_class, backend_names, get_backend
+from backends import Backend, backend_class, backend_names, get_backend
 from tuner.correctness import TOLERANCES, check_outputs
 from tuner.measure import MeasureConfig
 from tuner.records import SHAPE_MODES, Built, Candidate, Measurement
@@ -93,14 +93,16 @@ def outputs_of(fn: object, workload: Workload) -> tuple[tuple[torch.Tensor, ...]
 
 
 def check_candidate(backend_name: str, candidate: Candidate, device: str = "cpu", *, level: str = "o1",
-                    export_dir: Path | None = None) -> tuple[Built, Measurement]:
+                    export_dir: Path | None = None, backend: Backend | None = None) -> tuple[Built, Measurement]:
     """Build, measure and check one candidate; export and load it too when ``export_dir`` is given.
+
+    ``backend`` is the instance to use (one with a ``cache_dir``, say); by default a fresh one.
 
     Returns:
         The built candidate and its measurement, for backend-specific checks.
     """
     assert candidate.backend == backend_name
-    backend = get_backend(backend_name)
+    backend = backend or get_backend(backend_name)
     assert backend.is_available(device)
     assert candidate.shape_mode in backend.shape_modes
     workload = tiny_workload(device)

@@ -1,0 +1,173 @@
+"""How models reach TVM Relax: through ``torch.export`` or through ONNX.
+
+PyTorch route: ``torch.export`` (with :func:`decompositions` run first) and
+``tvm.relax.frontend.torch.from_exported_program``. ONNX route: ``torch.onnx.export`` for PyTorch
+models (TensorFlow models arrive as ONNX already, through tf2onnx) and
+``tvm.relax.frontend.onnx.from_onnx``. Either way the result is an ``IRModule`` whose ``main``
+takes the model's inputs in order and returns its outputs flattened, with the weights bound as
+constants.
+
+Static mode imports once per distinct test-data shape; dynamic mode once, with every dim that
+varies in the test data symbolic (``torch.export.Dim`` / ONNX ``dim_param``).
+
+This module defines no backend; importing it registers nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from backends._torch_export import dynamic_shapes_spec, export_program
+
+#: Importers, the values of the ``tvm/frontend`` dimension.
+FRONTENDS: tuple[str, ...] = ("torch.export", "onnx")
+#: ONNX opset used for the ONNX route (TVM 0.27's importer covers it).
+ONNX_OPSET = 18
+
+
+def _amax(x: torch.Tensor, dim: Any = (), keepdim: bool = False) -> torch.Tensor:
+    """``aten.amax`` as a chain of ``max.dim``: TVM 0.27's importer has ``max.dim`` but no ``amax``."""
+    dims = [dim] if isinstance(dim, int) else list(dim or range(x.dim()))
+    ordered = sorted({d % x.dim() for d in dims}, reverse=True)
+    for d in ordered:
+        x = torch.max(x, d, keepdim=True).values
+    if not keepdim:
+        for d in ordered:
+            x = x.squeeze(d)
+    return x
+
+
+def decompositions() -> dict[Any, Callable[..., Any]]:
+    """The decomposition table run before import: torch's defaults plus ops TVM lacks.
+
+    ``run_decompositions()`` with torch's table lowers, e.g., ``gru_cell`` to plain ops, but keeps
+    ``amax`` (a core ATen op), which TVM 0.27's ``from_exported_program`` refuses (seen on the demo
+    decoder: "Unsupported function types ['amax.default']").
+
+    Returns:
+        ``{op overload: decomposition}`` for ``ExportedProgram.run_decompositions``.
+    """
+    table = dict(torch.export.default_decompositions())
+    table[torch.ops.aten.amax.default] = _amax
+    return table
+
+
+def from_torch(model: Any, args: tuple[torch.Tensor, ...],
+               dynamic_shapes: tuple[dict[int, Any] | None, ...] | None = None) -> Any:
+    """Import a PyTorch model into Relax through ``torch.export``.
+
+    Args:
+        model: The module (on its device; GPU models are exported from a CPU copy).
+        args: Example inputs.
+        dynamic_shapes: ``torch.export`` dynamic shapes (see ``dynamic_shapes_spec``), or None.
+
+    Returns:
+        The ``tvm.IRModule``.
+
+    Raises:
+        Exception: Whatever ``torch.export`` or the importer raise (an unsupported operator, say).
+    """
+    from tvm.relax.frontend.torch import from_exported_program
+
+    with torch.no_grad():
+        program = export_program(model, args, dynamic_shapes).run_decompositions(decompositions())
+    # The decompositions are ours: the importer's own pass would undo the amax rewrite.
+    return from_exported_program(program, keep_params_as_input=False, run_ep_decomposition=False)
+
+
+def to_onnx(model: Any, args: tuple[torch.Tensor, ...],
+            dynamic_shapes: tuple[dict[int, Any] | None, ...] | None = None) -> bytes:
+    """Export a PyTorch model to ONNX (the dynamo exporter, as torch recommends).
+
+    Args:
+        model: The module.
+        args: Example inputs.
+        dynamic_shapes: As for :func:`from_torch`; symbolic dims become ONNX ``dim_param``.
+
+    Returns:
+        The serialized ONNX model.
+    """
+    cpu_model = model
+    cpu_args = args
+    if any(isinstance(a, torch.Tensor) and a.device.type != "cpu" for a in args):
+        import copy
+
+        cpu_model = copy.deepcopy(model).to("cpu")
+        cpu_args = tuple(a.to("cpu") if isinstance(a, torch.Tensor) else a for a in args)
+    program = export_program(cpu_model, cpu_args, dynamic_shapes).run_decompositions(decompositions())
+    onnx_program = torch.onnx.export(program, cpu_args, dynamo=True, opset_version=ONNX_OPSET,
+                                     dynamic_shapes=dynamic_shapes, verbose=False)
+    if onnx_program is None:  # only the legacy exporter returns None
+        raise RuntimeError("torch.onnx.export returned no program")
+    return bytes(onnx_program.model_proto.SerializeToString())
+
+
+def from_onnx(model: bytes | Any, shapes: dict[str, tuple[int | str, ...]] | None = None) -> Any:
+    """Import an ONNX model into Relax.
+
+    Args:
+        model: A serialized ``ModelProto`` or the proto itself.
+        shapes: Input name to shape, overriding the model's (static mode fixes every dim); dims
+            given as strings stay symbolic.
+
+    Returns:
+        The ``tvm.IRModule``, weights bound as constants.
+
+    Raises:
+        Exception: Whatever the importer raises (an operator it lacks, say).
+    """
+    import onnx
+    from tvm.relax.frontend.onnx import from_onnx as tvm_from_onnx
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
+    inits = {i.name for i in proto.graph.initializer}
+    # The importer takes every input for float32 unless told (an int64 token id input, say).
+    dtypes = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name
+              for i in proto.graph.input if i.name not in inits}
+    mod = tvm_from_onnx(proto, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=False)
+    return mod
+
+
+def onnx_input_names(model: bytes | Any) -> list[str]:
+    """The graph inputs of an ONNX model that are not initializers, in order."""
+    import onnx
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
+    inits = {i.name for i in proto.graph.initializer}
+    return [i.name for i in proto.graph.input if i.name not in inits]
+
+
+def import_model(frontend: str, model: Any, args: tuple[torch.Tensor, ...], dynamic: bool,
+                 spec: tuple[dict[int, Any] | None, ...] | None) -> Any:
+    """Import ``model`` through ``frontend`` for one static shape or for all (dynamic).
+
+    Args:
+        frontend: One of :data:`FRONTENDS`.
+        model: The PyTorch module.
+        args: The example inputs (static mode: a sample of the shape to compile for).
+        dynamic: Whether to keep the varying dims symbolic.
+        spec: ``dynamic_shapes`` for the dynamic import (ignored when static).
+
+    Returns:
+        The ``tvm.IRModule``.
+
+    Raises:
+        ValueError: For an unknown frontend.
+    """
+    if frontend not in FRONTENDS:
+        raise ValueError(f"tvm/frontend {frontend!r} is not one of {FRONTENDS}")
+    spec = spec if dynamic else None
+    if frontend == "torch.export":
+        return from_torch(model, args, spec)
+    data = to_onnx(model, args, spec)
+    if not dynamic:
+        names = onnx_input_names(data)
+        return from_onnx(data, {n: tuple(a.shape) for n, a in zip(names, args, strict=True)})
+    return from_onnx(data)
+
+
+__all__ = ["FRONTENDS", "decompositions", "dynamic_shapes_spec", "from_onnx", "from_torch", "import_model",
+           "onnx_input_names", "to_onnx"]

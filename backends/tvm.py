@@ -1,0 +1,309 @@
+"""The ``tvm`` backend: TVM Relax, with fusion, DLight, MetaSchedule, cuBLAS and CUDA-graph choices.
+
+Options (``tvm/<option>``, see ``search_space/tvm_*.py`` and ``search_space/fusion.py``):
+    frontend: ``torch.export`` or ``onnx`` (the route TensorFlow models take).
+    fuse_ops: FuseOps + FuseTIR on or off.
+    fuse_patterns: Relax's pattern fusions (parallel and transposed matmuls) before FuseOps.
+    dlight: The DLight rules, in order (``"Matmul,GEMV,...,Fallback"``), or ``"none"``.
+    metaschedule: ``"off"`` or ``"<trials per task>@top<k>"``: MetaSchedule on the k costliest
+        kernels, through the persistent tuning database (``backends/_tvm_tuning.py``).
+    cublas: Matmuls by cuBLAS (through torch, ``backends/_tvm_library.py``); GPU only.
+    cuda_graph: ``relax.backend.use_cuda_graph``; GPU only.
+
+Shape modes: ``static`` compiles one module per distinct test-data shape (concrete shapes, where
+MetaSchedule can tune every kernel); ``dynamic`` one module with the dims that vary in the test
+data symbolic (MetaSchedule then tunes only the kernels whose shapes are all static).
+
+The artifact is one ``export_library`` shared object per module plus ``artifact.json``; the
+loader returns a callable over torch tensors, passed to and from TVM through DLPack (no copies).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.dlpack import from_dlpack
+
+from backends._torch_export import dynamic_shapes_spec, example_inputs, shape_key_str
+from backends._tvm_import import FRONTENDS, import_model
+from backends._tvm_pipeline import (
+    DEFAULT_CPU_RULES,
+    DEFAULT_GPU_RULES,
+    PipelineOptions,
+    compile_prepared,
+    prepare,
+    target_for,
+)
+from backends._tvm_tuning import OFF, TuningReport, TuningRequest, TuningStore, tune_module
+from backends.base import Backend
+from tuner.precision import apply_precision
+from tuner.records import Built, Candidate
+from tuner.workload import Workload
+
+#: Key of the single module of a dynamic-shape artifact.
+ANY_SHAPE = "*"
+
+
+def pipeline_options(candidate: Candidate, device: str) -> PipelineOptions:
+    """Read a candidate's pipeline choices (defaults: TVM's default pipeline for the device).
+
+    Args:
+        candidate: A ``tvm`` candidate.
+        device: ``"cpu"`` or ``"gpu"``.
+
+    Returns:
+        The options.
+    """
+    gpu = device == "gpu"
+    return PipelineOptions(
+        fuse_ops=bool(candidate.option("fuse_ops", True)),
+        fuse_patterns=bool(candidate.option("fuse_patterns", False)),
+        dlight=str(candidate.option("dlight", DEFAULT_GPU_RULES if gpu else DEFAULT_CPU_RULES)),
+        library=bool(candidate.option("cublas", False)) and gpu,
+        cuda_graph=bool(candidate.option("cuda_graph", False)) and gpu,
+    )
+
+
+def tvm_device(device: str) -> Any:
+    """The TVM device of ``"cpu"`` or ``"gpu"`` (GPU 0, the one the workload runs on)."""
+    import tvm
+
+    return tvm.cuda(0) if device == "gpu" else tvm.cpu(0)
+
+
+def target_tag(device: str) -> str:
+    """A short name of this host's target, part of the tuning database's folder name."""
+    if device == "gpu":
+        major, minor = torch.cuda.get_device_capability()
+        return f"cuda-sm_{major}{minor}"
+    return "llvm"
+
+
+class VmRunner:
+    """Runs the compiled Relax VM of each call's input shapes on torch tensors.
+
+    Inputs go to TVM and outputs come back through DLPack, without copies (a non-contiguous input
+    is made contiguous first).
+
+    Args:
+        vms: Relax VM per shape key (:func:`~backends._torch_export.shape_key_str`), or one under
+            :data:`ANY_SHAPE` for a dynamic module.
+        single_output: Return the one output as a tensor instead of a 1-tuple.
+    """
+
+    def __init__(self, vms: dict[str, Any], single_output: bool = False) -> None:
+        self.vms = vms
+        self.single_output = single_output
+        self.mains = {key: vm["main"] for key, vm in vms.items()}
+
+    def __call__(self, *args: torch.Tensor) -> Any:
+        """Run the module of these input shapes.
+
+        Args:
+            *args: The model's input tensors.
+
+        Returns:
+            The outputs: a tuple of tensors, or one tensor for a single-output model.
+
+        Raises:
+            ValueError: When no module was compiled for these input shapes.
+        """
+        import tvm
+
+        main = self.mains.get(ANY_SHAPE)
+        if main is None:
+            key = shape_key_str(tuple(tuple(a.shape) for a in args))
+            main = self.mains.get(key)
+            if main is None:
+                raise ValueError(f"this static-shape TVM module has no build for input shapes {key}; it holds "
+                                 f"{sorted(self.mains)} (compile in dynamic shape mode for other shapes)")
+        out = main(*(tvm.runtime.from_dlpack(a.contiguous()) for a in args))
+        if isinstance(out, tvm.runtime.Tensor):
+            outs: tuple[torch.Tensor, ...] = (from_dlpack(out),)
+        else:
+            outs = tuple(from_dlpack(o) for o in out)
+        return outs[0] if self.single_output and len(outs) == 1 else outs
+
+
+class TvmBackend(Backend):
+    """TVM Relax: import, fusion, schedules (DLight, MetaSchedule), cuBLAS and CUDA graphs."""
+
+    name = "tvm"
+    shape_modes = ("static", "dynamic")
+    precisions = frozenset({"fp32", "fp16"})
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        super().__init__(cache_dir)
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @classmethod
+    def is_available(cls, device: str) -> bool:
+        """Whether TVM is installed, and for ``gpu`` whether it was built with CUDA and a GPU works.
+
+        Args:
+            device: ``"cpu"`` or ``"gpu"``.
+
+        Returns:
+            True when candidates can be built for that device.
+        """
+        import importlib.util
+
+        if not super().is_available(device) or importlib.util.find_spec("tvm") is None:
+            return False
+        if device == "gpu":
+            import tvm
+
+            return bool(tvm.cuda(0).exist)
+        return True
+
+    def store(self, workload: Workload) -> TuningStore:
+        """The tuning database of this (model, target): under ``cache_dir``, or a folder of this instance.
+
+        Args:
+            workload: The workload (its fingerprint names the model).
+
+        Returns:
+            The store.
+        """
+        root = self.cache_dir
+        if root is None:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="tvm-tuning-")
+            root = Path(self._tmp.name)
+        return TuningStore(root / "tvm-tuning" / f"{workload.fingerprint[:16]}-{target_tag(workload.device)}")
+
+    def compile(self, workload: Workload, candidate: Candidate) -> Built:
+        """Import, tune (if asked) and compile one module per distinct shape, or one dynamic module.
+
+        Args:
+            workload: The model, test data and device.
+            candidate: Shape mode, precision and ``tvm/*`` options.
+
+        Returns:
+            A :class:`VmRunner`; ``state["executables"]`` holds the VM executables per shape key,
+            ``state["tuning"]`` the MetaSchedule reports; ``tuning_s`` the seconds spent tuning.
+
+        Raises:
+            ValueError: For an unknown option value.
+            Exception: Whatever the importer or TVM raise (an operator the importer lacks, a
+                DLight rule that fails on a kernel, a MetaSchedule run with no valid schedule).
+        """
+        from tvm import relax
+
+        opts = pipeline_options(candidate, workload.device)
+        request = TuningRequest.parse(str(candidate.option("metaschedule", OFF)))
+        frontend = str(candidate.option("frontend", FRONTENDS[0]))
+        model = apply_precision(workload.model, candidate.precision)
+        target = target_for(workload.device)
+        store = self.store(workload) if request.budget else None
+        dev = tvm_device(workload.device)
+
+        if candidate.shape_mode == "static":
+            examples = {shape_key_str(key): next(s for i, s in enumerate(workload.samples)
+                                                 if workload.shape_key(i) == key)
+                        for key in workload.shape_counts()}
+        elif candidate.shape_mode == "dynamic":
+            examples = {ANY_SHAPE: example_inputs(workload)}
+        else:
+            raise ValueError(f"tvm shape mode {candidate.shape_mode!r} is not one of {self.shape_modes}")
+        spec = dynamic_shapes_spec(workload)
+
+        executables: dict[str, Any] = {}
+        reports: dict[str, TuningReport] = {}
+        tuning_s = 0.0
+        for key, args in examples.items():
+            mod = import_model(frontend, model, args, key == ANY_SHAPE, spec)
+            mod = prepare(mod, opts, target)
+            database = None
+            if store is not None:
+                report = tune_module(mod, target, store, request)
+                reports[key] = report
+                tuning_s += report.tuning_s
+                database = store.database()
+            executables[key] = compile_prepared(mod, opts, workload.device, target, database)
+        vms = {key: relax.VirtualMachine(ex, dev) for key, ex in executables.items()}
+        fn = VmRunner(vms, single_output=returns_tensor(workload))
+        # The first call of each module loads its kernels onto the device; do it here so that a
+        # module that cannot run fails the build, as a compiler error would.
+        with torch.no_grad():
+            for args in examples.values():
+                fn(*args)
+        return Built(fn=fn, build_s=0.0, tuning_s=tuning_s,
+                     state={"executables": executables, "tuning": {k: r.to_dict() for k, r in reports.items()},
+                            "options": opts, "single_output": fn.single_output})
+
+    def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
+        """Write one shared library per module with ``export_library``.
+
+        Args:
+            built: The built candidate (its executables).
+            workload: The workload (unused: the modules are compiled already).
+            candidate: The candidate (its cuBLAS choice: the library needs its packed function).
+            directory: Where to write.
+
+        Returns:
+            ``{"format": "tvm-so", "shape_mode": ..., "libraries": {shape key: file},
+            "torch_matmul": bool}``.
+        """
+        executables: dict[str, Any] = built.state["executables"]
+        libraries: dict[str, str] = {}
+        for i, (key, ex) in enumerate(executables.items()):
+            path = directory / f"model_{i}.so"
+            ex.export_library(str(path))
+            libraries[key] = path.name
+        opts: PipelineOptions = built.state["options"]
+        return {"format": "tvm-so", "shape_mode": candidate.shape_mode, "libraries": libraries,
+                "single_output": bool(built.state["single_output"]), "torch_matmul": opts.library,
+                "tvm_version": _tvm_version()}
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any], device: str) -> Callable[..., Any]:
+        """Load the shared libraries into Relax VMs on ``device``.
+
+        Args:
+            directory: The artifact folder.
+            meta: What :meth:`export` returned.
+            device: ``"cpu"`` or ``"gpu"`` (the libraries run where they were compiled for).
+
+        Returns:
+            A :class:`VmRunner` over torch tensors.
+
+        Raises:
+            ValueError: For an unknown artifact format.
+        """
+        import tvm
+        from tvm import relax
+
+        if meta.get("format") != "tvm-so":
+            raise ValueError(f"tvm artifact format {meta.get('format')!r} is not 'tvm-so'")
+        if meta.get("torch_matmul"):
+            from backends._tvm_library import register
+
+            register()
+        dev = tvm_device(device)
+        vms = {key: relax.VirtualMachine(tvm.runtime.load_module(str(directory / file)), dev)
+               for key, file in meta["libraries"].items()}
+        return VmRunner(vms, single_output=bool(meta.get("single_output")))
+
+
+def returns_tensor(workload: Workload) -> bool:
+    """Whether the model returns one tensor (not a tuple): the runner then does the same.
+
+    Args:
+        workload: The workload (its model is run once on the example sample).
+
+    Returns:
+        True for a plain tensor output.
+    """
+    with torch.no_grad():
+        return isinstance(workload.model(*example_inputs(workload)), torch.Tensor)
+
+
+def _tvm_version() -> str:
+    import tvm
+
+    return str(tvm.__version__)

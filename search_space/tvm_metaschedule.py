@@ -1,0 +1,32 @@
+"""Dimension ``tvm_metaschedule``: MetaSchedule's budget and which kernels get it.
+
+A value is ``"off"`` (DLight only) or ``"<trials per task>@top<k>"``: the k kernels of highest
+estimated cost (FLOPs times calls) are tuned with that many measured schedules each. One value
+holds both numbers so that "off" is one candidate, not one per k. The tuning database persists
+in the output dir, so a budget spent once is reused by every later trial and study.
+
+On the CPU tuning is slow (minutes per kernel on two cores), so its budgets are smaller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from search_space.base import Choice, Dimension, SpaceContext
+
+GPU_BUDGETS: tuple[str, ...] = ("off", "16@top4", "64@top4", "256@top4", "64@top16")
+CPU_BUDGETS: tuple[str, ...] = ("off", "16@top2", "64@top2")
+
+
+class TvmMetaScheduleDimension(Dimension):
+    """``tvm/metaschedule``: the tuning budget."""
+
+    name = "tvm_metaschedule"
+    order = 42
+
+    def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
+        """The budgets of the study's device."""
+        if backend != "tvm":
+            return ()
+        values = GPU_BUDGETS if ctx.device == "gpu" else CPU_BUDGETS
+        return (Choice("tvm/metaschedule", values, "MetaSchedule trials per task @ top-k tasks"),)

@@ -1,0 +1,208 @@
+"""The tvm backend against the conformance suite, plus its importers, pipeline choices and tuning database."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("tvm")
+
+from backends import get_backend  # noqa: E402
+from backends._tvm_import import from_torch  # noqa: E402
+from backends._tvm_library import MATMUL_FUNC, dispatch_module  # noqa: E402
+from backends._tvm_pipeline import EXTRA_RULES, PipelineOptions, compile_prepared, cpu_target, prepare  # noqa: E402
+from backends._tvm_tuning import TuningRequest, tune_module  # noqa: E402
+from backends.tvm import VmRunner  # noqa: E402
+from tests.backends_tests import conformance  # noqa: E402
+from tuner.correctness import TOLERANCES, check_outputs  # noqa: E402
+from tuner.records import Candidate  # noqa: E402
+
+NAME = "tvm"
+#: Every option away from TVM's default pipeline (CPU choices).
+NON_DEFAULT = {"tvm/fuse_ops": False, "tvm/fuse_patterns": True, "tvm/dlight": "Reduction,GEMV"}
+
+
+def test_registered() -> None:
+    conformance.check_registered(NAME)
+
+
+def test_static_builds_one_module_per_shape_and_exports(tmp_path: Path) -> None:
+    built, _ = conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static"), export_dir=tmp_path)
+    # Two distinct batch sizes in the test data: two modules, two shared libraries.
+    assert sorted(built.state["executables"]) == ["2x8,2x16", "3x8,3x16"]
+    assert sorted(p.name for p in tmp_path.glob("*.so")) == ["model_0.so", "model_1.so"]
+
+
+def test_dynamic_builds_one_module_and_exports(tmp_path: Path) -> None:
+    built, _ = conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic"), export_dir=tmp_path)
+    assert list(built.state["executables"]) == ["*"]
+    assert [p.name for p in tmp_path.glob("*.so")] == ["model_0.so"]
+
+
+@pytest.mark.parametrize("shape_mode", ["static", "dynamic"])
+def test_onnx_frontend(shape_mode: str) -> None:
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode=shape_mode, options={"tvm/frontend": "onnx"}))
+
+
+def test_non_default_pipeline(tmp_path: Path) -> None:
+    built, _ = conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic", options=NON_DEFAULT),
+                                           export_dir=tmp_path)
+    assert built.state["options"] == PipelineOptions(fuse_ops=False, fuse_patterns=True, dlight="Reduction,GEMV")
+
+
+def test_static_module_refuses_other_shapes() -> None:
+    built, _ = conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static"))
+    with pytest.raises(ValueError, match="no build for input shapes 5x8,5x16"):
+        built.fn(torch.randn(5, 8), torch.randn(5, 16))
+
+
+def test_outputs_are_dlpack_views_of_tvm_buffers() -> None:
+    built, _ = conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic"))
+    sample = conformance.tiny_workload().samples[0]
+    out = built.fn(*sample)
+    assert isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)
+    assert isinstance(built.fn, VmRunner)
+
+
+class _Kth(nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x.kthvalue(2, dim=1).values + y.sum(dim=1)
+
+
+def test_operator_the_importer_lacks_is_data() -> None:
+    workload = dataclasses.replace(conformance.tiny_workload(), model=_Kth().eval())
+    msg = conformance.check_failure_is_data(NAME, Candidate(NAME, shape_mode="dynamic"), workload)
+    assert "kthvalue" in msg
+
+
+class _CrashingRule:
+    """A DLight rule that raises on the first kernel it sees (fault injection)."""
+
+    def apply(self, func: Any, target: Any, tunable: bool) -> Any:
+        raise RuntimeError("test rule crashed on purpose")
+
+
+@pytest.fixture
+def crashing_rule() -> Any:
+    from tvm.s_tir.dlight import ScheduleRule
+
+    rule = type("TestCrash", (_CrashingRule, ScheduleRule), {})
+    EXTRA_RULES["TestCrash"] = rule
+    yield "TestCrash"
+    EXTRA_RULES.pop("TestCrash")
+
+
+def test_crashing_dlight_rule_is_data(crashing_rule: str) -> None:
+    msg = conformance.check_failure_is_data(NAME, Candidate(NAME, shape_mode="dynamic",
+                                                            options={"tvm/dlight": crashing_rule}))
+    assert "test rule crashed on purpose" in msg
+
+
+def test_unknown_rule_and_budget_are_data() -> None:
+    msg = conformance.check_failure_is_data(NAME, Candidate(NAME, options={"tvm/dlight": "Matmul"}))
+    assert "'Matmul' is not one of cpu rules" in msg
+    msg = conformance.check_failure_is_data(NAME, Candidate(NAME, options={"tvm/metaschedule": "lots"}))
+    assert "tvm/metaschedule 'lots'" in msg
+
+
+def test_torch_matmul_dispatch_runs_and_matches() -> None:
+    # The cuBLAS choice is searched on the GPU only; the dispatch itself is device-neutral, so its
+    # rewrite and its packed function are checked here on the CPU (torch's CPU BLAS).
+    workload = conformance.tiny_workload()
+    mod = from_torch(workload.model, workload.samples[0])
+    assert MATMUL_FUNC in dispatch_module(mod).script()
+    opts = PipelineOptions(library=True)
+    target = cpu_target()
+    import tvm
+    from tvm import relax
+
+    vm = relax.VirtualMachine(compile_prepared(prepare(mod, opts, target), opts, "cpu", target, None), tvm.cpu())
+    runner = VmRunner({"*": vm})
+    out = tuple(tuple(runner(*workload.samples[0])))
+    assert check_outputs((out,), workload.reference[:1], TOLERANCES["o1"]).ok
+
+
+def test_metaschedule_database_is_reused_by_a_second_study(tmp_path: Path) -> None:
+    candidate = Candidate(NAME, shape_mode="static", options={"tvm/metaschedule": "16@top1"})
+    first, _ = conformance.check_candidate(NAME, candidate, backend=get_backend(NAME, cache_dir=tmp_path))
+    assert first.tuning_s > 0
+    reports = first.state["tuning"]
+    assert all(r["tuned"] and r["valid_records"] > 0 and not r["failed"] for r in reports.values())
+    # A new backend instance over the same output dir: what a later study gets.
+    second, _ = conformance.check_candidate(NAME, candidate, backend=get_backend(NAME, cache_dir=tmp_path))
+    assert second.tuning_s == 0
+    assert all(r["reused"] and not r["tuned"] for r in second.state["tuning"].values())
+    assert (tmp_path / "tvm-tuning").is_dir()
+
+
+def test_builder_timeout_fails_the_tuning(tmp_path: Path) -> None:
+    from backends._tvm_tuning import TuningStore
+
+    workload = conformance.tiny_workload()
+    target = cpu_target()
+    mod = prepare(from_torch(workload.model, workload.samples[0]), PipelineOptions(), target)
+    with pytest.raises(RuntimeError, match="no valid schedule .*timed out"):
+        tune_module(mod, target, TuningStore(tmp_path), TuningRequest(8, 1), builder_timeout_s=0.001, workers=1)
+
+
+def test_search_space_offers_gpu_choices_only_on_gpu() -> None:
+    import optuna
+
+    from search_space import build_candidate
+    from search_space.base import SpaceContext
+
+    cpu = SpaceContext(backends=(NAME,), device="cpu", level="o2")
+    gpu = SpaceContext(backends=(NAME,), device="gpu", level="o2")
+    defaults = {"backend": NAME, "tvm/shape_mode": "static", "tvm/precision": "fp32", "tvm/fuse_ops": True,
+                "tvm/fuse_patterns": False, "tvm/dlight": "none", "tvm/metaschedule": "off",
+                "tvm/frontend": "torch.export"}
+    cand_cpu = build_candidate(optuna.trial.FixedTrial(defaults), cpu)
+    assert "tvm/cublas" not in cand_cpu.options and "tvm/cuda_graph" not in cand_cpu.options
+    assert cand_cpu.options["tvm/dlight"] == "none" and cand_cpu.options["tvm/metaschedule"] == "off"
+    params = {"backend": NAME, "tvm/shape_mode": "dynamic", "tvm/precision": "fp16", "tvm/cublas": True,
+              "tvm/cuda_graph": True, "tvm/dlight": "Matmul,Reduction,GeneralReduction,Fallback",
+              "tvm/metaschedule": "64@top4", "tvm/frontend": "onnx", "tvm/fuse_ops": True,
+              "tvm/fuse_patterns": False}
+    cand_gpu = build_candidate(optuna.trial.FixedTrial(params), gpu)
+    assert cand_gpu.precision == "fp16" and cand_gpu.options["tvm/cublas"] is True
+    # bf16 and tf32 are not TVM precisions here.
+    from search_space.precision import PrecisionDimension
+
+    (choice,) = PrecisionDimension().choices(NAME, gpu)
+    assert choice.values == ("fp32", "fp16")
+
+
+@pytest.mark.gpu
+def test_gpu_static_and_dynamic(tmp_path: Path) -> None:
+    conformance.check_registered(NAME, "gpu")
+    rules = "Matmul,Reduction,GeneralReduction,Fallback"
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static", options={"tvm/dlight": rules}), "gpu",
+                                export_dir=tmp_path / "static")
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic", options={"tvm/dlight": rules}), "gpu",
+                                export_dir=tmp_path / "dynamic")
+
+
+@pytest.mark.gpu
+def test_gpu_cuda_graph_cublas_fp16(tmp_path: Path) -> None:
+    rules = "Matmul,Reduction,GeneralReduction,Fallback"
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static", options={
+        "tvm/dlight": rules, "tvm/cuda_graph": True}), "gpu", export_dir=tmp_path / "graph")
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic", options={
+        "tvm/dlight": rules, "tvm/cublas": True}), "gpu", export_dir=tmp_path / "cublas")
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static", precision="fp16", options={
+        "tvm/dlight": rules, "tvm/cuda_graph": True, "tvm/cublas": True}), "gpu", level="o2")
+
+
+@pytest.mark.gpu
+def test_gpu_metaschedule_reuse(tmp_path: Path) -> None:
+    candidate = Candidate(NAME, shape_mode="static", options={
+        "tvm/dlight": "Matmul,Reduction,GeneralReduction,Fallback", "tvm/metaschedule": "16@top2"})
+    first, _ = conformance.check_candidate(NAME, candidate, "gpu", backend=get_backend(NAME, cache_dir=tmp_path))
+    assert first.tuning_s > 0
+    second, _ = conformance.check_candidate(NAME, candidate, "gpu", backend=get_backend(NAME, cache_dir=tmp_path))
+    assert second.tuning_s == 0
