@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from backends._torch_export import dynamic_shapes_spec, export_program
+from backends._torch_export import dynamic_shapes_spec
 
 #: Importers, the values of the ``tvm/frontend`` dimension.
 FRONTENDS: tuple[str, ...] = ("torch.export", "onnx")
@@ -55,6 +55,36 @@ def decompositions() -> dict[Any, Callable[..., Any]]:
     return table
 
 
+def cpu_export(model: Any, args: tuple[torch.Tensor, ...],
+               dynamic_shapes: tuple[dict[int, Any] | None, ...] | None = None) -> torch.export.ExportedProgram:
+    """``torch.export`` a CPU copy of the model, decomposed with :func:`decompositions`.
+
+    TVM compiles the graph for its own target, so the program's device only matters for what
+    the export traces: on CUDA a ``GRUCell`` traces to ``aten._thnn_fused_gru_cell``, which the
+    importer lacks (seen on an H100), and weights on the GPU become constants that TVM's
+    ``FoldConstant`` then feeds to kernels it compiled for the host ("Mismatched A.device_type
+    ... expected cpu", seen there too). A CPU copy avoids both.
+
+    Args:
+        model: The module, on any device.
+        args: Example inputs, on any device.
+        dynamic_shapes: ``torch.export`` dynamic shapes, or None.
+
+    Returns:
+        The decomposed program, on the CPU.
+    """
+    import copy
+
+    on_cpu = all(not isinstance(a, torch.Tensor) or a.device.type == "cpu" for a in args)
+    if not on_cpu:
+        model = copy.deepcopy(model).to("cpu")
+        args = tuple(a.to("cpu") if isinstance(a, torch.Tensor) else a for a in args)
+    with torch.no_grad():
+        program = torch.export.export(model, args, dynamic_shapes=dynamic_shapes)
+        decomposed: torch.export.ExportedProgram = program.run_decompositions(decompositions())
+    return decomposed
+
+
 def from_torch(model: Any, args: tuple[torch.Tensor, ...],
                dynamic_shapes: tuple[dict[int, Any] | None, ...] | None = None) -> Any:
     """Import a PyTorch model into Relax through ``torch.export``.
@@ -72,8 +102,7 @@ def from_torch(model: Any, args: tuple[torch.Tensor, ...],
     """
     from tvm.relax.frontend.torch import from_exported_program
 
-    with torch.no_grad():
-        program = export_program(model, args, dynamic_shapes).run_decompositions(decompositions())
+    program = cpu_export(model, args, dynamic_shapes)
     # The decompositions are ours: the importer's own pass would undo the amax rewrite.
     return from_exported_program(program, keep_params_as_input=False, run_ep_decomposition=False)
 
@@ -90,14 +119,8 @@ def to_onnx(model: Any, args: tuple[torch.Tensor, ...],
     Returns:
         The serialized ONNX model.
     """
-    cpu_model = model
-    cpu_args = args
-    if any(isinstance(a, torch.Tensor) and a.device.type != "cpu" for a in args):
-        import copy
-
-        cpu_model = copy.deepcopy(model).to("cpu")
-        cpu_args = tuple(a.to("cpu") if isinstance(a, torch.Tensor) else a for a in args)
-    program = export_program(cpu_model, cpu_args, dynamic_shapes).run_decompositions(decompositions())
+    program = cpu_export(model, args, dynamic_shapes)
+    cpu_args = tuple(a.to("cpu") if isinstance(a, torch.Tensor) else a for a in args)
     onnx_program = torch.onnx.export(program, cpu_args, dynamo=True, opset_version=ONNX_OPSET,
                                      dynamic_shapes=dynamic_shapes, verbose=False)
     if onnx_program is None:  # only the legacy exporter returns None

@@ -1,7 +1,7 @@
 """MetaSchedule for ``tvm``: one persistent tuning database per (model, target), reused by every trial.
 
 A candidate asks for a budget (measured schedules per task) on its ``top_k`` costliest fused
-kernels. :func:`tune_module` tunes only what the database has not seen at that budget yet, so a
+kernels. :func:`tune_modules` tunes only what the database has not seen at that budget yet, so a
 budget already spent, by an earlier trial or an earlier study, costs nothing the second time; a
 ledger (``spent.json`` beside the records) remembers the largest budget spent per task. A task
 counts as tuned only when the database holds valid records for it: ``tune_tasks`` returns
@@ -40,6 +40,10 @@ FAILED_RUN_S = 1e9
 BUILDER_TIMEOUT_S = 60.0
 #: Seconds one schedule may take to run before the runner gives up on it.
 RUNNER_TIMEOUT_S = 30.0
+#: Shortest measurement of one schedule, in ms. MetaSchedule's default (100 ms) makes a budget of
+#: 256 schedules cost at least 26 s of measuring per kernel, whatever the kernel's own few
+#: microseconds; 20 ms still repeats a 10 us kernel about 2000 times.
+RUNNER_MIN_REPEAT_MS = 20
 #: Schedules measured per MetaSchedule round.
 TRIALS_PER_ITER = 16
 
@@ -89,7 +93,7 @@ class TuningRequest:
 
 @dataclasses.dataclass(frozen=True)
 class TuningReport:
-    """What one :func:`tune_module` call did.
+    """What one :func:`tune_modules` call did.
 
     Attributes:
         tuning_s: Seconds spent tuning (0 when everything was in the database).
@@ -140,19 +144,29 @@ def task_cost(task: Any) -> float | None:
         return None
 
 
-def select_tasks(tasks: list[Any], top_k: int) -> list[Any]:
-    """The ``top_k`` static-shape tasks of highest :func:`task_cost`.
+def select_tasks(tasks: list[tuple[Any, int]], top_k: int) -> list[Any]:
+    """The ``top_k`` static-shape tasks of highest :func:`task_cost` times how often their module runs.
 
     Args:
-        tasks: Extracted tasks.
+        tasks: Extracted tasks, each with the number of test samples its module runs on (a
+            static-shape candidate has one module per distinct shape; the same kernel in several
+            modules counts once, with the summed cost).
         top_k: How many.
 
     Returns:
         The chosen tasks, costliest first.
     """
-    costed = [(cost, t) for t in tasks if (cost := task_cost(t)) is not None]
-    costed.sort(key=lambda ct: -ct[0])
-    return [t for _, t in costed[:top_k]]
+    costs: dict[str, float] = {}
+    chosen: dict[str, Any] = {}
+    for task, runs in tasks:
+        cost = task_cost(task)
+        if cost is None:
+            continue
+        key = task_key(task)
+        costs[key] = costs.get(key, 0.0) + cost * runs
+        chosen.setdefault(key, task)
+    ranked = sorted(costs, key=lambda k: -costs[k])
+    return [chosen[k] for k in ranked[:top_k]]
 
 
 def task_key(task: Any) -> str:
@@ -327,12 +341,16 @@ def valid_records(database: Any, task: Any) -> int:
     return sum(1 for r in records if r.run_secs and min(float(s) for s in r.run_secs) < FAILED_RUN_S)
 
 
-def tune_module(mod: Any, target: Any, store: TuningStore, request: TuningRequest,
-                builder_timeout_s: float = BUILDER_TIMEOUT_S, workers: int | None = None) -> TuningReport:
-    """Tune the ``top_k`` costliest kernels of ``mod`` to ``budget`` schedules each, reusing the store.
+def tune_modules(mods: list[tuple[Any, int]], target: Any, store: TuningStore, request: TuningRequest,
+                 builder_timeout_s: float = BUILDER_TIMEOUT_S, workers: int | None = None) -> TuningReport:
+    """Tune the ``top_k`` costliest kernels of ``mods`` to ``budget`` schedules each, reusing the store.
+
+    The k kernels are chosen over all modules together (:func:`select_tasks`), so a static-shape
+    candidate with a module per distinct shape tunes k kernels, not k per shape.
 
     Args:
-        mod: A prepared (legalized and fused) Relax module.
+        mods: Prepared (legalized and fused) Relax modules, each with the number of test samples
+            it runs on.
         target: The target.
         store: The tuning database of this (model, target).
         request: Budget and k.
@@ -349,7 +367,8 @@ def tune_module(mod: Any, target: Any, store: TuningStore, request: TuningReques
         return TuningReport()
     from tvm.s_tir import meta_schedule as ms
 
-    tasks = select_tasks(ms.relax_integration.extract_tasks(mod, target), request.top_k)
+    extracted = [(task, runs) for mod, runs in mods for task in ms.relax_integration.extract_tasks(mod, target)]
+    tasks = select_tasks(extracted, request.top_k)
     if not tasks:
         return TuningReport()
     names = tuple(t.task_name for t in tasks)
@@ -376,7 +395,8 @@ def tune_module(mod: Any, target: Any, store: TuningStore, request: TuningReques
         _intrinsics_importer()()  # TuneContext imports them too, at the slow pace
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(todo, work_dir)
         builder = make_warm_builder(workers, builder_timeout_s)
-        runner = ms.runner.LocalRunner(timeout_sec=RUNNER_TIMEOUT_S)
+        evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=RUNNER_MIN_REPEAT_MS)
+        runner = ms.runner.LocalRunner(timeout_sec=RUNNER_TIMEOUT_S, evaluator_config=evaluator)
         t0 = time.perf_counter()
         ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir,
                            max_trials_global=request.budget * len(todo), max_trials_per_task=request.budget,
@@ -397,4 +417,4 @@ def tune_module(mod: Any, target: Any, store: TuningStore, request: TuningReques
 
 
 __all__ = ["BUILDER_TIMEOUT_S", "OFF", "TuningReport", "TuningRequest", "TuningStore", "make_warm_builder",
-           "select_tasks", "task_cost", "task_key", "tune_module", "valid_records"]
+           "select_tasks", "task_cost", "task_key", "tune_modules", "valid_records"]

@@ -38,7 +38,7 @@ from backends._tvm_pipeline import (
     prepare,
     target_for,
 )
-from backends._tvm_tuning import OFF, TuningReport, TuningRequest, TuningStore, tune_module
+from backends._tvm_tuning import OFF, TuningReport, TuningRequest, TuningStore, tune_modules
 from backends.base import Backend
 from tuner.precision import apply_precision
 from tuner.records import Built, Candidate
@@ -185,7 +185,7 @@ class TvmBackend(Backend):
 
         Returns:
             A :class:`VmRunner`; ``state["executables"]`` holds the VM executables per shape key,
-            ``state["tuning"]`` the MetaSchedule reports; ``tuning_s`` the seconds spent tuning.
+            ``state["tuning"]`` the MetaSchedule report; ``tuning_s`` the seconds spent tuning.
 
         Raises:
             ValueError: For an unknown option value.
@@ -195,6 +195,11 @@ class TvmBackend(Backend):
         from tvm import relax
 
         opts = pipeline_options(candidate, workload.device)
+        if opts.library and opts.cuda_graph:
+            # torch's cuBLAS call runs on torch's stream while TVM captures its own: seen on an
+            # H100 as CUBLAS_STATUS_INTERNAL_ERROR. Refused before any compile time is spent.
+            raise ValueError("tvm/cublas cannot be combined with tvm/cuda_graph (torch's cuBLAS call is not "
+                             "captured into TVM's CUDA graph)")
         request = TuningRequest.parse(str(candidate.option("metaschedule", OFF)))
         frontend = str(candidate.option("frontend", FRONTENDS[0]))
         model = apply_precision(workload.model, candidate.precision)
@@ -202,29 +207,28 @@ class TvmBackend(Backend):
         store = self.store(workload) if request.budget else None
         dev = tvm_device(workload.device)
 
+        counts = workload.shape_counts()
         if candidate.shape_mode == "static":
             examples = {shape_key_str(key): next(s for i, s in enumerate(workload.samples)
-                                                 if workload.shape_key(i) == key)
-                        for key in workload.shape_counts()}
+                                                 if workload.shape_key(i) == key) for key in counts}
+            runs = {shape_key_str(key): n for key, n in counts.items()}
         elif candidate.shape_mode == "dynamic":
             examples = {ANY_SHAPE: example_inputs(workload)}
+            runs = {ANY_SHAPE: len(workload.samples)}
         else:
             raise ValueError(f"tvm shape mode {candidate.shape_mode!r} is not one of {self.shape_modes}")
         spec = dynamic_shapes_spec(workload)
 
-        executables: dict[str, Any] = {}
-        reports: dict[str, TuningReport] = {}
-        tuning_s = 0.0
-        for key, args in examples.items():
-            mod = import_model(frontend, model, args, key == ANY_SHAPE, spec)
-            mod = prepare(mod, opts, target)
-            database = None
-            if store is not None:
-                report = tune_module(mod, target, store, request)
-                reports[key] = report
-                tuning_s += report.tuning_s
-                database = store.database()
-            executables[key] = compile_prepared(mod, opts, workload.device, target, database)
+        prepared = {key: prepare(import_model(frontend, model, args, key == ANY_SHAPE, spec), opts, target)
+                    for key, args in examples.items()}
+        report = TuningReport()
+        database = None
+        if store is not None:
+            # One tuning run over all modules: the k costliest kernels of the whole test data.
+            report = tune_modules([(mod, runs[key]) for key, mod in prepared.items()], target, store, request)
+            database = store.database()
+        executables = {key: compile_prepared(mod, opts, workload.device, target, database)
+                       for key, mod in prepared.items()}
         vms = {key: relax.VirtualMachine(ex, dev) for key, ex in executables.items()}
         fn = VmRunner(vms, single_output=returns_tensor(workload))
         # The first call of each module loads its kernels onto the device; do it here so that a
@@ -232,9 +236,9 @@ class TvmBackend(Backend):
         with torch.no_grad():
             for args in examples.values():
                 fn(*args)
-        return Built(fn=fn, build_s=0.0, tuning_s=tuning_s,
-                     state={"executables": executables, "tuning": {k: r.to_dict() for k, r in reports.items()},
-                            "options": opts, "single_output": fn.single_output})
+        return Built(fn=fn, build_s=0.0, tuning_s=report.tuning_s,
+                     state={"executables": executables, "tuning": report.to_dict(), "options": opts,
+                            "single_output": fn.single_output})
 
     def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
         """Write one shared library per module with ``export_library``.

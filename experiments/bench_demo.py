@@ -52,8 +52,8 @@ TVM_CONFIGS: dict[str, Candidate] = {
     "tvm no-GEMV, fused, CUDA graphs, dynamic": Candidate("tvm", "dynamic", "fp32", {"tvm/dlight": NO_GEMV,
                                                                                      "tvm/cuda_graph": True}),
     "tvm no-GEMV, fused, cuBLAS": Candidate("tvm", "static", "fp32", {"tvm/dlight": NO_GEMV, "tvm/cublas": True}),
-    "tvm no-GEMV, fused, CUDA graphs, MetaSchedule 64@top4": Candidate(
-        "tvm", "static", "fp32", {"tvm/dlight": NO_GEMV, "tvm/cuda_graph": True, "tvm/metaschedule": "64@top4"}),
+    "tvm no-GEMV, fused, cuBLAS, CUDA graphs": Candidate("tvm", "static", "fp32", {
+        "tvm/dlight": NO_GEMV, "tvm/cublas": True, "tvm/cuda_graph": True}),
 }
 
 
@@ -77,6 +77,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, help="keep only the samples of this batch size")
     ap.add_argument("--cache-dir", type=Path, help="where TVM keeps its tuning database")
     ap.add_argument("--tag", default="", help="suffix of the result files' names")
+    ap.add_argument("--metaschedule", help="also a TVM config tuned with this budget (e.g. 16@top2)")
     args = ap.parse_args()
     device = resolve_device(args.device)
     workload = load_workload(None, None, device)
@@ -85,6 +86,10 @@ def main() -> int:
     entries = dict(PEERS)
     if args.tvm:
         entries.update(TVM_CONFIGS)
+    if args.metaschedule:
+        entries[f"tvm no-GEMV, fused, CUDA graphs, MetaSchedule {args.metaschedule}"] = Candidate(
+            "tvm", "static", "fp32", {"tvm/dlight": NO_GEMV, "tvm/cuda_graph": True,
+                                      "tvm/metaschedule": args.metaschedule})
     if args.best_config:
         cfg = json.loads(args.best_config.read_text())
         entries["tuned (best_config.json)"] = Candidate.from_dict(cfg)

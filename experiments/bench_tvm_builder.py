@@ -41,7 +41,7 @@ def main() -> None:
     target = target_for(args.device)
     mod = prepare(import_model("torch.export", workload.model, workload.samples[0], False, None),
                   PipelineOptions(), target)
-    tasks = select_tasks(ms.relax_integration.extract_tasks(mod, target), args.top_k)
+    tasks = select_tasks([(t, 1) for t in ms.relax_integration.extract_tasks(mod, target)], args.top_k)
     _intrinsics_importer()()
     inputs = []
     for task in tasks:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from search_space.base import Choice, Dimension, SpaceContext
 
-GPU_BUDGETS: tuple[str, ...] = ("off", "16@top4", "64@top4", "256@top4", "64@top16")
+GPU_BUDGETS: tuple[str, ...] = ("off", "16@top2", "64@top2", "256@top2", "64@top8")
 CPU_BUDGETS: tuple[str, ...] = ("off", "16@top2", "64@top2")
 
 

@@ -16,7 +16,7 @@ from backends import get_backend  # noqa: E402
 from backends._tvm_import import from_torch  # noqa: E402
 from backends._tvm_library import MATMUL_FUNC, dispatch_module  # noqa: E402
 from backends._tvm_pipeline import EXTRA_RULES, PipelineOptions, compile_prepared, cpu_target, prepare  # noqa: E402
-from backends._tvm_tuning import TuningRequest, tune_module  # noqa: E402
+from backends._tvm_tuning import TuningRequest, tune_modules  # noqa: E402
 from backends.tvm import VmRunner  # noqa: E402
 from tests.backends_tests import conformance  # noqa: E402
 from tuner.correctness import TOLERANCES, check_outputs  # noqa: E402
@@ -131,12 +131,13 @@ def test_metaschedule_database_is_reused_by_a_second_study(tmp_path: Path) -> No
     candidate = Candidate(NAME, shape_mode="static", options={"tvm/metaschedule": "16@top1"})
     first, _ = conformance.check_candidate(NAME, candidate, backend=get_backend(NAME, cache_dir=tmp_path))
     assert first.tuning_s > 0
-    reports = first.state["tuning"]
-    assert all(r["tuned"] and r["valid_records"] > 0 and not r["failed"] for r in reports.values())
+    report = first.state["tuning"]
+    # k=1 over both static modules together: one kernel tuned, not one per shape.
+    assert len(report["selected"]) == 1 and report["tuned"] and report["valid_records"] > 0 and not report["failed"]
     # A new backend instance over the same output dir: what a later study gets.
     second, _ = conformance.check_candidate(NAME, candidate, backend=get_backend(NAME, cache_dir=tmp_path))
     assert second.tuning_s == 0
-    assert all(r["reused"] and not r["tuned"] for r in second.state["tuning"].values())
+    assert second.state["tuning"]["reused"] == report["selected"] and not second.state["tuning"]["tuned"]
     assert (tmp_path / "tvm-tuning").is_dir()
 
 
@@ -147,7 +148,8 @@ def test_builder_timeout_fails_the_tuning(tmp_path: Path) -> None:
     target = cpu_target()
     mod = prepare(from_torch(workload.model, workload.samples[0]), PipelineOptions(), target)
     with pytest.raises(RuntimeError, match="no valid schedule .*timed out"):
-        tune_module(mod, target, TuningStore(tmp_path), TuningRequest(8, 1), builder_timeout_s=0.001, workers=1)
+        tune_modules([(mod, 1)], target, TuningStore(tmp_path), TuningRequest(2, 1), builder_timeout_s=0.001,
+                     workers=1)
 
 
 def test_search_space_offers_gpu_choices_only_on_gpu() -> None:
@@ -166,7 +168,7 @@ def test_search_space_offers_gpu_choices_only_on_gpu() -> None:
     assert cand_cpu.options["tvm/dlight"] == "none" and cand_cpu.options["tvm/metaschedule"] == "off"
     params = {"backend": NAME, "tvm/shape_mode": "dynamic", "tvm/precision": "fp16", "tvm/cublas": True,
               "tvm/cuda_graph": True, "tvm/dlight": "Matmul,Reduction,GeneralReduction,Fallback",
-              "tvm/metaschedule": "64@top4", "tvm/frontend": "onnx", "tvm/fuse_ops": True,
+              "tvm/metaschedule": "64@top2", "tvm/frontend": "onnx", "tvm/fuse_ops": True,
               "tvm/fuse_patterns": False}
     cand_gpu = build_candidate(optuna.trial.FixedTrial(params), gpu)
     assert cand_gpu.precision == "fp16" and cand_gpu.options["tvm/cublas"] is True
@@ -195,7 +197,10 @@ def test_gpu_cuda_graph_cublas_fp16(tmp_path: Path) -> None:
     conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic", options={
         "tvm/dlight": rules, "tvm/cublas": True}), "gpu", export_dir=tmp_path / "cublas")
     conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static", precision="fp16", options={
-        "tvm/dlight": rules, "tvm/cuda_graph": True, "tvm/cublas": True}), "gpu", level="o2")
+        "tvm/dlight": rules, "tvm/cuda_graph": True}), "gpu", level="o2")
+    msg = conformance.check_failure_is_data(NAME, Candidate(NAME, options={
+        "tvm/dlight": rules, "tvm/cuda_graph": True, "tvm/cublas": True}), conformance.tiny_workload("gpu"))
+    assert "cannot be combined" in msg
 
 
 @pytest.mark.gpu

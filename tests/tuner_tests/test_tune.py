@@ -217,3 +217,20 @@ def test_a_lost_keyboard_interrupt_still_stops_the_study(tmp_path):
     # The trial that saw the request finishes; no trial starts after it.
     assert result.report["search"]["trials"] == 2
     assert (tmp_path / "t" / "best" / "report.json").is_file()
+
+
+def test_tvm_candidates_in_a_study_log_tuning_time_and_export(tmp_path):
+    pytest.importorskip("tvm")
+    result = run(tmp_path, trials=4, backends=("tvm",), name="tvm")
+    report = result.report
+    assert report["chosen"]["backend"] == "tvm" and report["artifact"]["verified"] is True
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tvm")
+    children = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    complete = [r for r in children if r.data.tags["status"] == "COMPLETE"]
+    assert complete and all("tuning_s" in r.data.metrics for r in complete)
+    # The tuning databases live in the output dir, where a later study finds them.
+    assert (tmp_path / "cache").is_dir()
+    x = tiny_samples()[0]
+    torch.testing.assert_close(tuner.load_optimized(result.artifact_dir)(*x)[0], tiny_model()(*x)[0],
+                               rtol=1e-4, atol=1e-4)
