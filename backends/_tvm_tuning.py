@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tuner import timelimit
 from tuner.artifact import write_json
 
 #: Values of the ``tvm/metaschedule`` dimension: ``"off"`` (DLight only) or
@@ -267,6 +268,10 @@ def make_warm_builder(workers: int | None = None, timeout_s: float = BUILDER_TIM
             self.stats: dict[str, Any] = {"builds": 0, "seconds": 0.0, "first_error": None}
 
         def build(self, build_inputs: list[Any]) -> list[Any]:
+            if timelimit.expired():
+                # Past the trial's time limit: fail the batch at once so that MetaSchedule winds
+                # down (it runs this callback from C++, where an exception would abort).
+                return [BuilderResult(None, "the trial's time limit passed") for _ in build_inputs]
             t0 = time.perf_counter()
             pool = _builder_pool(n, timeout_s)
             args = [(b.mod, b.target, _serialize_params(b.params)) for b in build_inputs]
@@ -285,6 +290,31 @@ def make_warm_builder(workers: int | None = None, timeout_s: float = BUILDER_TIM
             return results
 
     return WarmBuilder()
+
+
+def make_time_limit_callback() -> Any:
+    """A MetaSchedule measure callback that ends every task once the trial's time limit passed.
+
+    Without it a timed-out tuning run would go on searching (with every build refused) until its
+    budget was used up.
+
+    Returns:
+        A ``PyMeasureCallback`` instance.
+    """
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+    @derived_object
+    class StopOnTimeLimit(PyMeasureCallback):  # type: ignore[misc]
+        def apply(self, task_scheduler: Any, task_id: int, measure_candidates: Any, builder_results: Any,
+                  runner_results: Any) -> None:
+            if not timelimit.expired():
+                return
+            for i, record in enumerate(task_scheduler.tasks_):
+                if not record.is_terminated:
+                    task_scheduler.terminate_task(i)
+
+    return StopOnTimeLimit()
 
 
 class TuningStore:
@@ -398,11 +428,17 @@ def tune_modules(mods: list[tuple[Any, int]], target: Any, store: TuningStore, r
         evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=RUNNER_MIN_REPEAT_MS)
         runner = ms.runner.LocalRunner(timeout_sec=RUNNER_TIMEOUT_S, evaluator_config=evaluator)
         t0 = time.perf_counter()
+        timelimit.stop_if_expired()
         ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir,
                            max_trials_global=request.budget * len(todo), max_trials_per_task=request.budget,
                            num_trials_per_iter=min(TRIALS_PER_ITER, request.budget), builder=builder,
-                           runner=runner, database=database)
+                           runner=runner, database=database,
+                           measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                              make_time_limit_callback()])
         tuning_s = time.perf_counter() - t0
+        # Stopped by the trial's time limit: the records made so far stay in the database, but
+        # the budget was not spent, so the ledger is left as it was.
+        timelimit.stop_if_expired()
         counts = {t.task_name: valid_records(database, t) for t in tasks}
         good = [t for t in todo if counts[t.task_name] > 0]
         store.record_spent([task_key(t) for t in good], request.budget)

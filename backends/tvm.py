@@ -40,6 +40,7 @@ from backends._tvm_pipeline import (
 )
 from backends._tvm_tuning import OFF, TuningReport, TuningRequest, TuningStore, tune_modules
 from backends.base import Backend
+from tuner import timelimit
 from tuner.precision import apply_precision
 from tuner.records import Built, Candidate
 from tuner.workload import Workload
@@ -121,7 +122,10 @@ class VmRunner:
             if main is None:
                 raise ValueError(f"this static-shape TVM module has no build for input shapes {key}; it holds "
                                  f"{sorted(self.mains)} (compile in dynamic shape mode for other shapes)")
-        out = main(*(tvm.runtime.from_dlpack(a.contiguous()) for a in args))
+        tvm_args = [tvm.runtime.from_dlpack(a.contiguous()) for a in args]
+        # The VM may call back into Python (the cuBLAS dispatch): no TrialTimeout inside it.
+        with timelimit.deferred():
+            out = main(*tvm_args)
         if isinstance(out, tvm.runtime.Tensor):
             outs: tuple[torch.Tensor, ...] = (from_dlpack(out),)
         else:
@@ -192,6 +196,13 @@ class TvmBackend(Backend):
             Exception: Whatever the importer or TVM raise (an operator the importer lacks, a
                 DLight rule that fails on a kernel, a MetaSchedule run with no valid schedule).
         """
+        # TVM runs Python (passes, DLight rules, MetaSchedule's builder) from C++, where a
+        # TrialTimeout would abort the process: the limit is checked between stages instead.
+        with timelimit.deferred():
+            return self._compile(workload, candidate)
+
+    def _compile(self, workload: Workload, candidate: Candidate) -> Built:
+        """:meth:`compile`, run with the trial's time limit deferred."""
         from tvm import relax
 
         opts = pipeline_options(candidate, workload.device)
@@ -219,16 +230,20 @@ class TvmBackend(Backend):
             raise ValueError(f"tvm shape mode {candidate.shape_mode!r} is not one of {self.shape_modes}")
         spec = dynamic_shapes_spec(workload)
 
-        prepared = {key: prepare(import_model(frontend, model, args, key == ANY_SHAPE, spec), opts, target)
-                    for key, args in examples.items()}
+        prepared = {}
+        for key, args in examples.items():
+            prepared[key] = prepare(import_model(frontend, model, args, key == ANY_SHAPE, spec), opts, target)
+            timelimit.stop_if_expired()
         report = TuningReport()
         database = None
         if store is not None:
             # One tuning run over all modules: the k costliest kernels of the whole test data.
             report = tune_modules([(mod, runs[key]) for key, mod in prepared.items()], target, store, request)
             database = store.database()
-        executables = {key: compile_prepared(mod, opts, workload.device, target, database)
-                       for key, mod in prepared.items()}
+        executables = {}
+        for key, mod in prepared.items():
+            executables[key] = compile_prepared(mod, opts, workload.device, target, database)
+            timelimit.stop_if_expired()
         vms = {key: relax.VirtualMachine(ex, dev) for key, ex in executables.items()}
         fn = VmRunner(vms, single_output=returns_tensor(workload))
         # The first call of each module loads its kernels onto the device; do it here so that a

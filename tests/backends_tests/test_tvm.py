@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,21 @@ def test_gpu_metaschedule_reuse(tmp_path: Path) -> None:
     assert first.tuning_s > 0
     second, _ = conformance.check_candidate(NAME, candidate, "gpu", backend=get_backend(NAME, cache_dir=tmp_path))
     assert second.tuning_s == 0
+
+
+def test_time_limit_during_metaschedule_stops_the_candidate_not_the_process(tmp_path: Path) -> None:
+    # A TrialTimeout raised inside MetaSchedule's C++ loop would abort the process (seen here);
+    # the backend defers it, winds the tuning down and raises it once TVM has returned.
+    import time
+
+    from tuner.timelimit import TrialTimeout, time_limit
+
+    backend = get_backend(NAME, cache_dir=tmp_path)
+    candidate = Candidate(NAME, shape_mode="static", options={"tvm/metaschedule": "64@top2"})
+    t0 = time.perf_counter()
+    with pytest.raises(TrialTimeout), time_limit(3):
+        backend.build(conformance.tiny_workload(), candidate)
+    assert time.perf_counter() - t0 < 30
+    # The budget was not spent: a later trial tunes it in full.
+    ledgers = list(tmp_path.glob("tvm-tuning/*/spent.json"))
+    assert all(json.loads(p.read_text()) == {} for p in ledgers)
