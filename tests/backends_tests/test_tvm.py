@@ -230,3 +230,36 @@ def test_time_limit_during_metaschedule_stops_the_candidate_not_the_process(tmp_
     # The budget was not spent: a later trial tunes it in full.
     ledgers = list(tmp_path.glob("tvm-tuning/*/spent.json"))
     assert all(json.loads(p.read_text()) == {} for p in ledgers)
+
+
+@pytest.mark.parametrize(("value", "budget", "k"), [("off", 0, 0), ("16@top2", 16, 2), ("256@top8", 256, 8)])
+def test_metaschedule_values_round_trip(value: str, budget: int, k: int) -> None:
+    request = TuningRequest.parse(value)
+    assert (request.budget, request.top_k) == (budget, k) and str(request) == value
+
+
+@pytest.mark.parametrize("value", ["64", "top2", "0@top2", "16@top0", "x@topy"])
+def test_malformed_metaschedule_values_are_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="tvm/metaschedule"):
+        TuningRequest.parse(value)
+
+
+def test_every_searched_budget_parses() -> None:
+    from search_space.tvm_metaschedule import CPU_BUDGETS, GPU_BUDGETS
+
+    for value in CPU_BUDGETS + GPU_BUDGETS:
+        assert str(TuningRequest.parse(value)) == value
+
+
+def test_every_searched_rule_set_names_real_rules() -> None:
+    from backends._tvm_pipeline import DEFAULT_GPU_RULES, dlight_rules
+    from search_space.tvm_dlight import CPU_RULE_SETS, gpu_rule_sets
+
+    sets = gpu_rule_sets()
+    assert sets[0] == DEFAULT_GPU_RULES and len(set(sets)) == len(sets) == 18
+    for value in sets:
+        names = PipelineOptions(dlight=value).rule_names()
+        assert names[-1] == "Fallback" and len(dlight_rules(names, "gpu")) == len(names)
+    for value in CPU_RULE_SETS:
+        names = PipelineOptions(dlight=value).rule_names()
+        assert len(dlight_rules(names, "cpu")) == len(names)
