@@ -7,11 +7,14 @@ every module of the package) registers nothing.
 from __future__ import annotations
 
 import shutil
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import torch
 
 from tuner.workload import Workload
+
+T = TypeVar("T")
 
 
 def example_inputs(workload: Workload) -> tuple[torch.Tensor, ...]:
@@ -64,6 +67,45 @@ def shape_key_str(shapes: tuple[tuple[int, ...], ...]) -> str:
     return ",".join("x".join(str(d) for d in shape) for shape in shapes)
 
 
+def pick_by_shape(table: Mapping[str, T], args: tuple[Any, ...], missing: str, hint: str) -> T:
+    """What a static-shape artifact holds for the input shapes of ``args``.
+
+    Args:
+        table: Entries per shape key (:func:`shape_key_str`).
+        args: The call's inputs.
+        missing: What the error says is missing, e.g. ``"artifact has no package"``.
+        hint: What the error suggests instead.
+
+    Returns:
+        The entry of these shapes.
+
+    Raises:
+        ValueError: When there is none.
+    """
+    key = shape_key_str(tuple(tuple(a.shape) for a in args))
+    found = table.get(key)
+    if found is None:
+        raise ValueError(f"this static-shape {missing} for input shapes {key}; it holds {sorted(table)} ({hint})")
+    return found
+
+
+def cpu_copy(model: Any, args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    """The model and its example inputs on the CPU (a deep copy of the model if it was elsewhere).
+
+    Args:
+        model: The module, on any device.
+        args: Example inputs, on any device.
+
+    Returns:
+        ``(model, args)``, the originals when the inputs are on the CPU already.
+    """
+    if all(not isinstance(a, torch.Tensor) or a.device.type == "cpu" for a in args):
+        return model, args
+    import copy
+
+    return copy.deepcopy(model).to("cpu"), tuple(a.to("cpu") if isinstance(a, torch.Tensor) else a for a in args)
+
+
 def cxx_compiler_available() -> bool:
     """Whether a C++ compiler is on the PATH (Inductor's CPU code generation needs one).
 
@@ -93,11 +135,8 @@ def export_program(model: Any, args: tuple[torch.Tensor, ...],
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
     if device.type == "cpu":
         return torch.export.export(model, args, dynamic_shapes=dynamic_shapes)
-    import copy
-
     from torch.export.passes import move_to_device_pass
 
-    cpu_model = copy.deepcopy(model).to("cpu")
-    cpu_args = tuple(a.to("cpu") if isinstance(a, torch.Tensor) else a for a in args)
+    cpu_model, cpu_args = cpu_copy(model, args)
     program = torch.export.export(cpu_model, cpu_args, dynamic_shapes=dynamic_shapes)
     return move_to_device_pass(program, device)

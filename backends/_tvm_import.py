@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from backends._torch_export import dynamic_shapes_spec
+from backends._torch_export import cpu_copy, dynamic_shapes_spec
 
 #: Importers, the values of the ``tvm/frontend`` dimension.
 FRONTENDS: tuple[str, ...] = ("torch.export", "onnx")
@@ -73,12 +73,7 @@ def cpu_export(model: Any, args: tuple[torch.Tensor, ...],
     Returns:
         The decomposed program, on the CPU.
     """
-    import copy
-
-    on_cpu = all(not isinstance(a, torch.Tensor) or a.device.type == "cpu" for a in args)
-    if not on_cpu:
-        model = copy.deepcopy(model).to("cpu")
-        args = tuple(a.to("cpu") if isinstance(a, torch.Tensor) else a for a in args)
+    model, args = cpu_copy(model, args)
     with torch.no_grad():
         program = torch.export.export(model, args, dynamic_shapes=dynamic_shapes)
         decomposed: torch.export.ExportedProgram = program.run_decompositions(decompositions())
@@ -108,7 +103,7 @@ def from_torch(model: Any, args: tuple[torch.Tensor, ...],
 
 
 def to_onnx(model: Any, args: tuple[torch.Tensor, ...],
-            dynamic_shapes: tuple[dict[int, Any] | None, ...] | None = None) -> bytes:
+            dynamic_shapes: tuple[dict[int, Any] | None, ...] | None = None) -> Any:
     """Export a PyTorch model to ONNX (the dynamo exporter, as torch recommends).
 
     Args:
@@ -117,15 +112,15 @@ def to_onnx(model: Any, args: tuple[torch.Tensor, ...],
         dynamic_shapes: As for :func:`from_torch`; symbolic dims become ONNX ``dim_param``.
 
     Returns:
-        The serialized ONNX model.
+        The ONNX ``ModelProto``.
     """
+    model, args = cpu_copy(model, args)
     program = cpu_export(model, args, dynamic_shapes)
-    cpu_args = tuple(a.to("cpu") if isinstance(a, torch.Tensor) else a for a in args)
-    onnx_program = torch.onnx.export(program, cpu_args, dynamo=True, opset_version=ONNX_OPSET,
+    onnx_program = torch.onnx.export(program, args, dynamo=True, opset_version=ONNX_OPSET,
                                      dynamic_shapes=dynamic_shapes, verbose=False)
     if onnx_program is None:  # only the legacy exporter returns None
         raise RuntimeError("torch.onnx.export returned no program")
-    return bytes(onnx_program.model_proto.SerializeToString())
+    return onnx_program.model_proto
 
 
 def from_onnx(model: bytes | Any, shapes: dict[str, tuple[int | str, ...]] | None = None) -> Any:
@@ -146,21 +141,16 @@ def from_onnx(model: bytes | Any, shapes: dict[str, tuple[int | str, ...]] | Non
     from tvm.relax.frontend.onnx import from_onnx as tvm_from_onnx
 
     proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
-    inits = {i.name for i in proto.graph.initializer}
     # The importer takes every input for float32 unless told (an int64 token id input, say).
     dtypes = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name
-              for i in proto.graph.input if i.name not in inits}
-    mod = tvm_from_onnx(proto, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=False)
-    return mod
+              for i in graph_inputs(proto)}
+    return tvm_from_onnx(proto, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=False)
 
 
-def onnx_input_names(model: bytes | Any) -> list[str]:
-    """The graph inputs of an ONNX model that are not initializers, in order."""
-    import onnx
-
-    proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
+def graph_inputs(proto: Any) -> list[Any]:
+    """The graph inputs of an ONNX ``ModelProto`` that are not initializers, in order."""
     inits = {i.name for i in proto.graph.initializer}
-    return [i.name for i in proto.graph.input if i.name not in inits]
+    return [i for i in proto.graph.input if i.name not in inits]
 
 
 def import_model(frontend: str, model: Any, args: tuple[torch.Tensor, ...], dynamic: bool,
@@ -185,12 +175,12 @@ def import_model(frontend: str, model: Any, args: tuple[torch.Tensor, ...], dyna
     spec = spec if dynamic else None
     if frontend == "torch.export":
         return from_torch(model, args, spec)
-    data = to_onnx(model, args, spec)
+    proto = to_onnx(model, args, spec)
     if not dynamic:
-        names = onnx_input_names(data)
-        return from_onnx(data, {n: tuple(a.shape) for n, a in zip(names, args, strict=True)})
-    return from_onnx(data)
+        inputs = graph_inputs(proto)
+        return from_onnx(proto, {i.name: tuple(a.shape) for i, a in zip(inputs, args, strict=True)})
+    return from_onnx(proto)
 
 
-__all__ = ["FRONTENDS", "decompositions", "dynamic_shapes_spec", "from_onnx", "from_torch", "import_model",
-           "onnx_input_names", "to_onnx"]
+__all__ = ["FRONTENDS", "cpu_export", "decompositions", "dynamic_shapes_spec", "from_onnx", "from_torch",
+           "graph_inputs", "import_model", "to_onnx"]

@@ -16,6 +16,7 @@ This module defines no backend; importing it registers nothing but the packed fu
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 #: Name of the packed function the rewritten matmuls call.
@@ -43,6 +44,7 @@ def register() -> None:
     _registered = True
 
 
+@functools.cache
 def _make_mutator() -> Any:
     import tvm
     from tvm import relax

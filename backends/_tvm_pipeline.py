@@ -89,12 +89,16 @@ def cpu_target() -> Any:
     Returns:
         A ``tvm.target.Target``.
     """
-    import os
-
     import tvm
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return tvm.target.Target({"kind": "llvm", "num-cores": cores})
+    return tvm.target.Target({"kind": "llvm", "num-cores": usable_cores()})
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the OS tells)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def target_for(device: str) -> Any:
@@ -238,4 +242,4 @@ def compile_prepared(mod: Any, opts: PipelineOptions, device: str, target: Any, 
 
 __all__ = ["CPU_RULES", "DEFAULT_CPU_RULES", "DEFAULT_GPU_RULES", "EXTRA_RULES", "GPU_RULES", "PipelineOptions",
            "compile_prepared", "cpu_target", "dlight_rules", "finish_pipeline", "gpu_target", "prepare",
-           "prepare_passes", "target_for"]
+           "prepare_passes", "target_for", "usable_cores"]

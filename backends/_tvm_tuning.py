@@ -21,14 +21,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from backends._tvm_pipeline import usable_cores
 from tuner import timelimit
 from tuner.artifact import write_json
 
@@ -259,7 +260,7 @@ def make_warm_builder(workers: int | None = None, timeout_s: float = BUILDER_TIM
     from tvm.s_tir.meta_schedule.builder.local_builder import _serialize_params, _worker_func
     from tvm.support.popen_pool import StatusKind
 
-    n = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    n = workers or usable_cores()
 
     @derived_object
     class WarmBuilder(PyBuilder):  # type: ignore[misc]
@@ -329,8 +330,9 @@ class TuningStore:
         directory.mkdir(parents=True, exist_ok=True)
         self.ledger_path = directory / "spent.json"
 
+    @functools.cached_property
     def database(self) -> Any:
-        """The MetaSchedule ``JSONDatabase`` over this directory's records."""
+        """The MetaSchedule ``JSONDatabase`` over this directory's records (read once per store)."""
         from tvm.s_tir.meta_schedule.database import JSONDatabase
 
         return JSONDatabase(path_workload=str(self.directory / "database_workload.json"),
@@ -406,7 +408,7 @@ def tune_modules(mods: list[tuple[Any, int]], target: Any, store: TuningStore, r
         spent = store.spent()
         todo = [t for t in tasks if spent.get(task_key(t), 0) < request.budget]
         reused = tuple(t.task_name for t in tasks if t not in todo)
-        database = store.database()
+        database = store.database
         if not todo:
             return TuningReport(selected=names, reused=reused,
                                 valid_records=sum(valid_records(database, t) for t in tasks))

@@ -13,6 +13,7 @@ Failures are data: :meth:`Backend.build` turns any exception of ``compile`` into
 from __future__ import annotations
 
 import abc
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,7 +106,7 @@ class Backend(abc.ABC):
         except Exception as e:  # noqa: BLE001 - a candidate that fails to build is data
             return BuildResult(error_msg=error_line(e))
         build_s = time.perf_counter() - t0
-        return BuildResult(built=Built(fn=built.fn, build_s=build_s, state=built.state, tuning_s=built.tuning_s))
+        return BuildResult(built=dataclasses.replace(built, build_s=build_s))
 
     def measure(self, built: Built, workload: Workload, config: MeasureConfig, *, quick: bool = False) -> Measurement:
         """Time the built candidate over the test data (DESIGN.md's protocol).

@@ -39,6 +39,7 @@ from backends._torch_export import (
     dynamic_shapes_spec,
     example_inputs,
     export_program,
+    pick_by_shape,
     shape_key_str,
 )
 from backends.base import Backend
@@ -203,11 +204,8 @@ class ShapeDispatch:
         Raises:
             ValueError: When no package was compiled for these input shapes.
         """
-        key = shape_key_str(tuple(tuple(a.shape) for a in args))
-        runner = self.runners.get(key)
-        if runner is None:
-            raise ValueError(f"this static-shape artifact has no package for input shapes {key}; "
-                             f"it holds {sorted(self.runners)} (export in a dynamic shape mode for other shapes)")
+        runner = pick_by_shape(self.runners, args, "artifact has no package",
+                               "export in a dynamic shape mode for other shapes")
         return runner(*args)
 
 

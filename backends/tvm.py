@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch.utils.dlpack import from_dlpack
 
-from backends._torch_export import dynamic_shapes_spec, example_inputs, shape_key_str
+from backends._torch_export import dynamic_shapes_spec, example_inputs, pick_by_shape, shape_key_str
 from backends._tvm_import import FRONTENDS, import_model
 from backends._tvm_pipeline import (
     DEFAULT_CPU_RULES,
@@ -94,11 +94,14 @@ class VmRunner:
         vms: Relax VM per shape key (:func:`~backends._torch_export.shape_key_str`), or one under
             :data:`ANY_SHAPE` for a dynamic module.
         single_output: Return the one output as a tensor instead of a 1-tuple.
+        calls_python: The VM calls back into Python (the cuBLAS dispatch): the trial's time limit
+            is then deferred around each call, where an exception would abort the process.
     """
 
-    def __init__(self, vms: dict[str, Any], single_output: bool = False) -> None:
+    def __init__(self, vms: dict[str, Any], single_output: bool = False, calls_python: bool = False) -> None:
         self.vms = vms
         self.single_output = single_output
+        self.calls_python = calls_python
         self.mains = {key: vm["main"] for key, vm in vms.items()}
 
     def __call__(self, *args: torch.Tensor) -> Any:
@@ -117,14 +120,13 @@ class VmRunner:
 
         main = self.mains.get(ANY_SHAPE)
         if main is None:
-            key = shape_key_str(tuple(tuple(a.shape) for a in args))
-            main = self.mains.get(key)
-            if main is None:
-                raise ValueError(f"this static-shape TVM module has no build for input shapes {key}; it holds "
-                                 f"{sorted(self.mains)} (compile in dynamic shape mode for other shapes)")
+            main = pick_by_shape(self.mains, args, "TVM module has no build",
+                                 "compile in dynamic shape mode for other shapes")
         tvm_args = [tvm.runtime.from_dlpack(a.contiguous()) for a in args]
-        # The VM may call back into Python (the cuBLAS dispatch): no TrialTimeout inside it.
-        with timelimit.deferred():
+        if self.calls_python:
+            with timelimit.deferred():
+                out = main(*tvm_args)
+        else:
             out = main(*tvm_args)
         if isinstance(out, tvm.runtime.Tensor):
             outs: tuple[torch.Tensor, ...] = (from_dlpack(out),)
@@ -239,13 +241,13 @@ class TvmBackend(Backend):
         if store is not None:
             # One tuning run over all modules: the k costliest kernels of the whole test data.
             report = tune_modules([(mod, runs[key]) for key, mod in prepared.items()], target, store, request)
-            database = store.database()
+            database = store.database
         executables = {}
         for key, mod in prepared.items():
             executables[key] = compile_prepared(mod, opts, workload.device, target, database)
             timelimit.stop_if_expired()
         vms = {key: relax.VirtualMachine(ex, dev) for key, ex in executables.items()}
-        fn = VmRunner(vms, single_output=returns_tensor(workload))
+        fn = VmRunner(vms, single_output=returns_tensor(workload), calls_python=opts.library)
         # The first call of each module loads its kernels onto the device; do it here so that a
         # module that cannot run fails the build, as a compiler error would.
         with torch.no_grad():
@@ -306,7 +308,7 @@ class TvmBackend(Backend):
         dev = tvm_device(device)
         vms = {key: relax.VirtualMachine(tvm.runtime.load_module(str(directory / file)), dev)
                for key, file in meta["libraries"].items()}
-        return VmRunner(vms, single_output=bool(meta.get("single_output")))
+        return VmRunner(vms, single_output=bool(meta.get("single_output")), calls_python=bool(meta.get("torch_matmul")))
 
 
 def returns_tensor(workload: Workload) -> bool:

@@ -26,7 +26,7 @@ def _p90(values: tuple[float, ...]) -> float:
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
-def summarize(candidate: Candidate, m: Measurement, build_s: float, tuning_s: float = 0.0,
+def summarize(candidate: Candidate, m: Measurement, build_s: float, tuning_s: float | None = None,
               **extra: object) -> Outcome:
     """An Outcome from a successful measurement (latency figures in ms).
 
@@ -34,7 +34,7 @@ def summarize(candidate: Candidate, m: Measurement, build_s: float, tuning_s: fl
         candidate: The candidate measured.
         m: Its measurement (``m.ok`` must hold).
         build_s: Seconds the build took.
-        tuning_s: Of those, seconds spent tuning schedules.
+        tuning_s: Of those, seconds spent tuning schedules (None: the backend does not tune).
         **extra: More Outcome fields (errors, pruned).
 
     Returns:

@@ -100,13 +100,13 @@ class Built:
         build_s: Seconds the build took (compile time that happens before the first call).
         state: Backend-private objects kept alive with the callable (compiled modules, ...).
         tuning_s: Of ``build_s``, seconds spent tuning schedules (TVM's MetaSchedule), logged as
-            a metric of its own.
+            a metric of its own; None for a backend that does not tune.
     """
 
     fn: Callable[..., Any]
     build_s: float
     state: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    tuning_s: float = 0.0
+    tuning_s: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +193,8 @@ class Outcome:
         failure_kind: One of :data:`FailureKind` when it failed.
         failure_reason: One line saying why.
         compile_s: Build seconds plus first-call seconds per distinct shape.
-        tuning_s: Of ``compile_s``, seconds spent tuning schedules (0 when none or all reused).
+        tuning_s: Of ``compile_s``, seconds spent tuning schedules (0 when all was reused; None
+            for a backend that does not tune).
         median_ms: Median per-sample latency in ms.
         p90_ms: 90th percentile per-sample latency in ms.
         max_abs_err: Largest absolute error against the reference.
@@ -206,7 +207,7 @@ class Outcome:
     failure_kind: str | None = None
     failure_reason: str | None = None
     compile_s: float = 0.0
-    tuning_s: float = 0.0
+    tuning_s: float | None = None
     median_ms: float | None = None
     p90_ms: float | None = None
     max_abs_err: float | None = None

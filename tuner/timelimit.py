@@ -70,8 +70,8 @@ def deferred() -> Iterator[None]:
         _limit.deferring -= 1
     # Only on a normal exit: an exception leaving the body (a TrialTimeout raised by the caller
     # itself on seeing expired(), say) goes on as it is.
-    if not _limit.deferring and _limit.fired and _limit.message:
-        raise TrialTimeout(_limit.message)
+    if not _limit.deferring:
+        stop_if_expired()
 
 
 @contextlib.contextmanager

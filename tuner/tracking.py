@@ -338,8 +338,8 @@ class Tracker:
             "speedup_vs_eager": (baseline_s / outcome.value_s if baseline_s is not None and outcome.value_s else None),
             # 0.0 is the record's default: a candidate that failed before compiling has none.
             "compile_s": outcome.compile_s if outcome.ok or outcome.compile_s else None,
-            # MetaSchedule's share of compile_s (TVM candidates that tuned; 0 when all was reused).
-            "tuning_s": outcome.tuning_s if outcome.tuning_s or outcome.candidate.backend == "tvm" else None,
+            # MetaSchedule's share of compile_s; None for backends that do not tune.
+            "tuning_s": outcome.tuning_s,
             "max_abs_err": outcome.max_abs_err,
             "max_rel_err": outcome.max_rel_err,
         }
