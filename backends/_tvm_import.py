@@ -80,6 +80,47 @@ def cpu_export(model: Any, args: tuple[torch.Tensor, ...],
     return decomposed
 
 
+def _matmul(node: Any, importer: Any) -> Any:
+    """``mm``/``bmm``/``matmul`` with the inputs' dtype as output dtype.
+
+    TVM 0.27's importer gives every matmul ``out_dtype="float32"``, so an fp16 model's matmul
+    returns fp32 and the next fp16 op refuses the mix (seen: ``R.add(fp16 bias, fp32 lv3)`` for an
+    fp16 ``nn.Linear``).
+    """
+    from tvm import relax
+
+    a, b = (importer.env[arg] for arg in node.args[:2])
+    return importer.block_builder.emit(relax.op.linear_algebra.matmul(a, b))
+
+
+def _scaled(importer: Any, x: Any, factor: Any) -> Any:
+    from tvm import relax
+
+    if factor == 1:
+        return x
+    return importer.block_builder.emit(relax.op.multiply(x, relax.const(factor, x.ty.dtype)))
+
+
+def _addmm(node: Any, importer: Any) -> Any:
+    """``addmm``/``baddbmm`` (``beta * bias + alpha * x @ w``) in the inputs' dtype (see :func:`_matmul`)."""
+    from tvm import relax
+
+    bias, x, w = (importer.env[arg] for arg in node.args[:3])
+    alpha, beta = node.kwargs.get("alpha", 1), node.kwargs.get("beta", 1)
+    bb = importer.block_builder
+    product = _scaled(importer, bb.emit(relax.op.linear_algebra.matmul(x, w)), alpha)
+    if beta == 0:
+        return product
+    return bb.emit(relax.op.add(_scaled(importer, bias, beta), product))
+
+
+#: Converters that replace the importer's own for these ATen ops (``custom_convert_map``).
+CONVERTERS: dict[str, Callable[[Any, Any], Any]] = {
+    "mm.default": _matmul, "bmm.default": _matmul, "matmul.default": _matmul,
+    "addmm.default": _addmm, "baddbmm.default": _addmm,
+}
+
+
 def from_torch(model: Any, args: tuple[torch.Tensor, ...],
                dynamic_shapes: tuple[dict[int, Any] | None, ...] | None = None) -> Any:
     """Import a PyTorch model into Relax through ``torch.export``.
@@ -99,7 +140,8 @@ def from_torch(model: Any, args: tuple[torch.Tensor, ...],
 
     program = cpu_export(model, args, dynamic_shapes)
     # The decompositions are ours: the importer's own pass would undo the amax rewrite.
-    return from_exported_program(program, keep_params_as_input=False, run_ep_decomposition=False)
+    return from_exported_program(program, keep_params_as_input=False, run_ep_decomposition=False,
+                                 custom_convert_map=CONVERTERS)
 
 
 def to_onnx(model: Any, args: tuple[torch.Tensor, ...],

@@ -153,6 +153,14 @@ def test_builder_timeout_fails_the_tuning(tmp_path: Path) -> None:
                      workers=1)
 
 
+@pytest.mark.parametrize("frontend", ["torch.export", "onnx"])
+def test_fp16_reproduces_reference_within_o2(frontend: str) -> None:
+    # TVM 0.27's torch importer makes every matmul fp32, which broke fp16 models with a Linear
+    # (seen on the H100: "R.add(fp16 bias, fp32 lv3)"); the backend's own converters fix that.
+    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static", precision="fp16",
+                                                options={"tvm/frontend": frontend}), level="o2")
+
+
 def test_search_space_offers_gpu_choices_only_on_gpu() -> None:
     import optuna
 
