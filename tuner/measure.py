@@ -5,6 +5,8 @@ land there and count as compile time); on the GPU the test data is then cycled u
 ``gpu_warmup_s`` (clocks); then each sample gets ``warmup`` untimed calls and
 ``repeats`` timed ones, timed with CUDA events on the GPU and ``time.perf_counter`` on the CPU.
 A sample's latency is the median of its repeats; the objective is their sum over the test data.
+Everything after the first calls holds the device's host-wide lock (:mod:`tuner.exclusive`), so
+that workers compiling in parallel never time on one device at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from tuner.devices import device_name
 from tuner.errors import error_line
+from tuner.exclusive import exclusive
 from tuner.records import Measurement
 from tuner.workload import Workload, flatten_outputs
 
@@ -104,21 +107,23 @@ def measure(fn: Callable[..., Any], workload: Workload, config: MeasureConfig, *
                     fn(*sample)
                     _sync(device)
                     warmup_s += time.perf_counter() - t0
-            if device == "gpu" and config.gpu_warmup_s > 0:
-                t0 = time.perf_counter()
-                while time.perf_counter() - t0 < config.gpu_warmup_s:
-                    for sample in workload.samples:
+            # First calls compile (Inductor) outside the lock; what is timed holds it.
+            with exclusive(device):
+                if device == "gpu" and config.gpu_warmup_s > 0:
+                    t0 = time.perf_counter()
+                    while time.perf_counter() - t0 < config.gpu_warmup_s:
+                        for sample in workload.samples:
+                            fn(*sample)
+                        _sync(device)
+                for sample in workload.samples:
+                    if want_outputs:
+                        # Copy at once: CUDA-graph backends reuse their output buffers on the next call.
+                        outputs.append(tuple(t.detach().cpu().clone() for t in flatten_outputs(fn(*sample))))
+                    for _ in range(config.warmup):
                         fn(*sample)
                     _sync(device)
-            for sample in workload.samples:
-                if want_outputs:
-                    # Copy at once: CUDA-graph backends reuse their output buffers on the next call.
-                    outputs.append(tuple(t.detach().cpu().clone() for t in flatten_outputs(fn(*sample))))
-                for _ in range(config.warmup):
-                    fn(*sample)
-                _sync(device)
-                times = [timer(lambda s=sample: fn(*s)) for _ in range(repeats)]  # type: ignore[misc]
-                latencies.append(statistics.median(times))
+                    times = [timer(lambda s=sample: fn(*s)) for _ in range(repeats)]  # type: ignore[misc]
+                    latencies.append(statistics.median(times))
     except Exception as e:  # noqa: BLE001 - a candidate that crashes is data, not a crash
         return Measurement(error_msg=error_line(e), device=device_name(device))
     return Measurement(
