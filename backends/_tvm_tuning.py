@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from backends._tvm_pipeline import usable_cores
-from tuner import timelimit
+from tuner import stopping, timelimit
 from tuner.artifact import write_json
 
 #: Values of the ``tvm/metaschedule`` dimension: ``"off"`` (DLight only) or
@@ -269,10 +269,12 @@ def make_warm_builder(workers: int | None = None, timeout_s: float = BUILDER_TIM
             self.stats: dict[str, Any] = {"builds": 0, "seconds": 0.0, "first_error": None}
 
         def build(self, build_inputs: list[Any]) -> list[Any]:
-            if timelimit.expired():
-                # Past the trial's time limit: fail the batch at once so that MetaSchedule winds
-                # down (it runs this callback from C++, where an exception would abort).
-                return [BuilderResult(None, "the trial's time limit passed") for _ in build_inputs]
+            if _should_stop():
+                # Past the trial's time limit, or the user asked to stop: fail the batch at once so
+                # that MetaSchedule winds down (it runs this callback from C++, where an exception
+                # would abort).
+                return [BuilderResult(None, "the trial's time limit passed or a stop was requested")
+                        for _ in build_inputs]
             t0 = time.perf_counter()
             pool = _builder_pool(n, timeout_s)
             args = [(b.mod, b.target, _serialize_params(b.params)) for b in build_inputs]
@@ -293,6 +295,15 @@ def make_warm_builder(workers: int | None = None, timeout_s: float = BUILDER_TIM
     return WarmBuilder()
 
 
+def _should_stop() -> bool:
+    """Whether tuning must wind down: the trial's time limit passed, or the user asked to stop.
+
+    A stop request (Ctrl-C, SIGTERM) is seen here too: its KeyboardInterrupt cannot cross TVM's
+    C++ loop, and without this a 64@top8 run went on for minutes after SIGINT (seen on the H100).
+    """
+    return timelimit.expired() or stopping.requested()
+
+
 def make_time_limit_callback() -> Any:
     """A MetaSchedule measure callback that ends every task once the trial's time limit passed.
 
@@ -309,7 +320,7 @@ def make_time_limit_callback() -> Any:
     class StopOnTimeLimit(PyMeasureCallback):  # type: ignore[misc]
         def apply(self, task_scheduler: Any, task_id: int, measure_candidates: Any, builder_results: Any,
                   runner_results: Any) -> None:
-            if not timelimit.expired():
+            if not _should_stop():
                 return
             for i, record in enumerate(task_scheduler.tasks_):
                 if not record.is_terminated:
@@ -438,9 +449,11 @@ def tune_modules(mods: list[tuple[Any, int]], target: Any, store: TuningStore, r
                            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                               make_time_limit_callback()])
         tuning_s = time.perf_counter() - t0
-        # Stopped by the trial's time limit: the records made so far stay in the database, but
-        # the budget was not spent, so the ledger is left as it was.
+        # Stopped by the trial's time limit or a stop request: the records made so far stay in
+        # the database, but the budget was not spent, so the ledger is left as it was.
         timelimit.stop_if_expired()
+        if stopping.requested():
+            raise KeyboardInterrupt("stop requested during MetaSchedule tuning")
         counts = {t.task_name: valid_records(database, t) for t in tasks}
         good = [t for t in todo if counts[t.task_name] > 0]
         store.record_spent([task_key(t) for t in good], request.budget)
