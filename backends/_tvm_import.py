@@ -177,10 +177,10 @@ def import_model(frontend: str, model: Any, args: tuple[torch.Tensor, ...], dyna
     if isinstance(model, TFModel):
         if frontend != "onnx":
             raise ValueError(f"a TensorFlow graph reaches TVM through ONNX, not {frontend}")
-        from backends._tf_runtime import to_onnx
+        from backends._tf_runtime import to_onnx as tf_to_onnx
 
         # tf2onnx keeps the dims TF leaves unknown as dim_params: symbolic in TVM (dynamic mode).
-        data = to_onnx(model)
+        data = tf_to_onnx(model)
         if dynamic:
             return from_onnx(data)
         import onnx
