@@ -60,6 +60,23 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a))
 
 
+def _remove_leftovers(target: Path) -> None:
+    """Remove the temporary folders of writers of ``target`` that died (``kill -9`` mid-export).
+
+    Their names carry the writer's pid; a folder whose pid no longer runs is nobody's.
+    """
+    for path in target.parent.glob(f".{target.name}.*-*-*"):
+        parts = path.name[len(target.name) + 2:].split("-")
+        if len(parts) != 3 or parts[0] not in ("tmp", "old") or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's
+
+
 def write_dir_atomically(target: Path, fill: Callable[[Path], None]) -> None:
     """Fill a fresh folder and put it at ``target`` in place of what was there.
 
@@ -76,6 +93,7 @@ def write_dir_atomically(target: Path, fill: Callable[[Path], None]) -> None:
         Exception: Whatever ``fill`` raises; ``target`` is then left as it was.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:

@@ -115,3 +115,19 @@ def test_a_failed_write_json_keeps_the_old_file_and_leaves_no_temporary_file(tmp
         write_json(tmp_path / "report.json", {"status": "new", "bad": Unwritable()})
     assert json.loads((tmp_path / "report.json").read_text()) == {"status": "ok"}
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_folders_left_by_a_killed_writer_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # that process has exited
+    left = tmp_path / f".best.tmp-{dead_pid}-0123abcd"
+    left.mkdir()
+    (left / "model.bin").write_bytes(b"half an export")
+    live = tmp_path / ".best.tmp-1-0123abcd"  # pid 1 always runs: a writer still at work
+    live.mkdir()
+    write_dir_atomically(tmp_path / "best", fill_with(1))
+    assert not left.exists() and live.is_dir()
+    assert generations(tmp_path / "best") == {1}
