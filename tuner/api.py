@@ -22,10 +22,11 @@ from tuner import stopping
 from tuner.artifact import load_optimized
 from tuner.devices import resolve_device
 from tuner.finalize import TuneResult, finalize
+from tuner.preflight import preflight, prepare, prepare_storage, sqlite_init_lock
 from tuner.progress import NullProgress, Progress, RichProgress
-from tuner.settings import TuneSettings, ensure_output_dir
+from tuner.settings import TuneSettings
 from tuner.study import best_candidate, load_study, open_study, resolve_backends, run_trials
-from tuner.tracking import Tracker, check_tracking_uri
+from tuner.tracking import Tracker
 from tuner.workload import Workload, make_workload
 
 
@@ -62,14 +63,21 @@ def run(workload: Workload, settings: TuneSettings, *, device: str, track: bool 
     if settings.backends is not None:
         # Refuse unknown or unavailable backends before anything is written.
         resolve_backends(settings.backends, workload, device, settings.static_only)
-    ensure_output_dir(settings.out)
-    if track:
-        check_tracking_uri(settings.tracking_uri)
+    # Output dir, storage and tracking store are checked before anything is written; the study
+    # may still refuse (another workload under this name) before the other folders are made.
+    preflight(settings, track)
+    prepare_storage(settings)
     with quiet_optuna():
-        study, ctx, resumed = open_study(settings, workload, device)
+        # Serialised with other processes that open the same sqlite files (their table creation races).
+        with sqlite_init_lock(settings.storage_url):
+            study, ctx, resumed = open_study(settings, workload, device)
+        prepare(settings, track)
+        if not track:
+            progress.message("MLflow tracking is off (--no-mlflow): trials are only in the Optuna study")
         tracker = None
         if track:
-            tracker = Tracker(settings.tracking_uri, settings.study_name, settings.out / "mlruns")
+            with sqlite_init_lock(settings.tracking_uri):
+                tracker = Tracker(settings.tracking_uri, settings.study_name, settings.out / "mlruns")
             tracker.start(
                 {"model": workload.source, "device": device, "level": settings.level, "seed": settings.seed,
                  "backends": ",".join(ctx.backends), "trials": settings.trials, "samples": len(workload.samples),

@@ -8,7 +8,8 @@
     tune --model frozen.pb --inputs a,b --outputs c,d --test-data test_bc4.npy --test-data more.npy
     tune best --study-name dec                          # the best config as JSON
 
-Errors of the user's own input print one line and exit with code 2.
+Errors of the user's own input print one line and exit with code 2; a study that ends with no
+successful trial exits with code 1 (no artifact); an interrupted one with 130.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def tune_command(
         warnings.simplefilter("ignore")
     from tuner.api import run
     from tuner.devices import resolve_device
+    from tuner.preflight import preflight
     from tuner.progress import RichProgress
     from tuner.settings import TuneSettings
     from tuner.workload import load_workload
@@ -112,26 +114,30 @@ def tune_command(
                             seed=seed, level=level,
                             backends=_split(backends), static_only=static_only, prune=not no_prune, repeats=repeats)
     dev = resolve_device(device)
+    preflight(settings, track=not no_mlflow)
     progress = RichProgress()
-    progress.phase(f"loading {model or 'the built-in demo'} on {dev}")
-    workload = load_workload(model, test_data, dev, inputs=inputs, outputs=outputs)
+    what = model or "the built-in demo"
+    # A spinner that leaves no line behind: if the model, its data or the study refuses the run,
+    # the error is the only line on stderr. The next phase line says what was loaded.
+    with progress.console.status(f"loading {what} on {dev}"):
+        workload = load_workload(model, test_data, dev, inputs=inputs, outputs=outputs)
     if study_name is None:
         settings = TuneSettings(**{**settings.model_dump(), "study_name": workload.name})
-    if no_mlflow:
-        progress.message("MLflow tracking is off (--no-mlflow): trials are only in the Optuna study")
     result = run(workload, settings, device=dev, track=not no_mlflow, progress=progress)
     _print_result(result, progress)
     if result.report["search"]["stopped_by"] == "interrupted":
         # The best so far is written, but the study is not done: say so to scripts (128 + SIGINT).
         raise typer.Exit(130)
+    if result.best_config is None:
+        # Nothing to deploy: a script must not go on as if there were (the line above says why).
+        raise typer.Exit(1)
 
 
 def _print_result(result: Any, progress: Any) -> None:
     report = result.report
     out = progress.console
     if result.best_config is None:
-        out.print(f"no successful trial; failures by reason: {report['search']['failures_by_reason']}")
-        return
+        return  # finalize said so, in one line
     out.print(json.dumps({"optimizations": report["optimizations"]}, indent=2), markup=False, highlight=False)
     chosen = report["chosen"]
     out.print(f"best: trial {chosen['trial']}: {chosen['description']}", markup=False, highlight=False)

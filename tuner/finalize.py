@@ -100,8 +100,9 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
     if found is None:
         report = build_report(chosen=None, chosen_trial=None, pre_total_s=loop.baseline_s, post_total_s=None,
                               accuracy=None, artifact=None, **common)
-        progress.message(f"no successful trial in study {study.study_name!r}: nothing was written "
-                         f"(failures by reason: {search['failures_by_reason']})")
+        where = "the study and MLflow" if tracker is not None else "the study"
+        progress.message(f"no successful trial in study {study.study_name!r}, so no artifact was written "
+                         f"(failures by reason: {search['failures_by_reason']}; each reason is in {where})")
         if tracker is not None:
             tracker.finish(report=report, best_config=None, study=study, best_dir=None,
                            status="KILLED" if loop.stopped_by == "interrupted" else "FINISHED")

@@ -109,4 +109,5 @@ class RichProgress:
         self._bar.stop()
 
     def message(self, text: str) -> None:  # noqa: D102
-        self.console.print(text, markup=False, highlight=False)
+        # soft_wrap: one message stays one line (rich would break it at 80 columns off a terminal).
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)

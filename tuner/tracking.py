@@ -79,7 +79,8 @@ PROBE_TIMEOUT_S = 5.0
 _SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 _SQL_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 _KNOWN_SCHEMES = (*_SQL_SCHEMES, "http", "https", "databricks", "databricks-uc")
-_URI_FIX = "pass --tracking-uri sqlite:///<dir>/mlflow.db or the http(s)://host:port of an MLflow server"
+_URI_FIX = ("pass --mlflow-uri sqlite:///<dir>/mlflow.db or the http(s)://host:port of an MLflow server, "
+            "or --no-mlflow to run without tracking")
 
 # Characters MLflow accepts in param, metric and tag keys (mlflow.utils.validation).
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- ]")
@@ -151,6 +152,11 @@ class Tracker:
         if urllib.parse.urlparse(tracking_uri).scheme == "sqlite":
             # Cheap, and sqlite's own "unable to open database file" names neither path nor fix.
             _check_sqlite(tracking_uri)
+            from tuner.preflight import sqlite_file
+
+            db = sqlite_file(tracking_uri)
+            if db is not None:
+                db.parent.mkdir(parents=True, exist_ok=True)
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
@@ -554,7 +560,7 @@ def check_tracking_uri(uri: str, *, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     if scheme in ("", "file") or (len(scheme) == 1 and uri[1:2] == ":"):  # "" / file: / C:\...
         raise UserError(
             f"tracking URI {uri!r} is a file store, which MLflow {_mlflow_version()} refuses",
-            f"use a database store instead, e.g. --tracking-uri sqlite:///{_suggest_db(uri)}",
+            f"use a database store instead, e.g. --mlflow-uri sqlite:///{_suggest_db(uri)}",
         )
     if scheme not in _KNOWN_SCHEMES:
         raise UserError(f"tracking URI {uri!r} has an unknown scheme {parsed.scheme!r}", _URI_FIX)
@@ -581,38 +587,16 @@ def _suggest_db(uri: str) -> str:
 
 
 def _check_sqlite(uri: str) -> None:
-    """Check that the sqlite file can be created and written; create its directory if missing."""
-    # sqlite:///rel/x.db -> "rel/x.db"; sqlite:////abs/x.db -> "/abs/x.db" (SQLAlchemy's rule).
-    rest = uri.split("://", 1)[1] if "://" in uri else ""
-    raw = rest[1:] if rest.startswith("/") else rest
-    raw = raw.split("?", 1)[0]
-    if raw in ("", ":memory:"):
+    """Check that the sqlite file can be written, or created with its folder (creating nothing)."""
+    from tuner.preflight import check_sqlite_file, sqlite_file
+
+    path = sqlite_file(uri)
+    if path is None:
         raise UserError(
             f"tracking URI {uri!r} is an in-memory sqlite database, which keeps nothing",
-            "pass a file, e.g. --tracking-uri sqlite:///out/mlflow.db",
+            "pass a file, e.g. --mlflow-uri sqlite:///out/mlflow.db",
         )
-    path = Path(urllib.parse.unquote(raw)).expanduser()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(
-            f"cannot create the directory {str(path.parent)!r} of the MLflow database ({exc.strerror})",
-            "pass a --tracking-uri sqlite:///<path> in a writable directory",
-        ) from exc
-    if path.exists():
-        if not path.is_file():
-            raise UserError(f"MLflow database path {str(path)!r} is not a file", "pass a path to a .db file")
-        if not os.access(path, os.R_OK | os.W_OK):
-            raise UserError(f"MLflow database {str(path)!r} is not writable", "fix its permissions or pass another")
-        with path.open("rb") as handle:
-            head = handle.read(16)
-        if head and head != b"SQLite format 3\x00":
-            raise UserError(f"{str(path)!r} is not a sqlite database", "pass a new or existing sqlite .db file")
-    elif not os.access(path.parent, os.W_OK | os.X_OK):
-        raise UserError(
-            f"directory {str(path.parent)!r} of the MLflow database is not writable",
-            "pass a --tracking-uri sqlite:///<path> in a writable directory",
-        )
+    check_sqlite_file(path, "MLflow database", "pass a --mlflow-uri sqlite:///<path> in a writable folder")
 
 
 def _check_http(uri: str, timeout_s: float) -> None:
@@ -630,7 +614,7 @@ def _check_http(uri: str, timeout_s: float) -> None:
         raise UserError(
             f"MLflow tracking server {uri} does not answer ({reason})",
             "start it (mlflow server --backend-store-uri sqlite:///mlflow.db --workers 1 --port <port>) "
-            "or pass --tracking-uri sqlite:///<dir>/mlflow.db",
+            "or pass --mlflow-uri sqlite:///<dir>/mlflow.db, or --no-mlflow to run without tracking",
         ) from exc
 
 
@@ -644,5 +628,5 @@ def _check_tcp(uri: str, parsed: urllib.parse.ParseResult, default_port: int, ti
     except (OSError, ValueError) as exc:
         raise UserError(
             f"database of tracking URI {parsed.scheme}://{host} does not answer ({exc})",
-            "start the database or pass --tracking-uri sqlite:///<dir>/mlflow.db",
+            "start the database, pass --mlflow-uri sqlite:///<dir>/mlflow.db, or --no-mlflow to run without tracking",
         ) from exc

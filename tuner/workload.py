@@ -14,13 +14,15 @@ and their reference comes from plain TensorFlow running the original graph.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import importlib
+import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -158,7 +160,10 @@ def _load_model_file(path: str) -> tuple[Any, list[Sample] | None, str, str]:
     name = os.path.splitext(os.path.basename(path))[0]
     if path.endswith(".pt2"):
         try:
-            program = torch.export.load(path)
+            # torch.export.load logs a traceback (a warning) before it raises on a bad file; the
+            # one-line error below says all of it.
+            with _quiet_logger("torch.export"):
+                program = torch.export.load(path)
         except Exception as e:  # noqa: BLE001 - any failure to read means a bad file
             raise UserError(
                 f"model file {path} is not a readable torch.export program ({_first_line(e)})",
@@ -273,9 +278,27 @@ def _as_samples(data: Any, what: str) -> list[Sample]:
     return samples
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Hide a library logger's warnings for the duration (its errors still show)."""
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+    if not text:
+        return type(e).__name__
+    line = text[0]
+    if len(line) > 200 and ". " in line[:200]:
+        # Keep whole sentences: torch's file errors go on for several after the one that says why.
+        line = line[: line.rindex(". ", 0, 200) + 1]
+    return f"{type(e).__name__}: {line[:200]}"
 
 
 def make_workload(

@@ -227,15 +227,20 @@ def test_check_tracking_uri_rejects_unusable_uris(tmp_path: Path) -> None:
     assert "\n" not in info.value.one_line()
 
 
-def test_check_tracking_uri_accepts_sqlite_in_new_dir(tmp_path: Path) -> None:
+def test_check_tracking_uri_accepts_sqlite_in_new_dir_and_creates_nothing(tmp_path: Path) -> None:
     db = tmp_path / "a" / "b" / "mlflow.db"
     check_tracking_uri(f"sqlite:///{db}")
-    assert db.parent.is_dir()
+    assert not (tmp_path / "a").exists()  # checked, not made: a later check may still refuse the run
+    Tracker(f"sqlite:///{db}", "made-here", tmp_path / "mlruns")
+    assert db.is_file()  # the tracker makes the folder when it opens the store
 
     not_db = tmp_path / "notes.db"
     not_db.write_text("hello")
-    with pytest.raises(UserError, match="not a sqlite database"):
+    with pytest.raises(UserError, match="not an sqlite database"):
         check_tracking_uri(f"sqlite:///{not_db}")
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(UserError, match="is not a folder"):
+        check_tracking_uri(f"sqlite:///{tmp_path / 'file' / 'mlflow.db'}")
 
 
 def test_log_trial_before_start_and_bad_state(store: tuple[str, Path]) -> None:
