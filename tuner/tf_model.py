@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,32 @@ from tuner.errors import UserError
 
 #: What the tuner calls the TF framework (``Workload.framework``).
 FRAMEWORK = "tf"
+
+
+def import_tf() -> Any:
+    """TensorFlow, imported with its native start-up lines kept off stderr.
+
+    TF 2.21 writes absl and oneDNN notices to file descriptor 2 while it loads, before
+    ``TF_CPP_MIN_LOG_LEVEL`` applies, so a one-line user error (a wrong tensor name, say) would
+    come with five lines of TF chatter. Later TF notices below warnings are turned off too, unless
+    the user set ``TF_CPP_MIN_LOG_LEVEL``. Import errors are Python exceptions and still surface.
+
+    Returns:
+        The ``tensorflow`` module.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +75,7 @@ class TFModel:
 
     def parse(self) -> Any:
         """A fresh ``tf.compat.v1.GraphDef`` parsed from :attr:`graph_def`."""
-        import tensorflow as tf
+        tf = import_tf()
 
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString(self.graph_def)
@@ -128,7 +155,7 @@ def load_tf_model(model: Any, inputs: Sequence[str] | str | None, outputs: Seque
             return _load_saved_model(path, inputs, outputs, signature)
         if not os.path.isfile(path):
             raise UserError(f"model file {path} does not exist", "pass an existing frozen .pb or SavedModel directory")
-        import tensorflow as tf
+        tf = import_tf()
 
         graph_def = tf.compat.v1.GraphDef()
         try:
@@ -176,7 +203,7 @@ def _checked(graph_def: Any, inputs: Sequence[str] | str | None, outputs: Sequen
 def _load_saved_model(path: str, inputs: Sequence[str] | str | None, outputs: Sequence[str] | str | None,
                       signature: str) -> TFModel:
     """Freeze a SavedModel signature into a GraphDef and map its argument and output keys to tensors."""
-    import tensorflow as tf
+    tf = import_tf()
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     try:

@@ -206,3 +206,21 @@ def test_a_study_refuses_another_model_and_nothing_changes(tmp_path):
     assert_one_line_error(out, "study 'dec' holds another workload", "tests.cli_workloads:make_tiny",
                           "pass a new --study-name")
     assert snapshot(tmp_path / "o") == before
+
+
+# -- TensorFlow graphs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flag", "names", "needle"), [("--inputs", "encoder_memory_placeholder,nosuch", "nosuch"),
+                                                       ("--outputs", "score,nosuch", "nosuch")])
+def test_tf_tensor_names_that_do_not_exist(tmp_path, flag, names, needle):
+    pytest.importorskip("tensorflow")
+    from experiments.workloads import tf_asr
+
+    files = tf_asr.write_files(tmp_path / "asr")
+    names_of = {"--inputs": ",".join(tf_asr.INPUTS), "--outputs": ",".join(tf_asr.OUTPUTS)}
+    names_of[flag] = names
+    out = tune("--model", str(files["model"]), "--inputs", names_of["--inputs"], "--outputs", names_of["--outputs"],
+               "--test-data", str(files["test_bc4"]), "--output-dir", str(tmp_path / "out"), *CHEAP)
+    assert_one_line_error(out, needle)
+    assert snapshot(tmp_path / "out") is None
