@@ -39,6 +39,7 @@ class EagerBackend(Backend):
 
     name = "eager"
     shape_modes = ("dynamic",)
+    native_kinds = frozenset({"torchscript", "nn.Module"})
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         """Return the model in the candidate's precision; nothing is compiled.
@@ -56,6 +57,15 @@ class EagerBackend(Backend):
         _check_no_options(candidate, self.name)
         model = apply_precision(workload.model, candidate.precision)
         return Built(fn=model, build_s=0.0, state={"model": model})
+
+    def native_model(self, built: Built, workload: Workload, candidate: Candidate) -> Any | None:
+        """The model itself (fp32), or its low-precision wrapper (an ``nn.Module``, not TorchScript).
+
+        TF32 is a process-wide switch that a saved model does not carry: None for it.
+        """
+        if candidate.precision == "tf32":
+            return None
+        return built.state.get("model", built.fn)
 
     def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
         """Write ``model.pt2`` (``torch.export`` with symbolic varying dims) or, failing that, ``model.ts``.
