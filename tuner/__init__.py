@@ -17,10 +17,13 @@ from tuner.errors import UserError
 
 if TYPE_CHECKING:
     from tuner.api import best_config, load_optimized, tune
+    from tuner.config import Config
     from tuner.finalize import TuneResult
+    from tuner.optimize_api import OptSpec, optimize, save
 
 _LAZY = {"tune": "tuner.api", "best_config": "tuner.api", "load_optimized": "tuner.api",
-         "TuneResult": "tuner.finalize"}
+         "TuneResult": "tuner.finalize", "Config": "tuner.config", "optimize": "tuner.optimize_api",
+         "save": "tuner.optimize_api", "OptSpec": "tuner.optimize_api"}
 
 
 def __getattr__(name: str) -> Any:
@@ -29,4 +32,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tuner' has no attribute {name!r}")
 
 
-__all__ = ["TuneResult", "UserError", "best_config", "load_optimized", "tune"]
+__all__ = ["Config", "OptSpec", "TuneResult", "UserError", "best_config", "load_optimized", "optimize", "save",
+           "tune"]
