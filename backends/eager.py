@@ -1,6 +1,9 @@
 """The ``eager`` backend: the model as it is, in the candidate's precision (the baseline).
 
-Its artifact is a ``torch.export`` program (``model.pt2``) with the test data's varying dims
+On a TensorFlow workload it is plain TensorFlow: the original frozen graph in a session with
+TF's default config, written back as the same GraphDef (``model.pb``).
+
+On a PyTorch workload its artifact is a ``torch.export`` program (``model.pt2``) with the test data's varying dims
 symbolic; a model that ``torch.export`` cannot capture falls back to ``torch.jit.trace``
 (``model.ts``).
 """
@@ -38,6 +41,7 @@ class EagerBackend(Backend):
     """Runs the model uncompiled: PyTorch's eager mode, the reference every speedup is against."""
 
     name = "eager"
+    frameworks = frozenset({"torch", "tf"})
     shape_modes = ("dynamic",)
     native_kinds = frozenset({"torchscript", "nn.Module"})
 
@@ -55,6 +59,13 @@ class EagerBackend(Backend):
             ValueError: When the candidate carries ``eager/`` options (eager has none).
         """
         _check_no_options(candidate, self.name)
+        if workload.framework == "tf":
+            from backends._tf_runtime import plain_runner
+
+            if candidate.precision != "fp32":
+                raise ValueError(f"plain TensorFlow runs the graph as frozen (fp32), not {candidate.precision}")
+            runner = plain_runner(workload.model)
+            return Built(fn=runner, build_s=0.0, state={"tf_runner": runner})
         model = apply_precision(workload.model, candidate.precision)
         return Built(fn=model, build_s=0.0, state={"model": model})
 
@@ -83,6 +94,10 @@ class EagerBackend(Backend):
         Raises:
             Exception: When the ``torch.jit.trace`` fallback fails too.
         """
+        if workload.framework == "tf":
+            from backends._tf_runtime import export_graph
+
+            return export_graph(workload.model.parse(), workload.model, directory)
         model = built.state.get("model", built.fn)
         example = example_inputs(workload)
         path = directory / "model.pt2"
@@ -113,6 +128,10 @@ class EagerBackend(Backend):
         Raises:
             ValueError: For an unknown artifact format.
         """
+        if meta["format"] == "tf-graphdef":
+            from backends._tf_runtime import load_graph
+
+            return load_graph(directory, meta)
         path = directory / str(meta["file"])
         dev = torch_device(device)
         if meta["format"] == EXPORT_FORMAT:

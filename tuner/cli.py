@@ -5,6 +5,7 @@
     tune --trials 200                                   # the built-in demo workload
     tune --model my_pkg.models:make_decoder --test-data batches.pt --trials 200 --device gpu
     tune --model decoder.pt --test-data batches.pt --level o2 --study-name dec
+    tune --model frozen.pb --inputs a,b --outputs c,d --test-data test_bc4.npy --test-data more.npy
     tune best --study-name dec                          # the best config as JSON
 
 Errors of the user's own input print one line and exit with code 2.
@@ -26,10 +27,10 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
-    help="Search how to compile a PyTorch model (backend, static or dynamic shapes, fusion, precision) for the "
-    "test data it will really see; every candidate is measured, checked against the reference outputs and logged "
-    "to MLflow; the fastest correct one is written to <output-dir>/<study>/best/ with a report. With no --model, "
-    "tunes the built-in demo (a WAP-style attention decoder).",
+    help="Search how to compile a PyTorch or TensorFlow model (backend, static or dynamic shapes, fusion, "
+    "precision) for the test data it will really see; every candidate is measured, checked against the reference "
+    "outputs and logged to MLflow; the fastest correct one is written to <output-dir>/<study>/best/ with a report. "
+    "With no --model, tunes the built-in demo (a WAP-style attention decoder).",
 )
 
 
@@ -47,10 +48,17 @@ def tune_command(
     ctx: typer.Context,
     model: Annotated[str | None, typer.Option(
         help="The model: a factory 'module:function' (returns the model, or (model, test_data)), a TorchScript "
-             "file, or a torch.export .pt2 file. Default: the built-in demo decoder.")] = None,
-    test_data: Annotated[str | None, typer.Option(
+             "file, a torch.export .pt2 file, or a TensorFlow frozen GraphDef (.pb) or SavedModel directory. "
+             "Default: the built-in demo decoder.")] = None,
+    test_data: Annotated[list[str] | None, typer.Option(
         "--test-data", help="Test inputs: a torch.save'd list of input tuples (.pt), or an .npz with arrays "
-                            "s<sample>_<input>. Optional when the factory returns test data.")] = None,
+                            "s<sample>_<input>; for a TF model, .npy/.npz feed dicts {placeholder: array}. "
+                            "Repeat for several files. Optional when the factory returns test data.")] = None,
+    inputs: Annotated[str | None, typer.Option(
+        help="A TF model's input tensors, comma-separated (e.g. encoder_memory_placeholder,"
+             "encoder_memory_length_placeholder); a SavedModel's signature arguments.")] = None,
+    outputs: Annotated[str | None, typer.Option(
+        help="A TF model's output tensors, comma-separated (e.g. score,seq_id).")] = None,
     trials: Annotated[int, typer.Option(help="Finished trials the study should hold; a resumed study only runs "
                                              "the rest. Identical candidates are measured once.")] = 200,
     device: Annotated[str, typer.Option(help="cpu, gpu, or auto (the GPU when there is one).")] = "auto",
@@ -67,7 +75,7 @@ def tune_command(
     no_mlflow: Annotated[bool, typer.Option(
         "--no-mlflow", help="Run without MLflow tracking (said so in the output).")] = False,
     backends: Annotated[str | None, typer.Option(
-        help="Comma-separated backends to search (default: every available one: eager, inductor, torchscript).")
+        help="Comma-separated backends to search (default: every available one for the model's framework).")
     ] = None,
     timeout: Annotated[float | None, typer.Option(
         help="Seconds for the whole trial loop; the best so far is still written.")] = None,
@@ -106,7 +114,7 @@ def tune_command(
     dev = resolve_device(device)
     progress = RichProgress()
     progress.phase(f"loading {model or 'the built-in demo'} on {dev}")
-    workload = load_workload(model, test_data, dev)
+    workload = load_workload(model, test_data, dev, inputs=inputs, outputs=outputs)
     if study_name is None:
         settings = TuneSettings(**{**settings.model_dump(), "study_name": workload.name})
     if no_mlflow:

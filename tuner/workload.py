@@ -5,6 +5,10 @@ its test data), a TorchScript file (``torch.jit.load``) or a ``torch.export`` pr
 Test data is a list of input tuples in a ``torch.save`` file (``.pt``) or an ``.npz`` (arrays
 named ``s<i>_<j>``: input ``j`` of sample ``i``; or ``arr_0..arr_n`` for a single sample).
 Reference outputs come from the original model, in fp32 with TF32 off, on the study's device.
+
+TensorFlow models (a GraphDef, a frozen ``.pb``, a SavedModel directory) with feed-dict test data
+make ``"tf"`` workloads (see :mod:`tuner.tf_model`): their samples are CPU tensors in input order
+and their reference comes from plain TensorFlow running the original graph.
 """
 
 from __future__ import annotations
@@ -38,9 +42,10 @@ class Workload:
 
     Attributes:
         name: Short name (the default study name).
-        framework: ``"torch"`` (later issues add ``"tf"``).
-        model: The original model, in eval mode, on ``device``.
-        samples: Test inputs, one tuple per sample, on ``device``.
+        framework: ``"torch"`` or ``"tf"``.
+        model: The original model, in eval mode, on ``device``; for ``"tf"`` a
+            :class:`~tuner.tf_model.TFModel` (a record, not a callable).
+        samples: Test inputs, one tuple per sample, on ``device`` (on the CPU for ``"tf"``).
         reference: Flattened reference outputs per sample, on the CPU.
         device: ``"cpu"`` or ``"gpu"``.
         source: Where the model came from (file path, factory or ``"python object"``).
@@ -275,29 +280,40 @@ def _first_line(e: BaseException) -> str:
 
 def make_workload(
     model: Any,
-    test_data: Sequence[Sample],
+    test_data: Sequence[Sample] | Sequence[Any],
     device: str,
     *,
     name: str = "model",
     source: str = "python object",
     digest: str | None = None,
+    inputs: Sequence[str] | str | None = None,
+    outputs: Sequence[str] | str | None = None,
 ) -> Workload:
     """Place a model and its test data on a device and compute the reference outputs.
 
     Args:
-        model: A callable taking one test sample's tensors (an ``nn.Module`` or ScriptModule).
-        test_data: One tuple of input tensors per sample.
+        model: A callable taking one test sample's tensors (an ``nn.Module`` or ScriptModule), or
+            a TensorFlow model: a ``tf.compat.v1.GraphDef``, a frozen ``.pb`` path or a
+            SavedModel directory (see :func:`tuner.tf_model.load_tf_model`).
+        test_data: One tuple of input tensors per sample; for a TF model, feed dicts
+            ``{placeholder name: array}``.
         device: ``"cpu"`` or ``"gpu"``.
         name: Short name for the workload.
         source: Where the model came from, for the report.
         digest: Digest of the model; computed from its weights when not given.
+        inputs: A TF model's input tensor names (e.g. ``["encoder_memory_placeholder"]``).
+        outputs: A TF model's output tensor names.
 
     Returns:
         The workload.
 
     Raises:
-        UserError: When a sample does not fit the model.
+        UserError: When a sample does not fit the model, or a TF tensor name is not in the graph.
     """
+    from tuner.tf_model import is_tf_model
+
+    if is_tf_model(model):
+        return _make_tf_workload(model, test_data, device, name=name, inputs=inputs, outputs=outputs)
     samples = _as_samples(list(test_data), "the test data")
     dev = torch_device(device)
     if isinstance(model, torch.export.ExportedProgram):
@@ -336,13 +352,18 @@ def make_workload(
     )
 
 
-def load_workload(model: str | None, test_data: str | None, device: str) -> Workload:
-    """The workload a CLI user names: a model spec and a test-data file (the demo when neither).
+def load_workload(model: str | None, test_data: str | Sequence[str] | None, device: str, *,
+                  inputs: str | Sequence[str] | None = None, outputs: str | Sequence[str] | None = None) -> Workload:
+    """The workload a CLI user names: a model spec and test-data files (the demo when neither).
 
     Args:
-        model: Model spec (see :func:`load_model`), or None for the built-in demo.
-        test_data: Test-data file, or None when the factory returns its own.
+        model: Model spec (see :func:`load_model`), a TF frozen ``.pb`` or SavedModel directory,
+            or None for the built-in demo.
+        test_data: Test-data file(s), or None when the factory returns its own; several files
+            are concatenated.
         device: ``"cpu"`` or ``"gpu"``.
+        inputs: A TF model's input tensor names (``--inputs``).
+        outputs: A TF model's output tensor names (``--outputs``).
 
     Returns:
         The workload.
@@ -350,9 +371,77 @@ def load_workload(model: str | None, test_data: str | None, device: str) -> Work
     Raises:
         UserError: When the model or the test data cannot be used.
     """
+    from tuner.tf_model import is_tf_model, load_feed_dicts
+
+    files = [test_data] if isinstance(test_data, str) else list(test_data or [])
+    if model is not None and is_tf_model(model):
+        if not files:
+            raise UserError(f"no test data for TF model {model}",
+                            "pass --test-data FILE (.npy/.npz feed dicts {placeholder: array})")
+        feeds = [feed for path in files for feed in load_feed_dicts(path)]
+        name = os.path.splitext(os.path.basename(os.path.normpath(model)))[0]
+        return make_workload(model, feeds, device, name=name, source=model, inputs=inputs, outputs=outputs)
+    if inputs is not None or outputs is not None:
+        raise UserError("--inputs/--outputs name the tensors of a TensorFlow graph, but the model is not one",
+                        "leave them out for a PyTorch model, or pass a frozen .pb / SavedModel directory")
     obj, data, name, digest = load_model(model or DEMO_FACTORY)
-    if test_data is not None:
-        data = load_test_data(test_data)
+    if files:
+        data = [sample for path in files for sample in load_test_data(path)]
     if data is None:
         raise UserError(f"no test data for model {model}", "pass --test-data FILE (a list of input tuples)")
     return make_workload(obj, data, device, name=name, source=model or DEMO_FACTORY, digest=digest)
+
+
+def _make_tf_workload(model: Any, test_data: Sequence[Any], device: str, *, name: str,
+                      inputs: Sequence[str] | str | None, outputs: Sequence[str] | str | None) -> Workload:
+    """A ``"tf"`` workload: the frozen graph, its feed dicts as tensors, plain TensorFlow's outputs.
+
+    Args:
+        model: GraphDef, ``.pb`` path, SavedModel directory or ``TFModel``.
+        test_data: Feed dicts (or tuples of tensors already in input order).
+        device: ``"cpu"`` or ``"gpu"`` (TF itself runs on the CPU here; the GPU reaches the graph
+            through its ONNX export).
+        name: Short name.
+        inputs: Input tensor names.
+        outputs: Output tensor names.
+
+    Returns:
+        The workload; ``model`` is the :class:`~tuner.tf_model.TFModel`.
+
+    Raises:
+        UserError: For unknown tensor names or test data that does not fit the graph.
+    """
+    from tuner.tf_model import FRAMEWORK, load_tf_model, samples_from_feeds
+
+    tf_model = load_tf_model(model, inputs, outputs)
+    data = list(test_data)
+    if data and isinstance(data[0], (tuple, list)):
+        samples = _as_samples(data, "the test data")
+        if {len(s) for s in samples} != {len(tf_model.inputs)}:
+            raise UserError(f"the test samples have {len(samples[0])} tensors for {len(tf_model.inputs)} inputs",
+                            "give one tensor per input, in --inputs order (or feed dicts)")
+    else:
+        samples = samples_from_feeds(tf_model, data, "the test data")
+    from backends._tf_runtime import plain_runner
+
+    runner = plain_runner(tf_model)
+    reference = []
+    for i, sample in enumerate(samples):
+        try:
+            reference.append(runner(*sample))
+        except Exception as e:  # noqa: BLE001 - any failure here is the input's fault
+            shapes = ", ".join(f"{n}={tuple(t.shape)}:{str(t.dtype).removeprefix('torch.')}"
+                               for n, t in zip(tf_model.inputs, sample, strict=True))
+            raise UserError(f"test sample {i} ({shapes}) does not fit the graph ({_tf_error_line(e)})",
+                            "feed the shapes and dtypes the placeholders take") from None
+    runner.close()
+    signature = ";".join(",".join(f"{t.dim()}:{t.dtype}" for t in s) for s in samples[:1])
+    fingerprint = hashlib.sha256(f"{tf_model.digest()}|{signature}".encode()).hexdigest()[:16]
+    return Workload(name=name, framework=FRAMEWORK, model=tf_model, samples=tuple(samples),
+                    reference=tuple(reference), device=device, source=tf_model.source, fingerprint=fingerprint)
+
+
+def _tf_error_line(e: BaseException) -> str:
+    # TF's session errors open with "Graph execution error:" and a blank line; the cause follows.
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and "Graph execution error" not in ln]
+    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
