@@ -43,7 +43,7 @@ class EagerBackend(Backend):
     name = "eager"
     frameworks = frozenset({"torch", "tf"})
     shape_modes = ("dynamic",)
-    native_kinds = frozenset({"torchscript", "nn.Module"})
+    native_kinds = frozenset({"torchscript", "nn.Module", "graphdef"})
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         """Return the model in the candidate's precision; nothing is compiled.
@@ -72,10 +72,13 @@ class EagerBackend(Backend):
     def native_model(self, built: Built, workload: Workload, candidate: Candidate) -> Any | None:
         """The model itself (fp32), or its low-precision wrapper (an ``nn.Module``, not TorchScript).
 
-        TF32 is a process-wide switch that a saved model does not carry: None for it.
+        A TF workload's model is its frozen GraphDef, as given. TF32 is a process-wide switch that a
+        saved model does not carry: None for it.
         """
         if candidate.precision == "tf32":
             return None
+        if workload.framework == "tf":
+            return workload.model.parse()
         return built.state.get("model", built.fn)
 
     def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:

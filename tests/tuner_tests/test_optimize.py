@@ -240,3 +240,57 @@ def test_seed_pytorch_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     reloaded = tuner.load_optimized(tmp_path / "optimized_decoder.pt")
     original = torch.jit.load(str(tmp_path / "decoder.pt"))
     assert same_outputs(reloaded, original, [ns["dummy"]])
+
+
+def run_graph(graph_def: Any, feed: dict[Any, Any], outputs: list[str]) -> list[Any]:
+    """Run a GraphDef with plain TensorFlow (a session), as a TF1 user deploys it."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    names = {(k.decode() if isinstance(k, bytes) else str(k)).split(":")[0] + ":0": v for k, v in feed.items()}
+    with tf.compat.v1.Session(graph=graph) as sess:
+        return list(sess.run([f"{o}:0" for o in outputs], feed_dict=names))
+
+
+def check_tf_seed_example(script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Run a TF seed example on the seed-like ASR graph; check the report, the kind and optimized.pb."""
+    import runpy
+
+    import numpy as np
+
+    pytest.importorskip("tensorflow")
+    runpy.run_path(str(ROOT / "experiments" / "workloads" / "tf_asr.py"), run_name="tf_asr")["write_files"](tmp_path)
+    ns = run_seed_example(ROOT / "experiments" / "seed_examples" / script, tmp_path, monkeypatch)
+    report, spec = ns["report"], ns["opt_spec"]
+    assert_blade_report(report)
+    assert spec.kind == "graphdef" and type(ns["optimized_model"]).__name__ == "GraphDef"
+    assert report["requested"]["inputs"] == ["encoder_memory_placeholder", "encoder_memory_length_placeholder"]
+    # The seed's tf.train.write_graph line wrote optimized.pb: it reloads and reproduces the original graph.
+    optimized = tuner.load_optimized(tmp_path / "optimized.pb")
+    assert type(optimized).__name__ == "GraphDef"
+    outputs = ["score", "seq_id"]
+    got = run_graph(optimized, ns["test_data"], outputs)
+    want = run_graph(ns["graph_def"], ns["test_data"], outputs)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(got[1], want[1])
+    return ns
+
+
+@pytest.mark.slow
+def test_seed_tf_dynamic_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ns = check_tf_seed_example("tf_dynamic.py", tmp_path, monkeypatch)
+    assert ns["report"]["requested"]["config"]["enable_static_shape_compilation_opt"] is False
+
+
+@pytest.mark.slow
+def test_seed_tf_static_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuner.study import load_study
+
+    ns = check_tf_seed_example("tf_static.py", tmp_path, monkeypatch)
+    assert ns["report"]["requested"]["config"]["enable_static_shape_compilation_opt"] is True
+    # Only static-shape candidates were searched (Blade's enable_static_shape_compilation_opt).
+    study = load_study(ns["opt_spec"].study, ns["opt_spec"].storage)
+    modes = {t.user_attrs["candidate"]["shape_mode"] for t in study.trials if "candidate" in t.user_attrs}
+    assert modes == {"static"}
