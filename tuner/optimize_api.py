@@ -326,7 +326,7 @@ def optimize(
         study_name=_study_name(model, workload, kind, level, device, config), output_dir=config.output_dir,
         storage=config.storage, mlflow_uri=config.mlflow_uri, trials=config.trials, timeout_s=config.time_budget_s,
         trial_timeout_s=config.trial_timeout_s, seed=config.seed, level=level, backends=config.backends,
-        static_only=config.enable_static_shape_compilation_opt)
+        static_only=config.enable_static_shape_compilation_opt, repeats=config.repeats)
     result = run(workload, settings, device=device, track=config.track,
                  progress=RichProgress() if verbose else None)
     study = load_study(settings.study_name, settings.storage_url)

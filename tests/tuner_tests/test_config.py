@@ -19,7 +19,7 @@ def one_line(exc: pytest.ExceptionInfo[UserError]) -> str:
 
 def test_defaults_are_a_short_search() -> None:
     cfg = tuner.Config()
-    assert cfg.trials == DEFAULT_TRIALS and cfg.time_budget_s == DEFAULT_TIME_BUDGET_S
+    assert cfg.trials == DEFAULT_TRIALS and cfg.time_budget_s == DEFAULT_TIME_BUDGET_S and cfg.repeats == 10
     assert cfg.enable_static_shape_compilation_opt is False
     assert cfg.output == "same_kind" and cfg.backends is None
     assert cfg.summary()["output_dir"] == "tune-output"
@@ -59,6 +59,7 @@ def test_typo_names_the_field_and_suggests() -> None:
     ({"output": "graphdef"}, "output='graphdef'"),
     ({"backends": []}, "backends=[]"),
     ({"track": "no"}, "track='no'"),
+    ({"repeats": 0}, "repeats=0"),
 ])
 def test_bad_values_are_one_line(kwargs: dict[str, object], needle: str) -> None:
     with pytest.raises(UserError) as exc:
