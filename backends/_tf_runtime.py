@@ -24,11 +24,27 @@ from tuner.tf_model import TFModel
 ONNX_OPSET = 17
 
 
+_initialized = False
+
+
 def quiet_tf() -> None:
-    """Keep TensorFlow's Python logger to errors (its deprecation notes are not the user's concern)."""
+    """Prepare TensorFlow for the tuner: its Python logger to errors, and XLA's CPU auto-clustering allowed.
+
+    TF decides once per process, when it first creates its devices, whether XLA may auto-cluster
+    CPU ops (``--tf_xla_cpu_global_jit``); set later, the flag has no effect (seen with TF 2.21:
+    no cluster forms). So it is set here, before the first session of the tuner. It changes
+    nothing for sessions that leave ``global_jit_level`` off, which is TF's default: only the
+    ``tf_xla`` auto-clustering candidates turn it on.
+    """
+    global _initialized
     import tensorflow as tf
 
-    tf.get_logger().setLevel("ERROR")
+    if not _initialized:
+        from tensorflow.python.client import pywrap_tf_session
+
+        tf.get_logger().setLevel("ERROR")
+        pywrap_tf_session.TF_SetTfXlaCpuGlobalJit(True)
+        _initialized = True
 
 
 def _to_torch(values: Sequence[Any]) -> tuple[torch.Tensor, ...]:

@@ -159,7 +159,7 @@ def import_model(frontend: str, model: Any, args: tuple[torch.Tensor, ...], dyna
 
     Args:
         frontend: One of :data:`FRONTENDS`.
-        model: The PyTorch module.
+        model: The PyTorch module, or a :class:`~tuner.tf_model.TFModel` (through tf2onnx).
         args: The example inputs (static mode: a sample of the shape to compile for).
         dynamic: Whether to keep the varying dims symbolic.
         spec: ``dynamic_shapes`` for the dynamic import (ignored when static).
@@ -172,6 +172,21 @@ def import_model(frontend: str, model: Any, args: tuple[torch.Tensor, ...], dyna
     """
     if frontend not in FRONTENDS:
         raise ValueError(f"tvm/frontend {frontend!r} is not one of {FRONTENDS}")
+    from tuner.tf_model import TFModel
+
+    if isinstance(model, TFModel):
+        if frontend != "onnx":
+            raise ValueError(f"a TensorFlow graph reaches TVM through ONNX, not {frontend}")
+        from backends._tf_runtime import to_onnx as tf_to_onnx
+
+        # tf2onnx keeps the dims TF leaves unknown as dim_params: symbolic in TVM (dynamic mode).
+        data = tf_to_onnx(model)
+        if dynamic:
+            return from_onnx(data)
+        import onnx
+
+        inputs = graph_inputs(onnx.load_from_string(data))
+        return from_onnx(data, {i.name: tuple(a.shape) for i, a in zip(inputs, args, strict=True)})
     spec = spec if dynamic else None
     if frontend == "torch.export":
         return from_torch(model, args, spec)

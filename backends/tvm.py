@@ -1,5 +1,8 @@
 """The ``tvm`` backend: TVM Relax, with fusion, DLight, MetaSchedule, cuBLAS and CUDA-graph choices.
 
+TensorFlow workloads (framework ``tf``) reach TVM through ONNX: the frozen graph is converted with
+tf2onnx (``backends/_tf_runtime.py``) and imported with TVM's ONNX importer, in fp32.
+
 Options (``tvm/<option>``, see ``search_space/tvm_*.py`` and ``search_space/fusion.py``):
     frontend: ``torch.export`` or ``onnx`` (the route TensorFlow models take).
     fuse_ops: FuseOps + FuseTIR on or off.
@@ -139,6 +142,7 @@ class TvmBackend(Backend):
     """TVM Relax: import, fusion, schedules (DLight, MetaSchedule), cuBLAS and CUDA graphs."""
 
     name = "tvm"
+    frameworks = frozenset({"torch", "tf"})
     shape_modes = ("static", "dynamic")
     precisions = frozenset({"fp32", "fp16"})
 
@@ -215,7 +219,12 @@ class TvmBackend(Backend):
                              "captured into TVM's CUDA graph)")
         request = TuningRequest.parse(str(candidate.option("metaschedule", OFF)))
         frontend = str(candidate.option("frontend", FRONTENDS[0]))
-        model = apply_precision(workload.model, candidate.precision)
+        if workload.framework == "tf":
+            if candidate.precision != "fp32":
+                raise ValueError(f"tvm takes TensorFlow graphs in fp32 only, not {candidate.precision}")
+            model = workload.model
+        else:
+            model = apply_precision(workload.model, candidate.precision)
         target = target_for(workload.device)
         store = self.store(workload) if request.budget else None
         dev = tvm_device(workload.device)
@@ -320,6 +329,8 @@ def returns_tensor(workload: Workload) -> bool:
     Returns:
         True for a plain tensor output.
     """
+    if workload.framework == "tf":
+        return False  # a TF graph's outputs are a list of named tensors
     with torch.no_grad():
         return isinstance(workload.model(*example_inputs(workload)), torch.Tensor)
 

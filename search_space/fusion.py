@@ -3,7 +3,11 @@
 Inductor: its scheduler's fusion options, applied with ``torch._inductor.config.patch`` (the keys
 are Inductor's own; a test checks that each exists). TorchScript: which JIT fuser runs (``none``,
 or NNC, ``fuser1``). TVM: operator fusion (FuseOps + FuseTIR) on or off, and Relax's pattern
-fusions (parallel matmuls combined, transposes folded into matmuls) before it.
+fusions (parallel matmuls combined, transposes folded into matmuls) before it. TensorFlow:
+Grappler's remapper (``tf_graph``: MatMul+BiasAdd+activation into one fused op) on or off, and
+how ``tf_xla`` groups ops into XLA clusters: the whole graph as one (``jit_compile``), or XLA
+auto-clustering with a minimum cluster size (``auto<N>``: clusters of fewer than N ops stay in
+TensorFlow; TF's default is 4).
 """
 
 from __future__ import annotations
@@ -37,6 +41,15 @@ TVM_FUSION: tuple[Choice, ...] = (
 )
 
 
+#: Grappler's remapper (op fusion) for ``tf_graph``.
+TF_GRAPH_FUSION = Choice("tf_graph/remapping", ("on", "off"), "Grappler remapper: fuse MatMul/Conv with bias "
+                         "and activation")
+#: ``tf_xla``'s clustering: whole-graph jit_compile first, then auto-clustering by minimum cluster size
+#: (``--tf_xla_min_cluster_size``; TF's default 4 first among them).
+TF_XLA_CLUSTERING = Choice("tf_xla/clustering", ("jit_compile", "auto4", "auto2", "auto8", "auto16", "auto64"),
+                           "XLA: whole graph (jit_compile) or auto-clustering with this minimum cluster size")
+
+
 class FusionDimension(Dimension):
     """Fusion choices of the backends that expose them."""
 
@@ -49,6 +62,11 @@ class FusionDimension(Dimension):
             return INDUCTOR_FUSION
         if backend == "tvm":
             return TVM_FUSION
+        if backend == "tf_graph":
+            return (TF_GRAPH_FUSION,)
+        if backend == "tf_xla":
+            return (TF_XLA_CLUSTERING,)
         if backend == "torchscript":
             return (Choice("torchscript/fuser", TORCHSCRIPT_FUSERS[ctx.device], "JIT fuser"),)
         return ()
+

@@ -101,11 +101,11 @@ def _build(graph: Any, weight: Any) -> Any:
             alpha = tf.nn.softmax(energy, axis=-1)
             context = tf.reduce_sum(tf.expand_dims(alpha, -1) * memory, 1)
             x = tf.concat([tf.gather(emb, token), context, state], axis=-1)
-            gates = tf.sigmoid(x @ w_gates + b_gates)
+            gates = tf.sigmoid(tf.nn.bias_add(x @ w_gates, b_gates))
             r, z = tf.split(gates, 2, axis=-1)
             cand = tf.tanh(tf.concat([tf.gather(emb, token), context, r * state], -1) @ w_cand)
             state = z * state + (1.0 - z) * cand
-            logits = tf.concat([state, context], -1) @ w_out + b_out
+            logits = tf.nn.bias_add(tf.concat([state, context], -1) @ w_out, b_out)
             logp = tf.nn.log_softmax(logits, axis=-1)
             token = tf.argmax(logp, axis=-1, output_type=tf.int32)
             score = score + tf.reduce_max(logp, axis=-1)

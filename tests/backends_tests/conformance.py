@@ -1,4 +1,4 @@
-"""A conformance suite every torch backend passes (in the manner of optuna/testing/pytest_storages.py).
+"""A conformance suite every backend passes (in the manner of optuna/testing/pytest_storages.py).
 
 A backend's test module calls these checks with its own candidates:
 
@@ -11,7 +11,9 @@ A backend's test module calls these checks with its own candidates:
   ``BuildResult`` or ``Measurement`` with ``error_msg``, never as an exception.
 
 The model is tiny (Linear, GELU, LayerNorm, softmax; two inputs sharing a batch dim) and the test
-data holds two distinct batch sizes, so that static and dynamic shape modes really differ.
+data holds two distinct batch sizes, so that static and dynamic shape modes really differ. TF
+backends pass the same checks on :func:`tiny_tf_workload` (the same computation as a frozen
+TensorFlow GraphDef with feed-dict test data): pass ``workload=`` to the checks.
 """
 
 from __future__ import annotations
@@ -72,17 +74,45 @@ def tiny_workload(device: str = "cpu") -> Workload:
     return make_workload(TinyNet().eval(), tiny_samples(), device, name="tiny")
 
 
+def tiny_tf_graph_def() -> object:
+    """TinyNet's computation as a frozen tf.compat.v1 GraphDef: inputs ``x``, ``y``; outputs ``probs``, ``h``."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, IN_FEATURES], name="x")
+        y = tf.compat.v1.placeholder(tf.float32, [None, HIDDEN], name="y")
+        w = tf.constant(rng.standard_normal((IN_FEATURES, HIDDEN)).astype(np.float32) / IN_FEATURES ** 0.5)
+        b = tf.constant(rng.standard_normal(HIDDEN).astype(np.float32) * 0.1)
+        # The tanh GELU: tf2onnx has no converter for the exact form's Erfc.
+        z = tf.nn.gelu(tf.nn.bias_add(x @ w, b), approximate=True) + y
+        mean, var = tf.nn.moments(z, axes=[-1], keepdims=True)
+        h = tf.identity((z - mean) * tf.math.rsqrt(var + 1e-5), name="h")
+        tf.nn.softmax(h, axis=-1, name="probs")
+    return graph.as_graph_def()
+
+
+@functools.cache
+def tiny_tf_workload(device: str = "cpu") -> Workload:
+    """The tiny model as a TF workload (feed dicts, two distinct batch sizes), built once per device."""
+    feeds = [{"x": x.numpy(), "y": y.numpy()} for x, y in tiny_samples()]
+    return make_workload(tiny_tf_graph_def(), feeds, device, name="tiny_tf", inputs=["x", "y"],
+                         outputs=["probs", "h"])
+
+
 def broken_workload(device: str = "cpu") -> Workload:
     """The tiny workload whose model raises in forward (the reference comes from the good model)."""
     return dataclasses.replace(tiny_workload(device), model=Boom().eval())
 
 
-def check_registered(backend_name: str, device: str = "cpu") -> None:
+def check_registered(backend_name: str, device: str = "cpu", framework: str = "torch") -> None:
     assert backend_name in backend_names()
     cls = backend_class(backend_name)
     assert cls.is_available(device), f"{backend_name} is not available on {device}"
     assert cls.shape_modes and set(cls.shape_modes) <= set(SHAPE_MODES)
-    assert "torch" in cls.frameworks
+    assert framework in cls.frameworks
 
 
 def outputs_of(fn: object, workload: Workload) -> tuple[tuple[torch.Tensor, ...], ...]:
@@ -93,10 +123,13 @@ def outputs_of(fn: object, workload: Workload) -> tuple[tuple[torch.Tensor, ...]
 
 
 def check_candidate(backend_name: str, candidate: Candidate, device: str = "cpu", *, level: str = "o1",
-                    export_dir: Path | None = None, backend: Backend | None = None) -> tuple[Built, Measurement]:
+                    export_dir: Path | None = None, backend: Backend | None = None,
+                    workload: Workload | None = None) -> tuple[Built, Measurement]:
     """Build, measure and check one candidate; export and load it too when ``export_dir`` is given.
 
     ``backend`` is the instance to use (one with a ``cache_dir``, say); by default a fresh one.
+    ``workload`` is the workload to use (:func:`tiny_tf_workload` for TF backends); by default
+    the tiny torch one.
 
     Returns:
         The built candidate and its measurement, for backend-specific checks.
@@ -105,7 +138,8 @@ def check_candidate(backend_name: str, candidate: Candidate, device: str = "cpu"
     backend = backend or get_backend(backend_name)
     assert backend.is_available(device)
     assert candidate.shape_mode in backend.shape_modes
-    workload = tiny_workload(device)
+    workload = workload or tiny_workload(device)
+    assert workload.framework in backend.frameworks
 
     result = backend.build(workload, candidate)
     assert result.ok, f"{candidate.describe()} did not build: {result.error_msg}"
@@ -121,19 +155,19 @@ def check_candidate(backend_name: str, candidate: Candidate, device: str = "cpu"
     assert correct.ok, f"{candidate.describe()} is wrong: {correct.detail}"
 
     if export_dir is not None:
-        check_export_load(backend_name, result.built, candidate, export_dir, device, level=level)
+        check_export_load(backend_name, result.built, candidate, export_dir, device, level=level, workload=workload)
     return result.built, measurement
 
 
 def check_export_load(backend_name: str, built: Built, candidate: Candidate, directory: Path, device: str = "cpu",
-                      *, level: str = "o1") -> dict[str, object]:
+                      *, level: str = "o1", workload: Workload | None = None) -> dict[str, object]:
     """Export into ``directory``, load it back and compare the outputs on every sample.
 
     Returns:
         The artifact's meta, as it round-trips through JSON (``artifact.json``).
     """
     backend = get_backend(backend_name)
-    workload = tiny_workload(device)
+    workload = workload or tiny_workload(device)
     directory.mkdir(parents=True, exist_ok=True)
     meta = backend.export(built, workload, candidate, directory)
     # The caller stores meta in artifact.json: it must survive JSON unchanged.

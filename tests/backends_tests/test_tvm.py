@@ -263,3 +263,21 @@ def test_every_searched_rule_set_names_real_rules() -> None:
     for value in CPU_RULE_SETS:
         names = PipelineOptions(dlight=value).rule_names()
         assert len(dlight_rules(names, "cpu")) == len(names)
+
+
+@pytest.mark.parametrize("mode", ["static", pytest.param("dynamic", marks=pytest.mark.xfail(
+    strict=True, reason="TVM 0.27's ONNX importer cannot take tf2onnx's symbolic batch through the shape "
+    "arithmetic of tf.nn.moments ('emit_te now only supports Tensor that has ShapeExpr shape')"))])
+def test_tf_graph_through_onnx(mode: str, tmp_path: Path) -> None:
+    # A TF workload reaches TVM through tf2onnx; measuring and loading need no TensorFlow.
+    pytest.importorskip("tensorflow")
+    conformance.check_registered(NAME, framework="tf")
+    candidate = Candidate(NAME, shape_mode=mode, options={"tvm/frontend": "onnx"})
+    conformance.check_candidate(NAME, candidate, export_dir=tmp_path, workload=conformance.tiny_tf_workload())
+
+
+def test_tf_graph_by_torch_export_is_data() -> None:
+    pytest.importorskip("tensorflow")
+    msg = conformance.check_failure_is_data(NAME, Candidate(NAME, options={"tvm/frontend": "torch.export"}),
+                                            conformance.tiny_tf_workload())
+    assert "through ONNX" in msg
