@@ -2,7 +2,8 @@
 
 ``tune`` searches, with an Optuna study, over how to compile a model (backend, shape mode, fusion,
 precision), measures every candidate on the test data, checks it against the reference outputs,
-logs it to MLflow and emits the fastest correct one.
+logs it to MLflow and emits the fastest correct one. ``optimize`` is the seed's
+``blade.optimize(...)`` call over a short study (with ``Config``, ``save`` and ``load_optimized``).
 
 The API is imported on first use (PEP 562), so that ``backends`` and ``search_space`` can import
 ``tuner``'s records and measurement without importing the study driver, which imports them.

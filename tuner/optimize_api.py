@@ -364,6 +364,9 @@ def _choose(model: Any, kind: str, workload: Workload, settings: TuneSettings, s
     best = Candidate.from_dict(result.best_config)
     # The winner's Blade entry (measured side by side with eager at the end of the run) comes first.
     entry: dict[str, Any] = next((e for e in result.report["optimizations"] if e["name"] == best.backend), {})
+    if not entry and result.report.get("speedup") is not None:
+        # Eager won: Blade lists no entry for it; its speedup is eager against itself, side by side.
+        entry = {"speedup": f"{result.report['speedup']:.2f}"}
     fastest: dict[str, Any] = {
         "backend": best.backend, "description": best.describe(), "trial": result.best_config["trial"],
         "speedup": entry.get("speedup", "-"), "pre_run": entry.get("pre_run", "-"),
