@@ -294,3 +294,38 @@ def test_seed_tf_static_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     study = load_study(ns["opt_spec"].study, ns["opt_spec"].storage)
     modes = {t.user_attrs["candidate"]["shape_mode"] for t in study.trials if "candidate" in t.user_attrs}
     assert modes == {"static"}
+
+
+def test_native_model_only_where_the_saved_model_runs_as_measured() -> None:
+    """TorchScript: not with optimize_for_inference or a fuser the process does not run by default."""
+    from backends import get_backend
+    from tuner.workload import make_workload
+
+    workload = make_workload(tiny_model(), tiny_samples(), "cpu")
+    backend = get_backend("torchscript")
+
+    def native(**options: Any) -> Any:
+        candidate = Candidate("torchscript", options={f"torchscript/{k}": v for k, v in options.items()})
+        built = backend.build(workload, candidate).built
+        assert built is not None
+        return backend.native_model(built, workload, candidate)
+
+    assert isinstance(native(), torch.jit.ScriptModule)
+    assert isinstance(native(freeze=True, fuser="none"), torch.jit.ScriptModule)  # CPU fuses nothing by default
+    assert native(optimize_for_inference=True) is None
+    assert native(fuser="fuser0") is None  # the legacy fuser fuses on the CPU; a default process does not
+
+
+def test_tf_graph_native_model_is_the_rewritten_graphdef_with_default_rewriters() -> None:
+    pytest.importorskip("tensorflow")
+    from backends import get_backend
+    from tests.backends_tests.tf_helpers import asr_workload
+
+    workload = asr_workload()
+    backend = get_backend("tf_graph")
+    for options, native in (({}, True), ({"tf_graph/remapping": "off"}, False)):
+        candidate = Candidate("tf_graph", options=options)
+        built = backend.build(workload, candidate).built
+        assert built is not None
+        model = backend.native_model(built, workload, candidate)
+        assert (type(model).__name__ == "GraphDef") if native else model is None
