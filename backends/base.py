@@ -35,6 +35,8 @@ class Backend(abc.ABC):
         devices: ``"cpu"`` and/or ``"gpu"``.
         test_only: Kept out of ``backend_names()`` unless asked for (fault-injection backends).
         precisions: Precisions it supports (None: all that the level allows).
+        native_kinds: Model kinds (:func:`tuner.kinds.model_kind`: ``"torchscript"``,
+            ``"nn.Module"``, ``"graphdef"``) that :meth:`native_model` can return a candidate as.
     """
 
     name: ClassVar[str]
@@ -43,6 +45,7 @@ class Backend(abc.ABC):
     devices: ClassVar[frozenset[str]] = frozenset({"cpu", "gpu"})
     test_only: ClassVar[bool] = False
     precisions: ClassVar[frozenset[str] | None] = None
+    native_kinds: ClassVar[frozenset[str]] = frozenset()
 
     _registry: ClassVar[dict[str, type[Backend]]] = {}
 
@@ -149,3 +152,23 @@ class Backend(abc.ABC):
         Returns:
             A callable with the original model's inputs and outputs.
         """
+
+    def native_model(self, built: Built, workload: Workload, candidate: Candidate) -> Any | None:
+        """The built candidate as a model of the framework's own kind, for ``tuner.optimize``.
+
+        ``optimize`` returns the user a model of the kind they gave (a ScriptModule for a
+        ScriptModule, a GraphDef for a GraphDef), so that their own save call works on it. Only a
+        model that, saved and loaded with the framework's own calls, runs as this candidate was
+        measured counts: a candidate that needs runtime settings the model cannot carry (a JIT
+        fuser switch, say) is not one.
+
+        Args:
+            built: What :meth:`build` returned for ``candidate``.
+            workload: The workload it was built for.
+            candidate: The candidate.
+
+        Returns:
+            The model (its kind one of :attr:`native_kinds`), or None when this candidate cannot
+            be one. The default: None.
+        """
+        return None

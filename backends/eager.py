@@ -43,6 +43,7 @@ class EagerBackend(Backend):
     name = "eager"
     frameworks = frozenset({"torch", "tf"})
     shape_modes = ("dynamic",)
+    native_kinds = frozenset({"torchscript", "nn.Module", "graphdef"})
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         """Return the model in the candidate's precision; nothing is compiled.
@@ -67,6 +68,18 @@ class EagerBackend(Backend):
             return Built(fn=runner, build_s=0.0, state={"tf_runner": runner})
         model = apply_precision(workload.model, candidate.precision)
         return Built(fn=model, build_s=0.0, state={"model": model})
+
+    def native_model(self, built: Built, workload: Workload, candidate: Candidate) -> Any | None:
+        """The model itself (fp32), or its low-precision wrapper (an ``nn.Module``, not TorchScript).
+
+        A TF workload's model is its frozen GraphDef, as given. TF32 is a process-wide switch that a
+        saved model does not carry: None for it.
+        """
+        if candidate.precision == "tf32":
+            return None
+        if workload.framework == "tf":
+            return workload.model.parse()
+        return built.state.get("model", built.fn)
 
     def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
         """Write ``model.pt2`` (``torch.export`` with symbolic varying dims) or, failing that, ``model.ts``.

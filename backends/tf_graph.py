@@ -104,11 +104,24 @@ class TFGraphBackend(Backend):
     shape_modes = ("dynamic",)
     devices = frozenset({"cpu"})
     precisions = frozenset({"fp32"})
+    native_kinds = frozenset({"graphdef"})
 
     @classmethod
     def is_available(cls, device: str) -> bool:
         """Whether TensorFlow is installed (CPU only)."""
         return super().is_available(device) and importlib.util.find_spec("tensorflow") is not None
+
+    def native_model(self, built: Built, workload: Workload, candidate: Candidate) -> Any | None:
+        """The rewritten GraphDef, when a default session runs it as measured.
+
+        A GraphDef cannot carry its session config (Grappler off): a user's session runs Grappler
+        with TF's defaults over it again. That repeats what is already done only when every
+        rewriter of the candidate is on (TF's default); a candidate that turned one off is not
+        given as a GraphDef.
+        """
+        if not all(rewrites_of(candidate).values()):
+            return None
+        return built.state["graph_def"]
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         """Rewrite the graph with the candidate's Grappler options and open a session on it.

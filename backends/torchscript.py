@@ -80,6 +80,21 @@ def fuser_flags(name: str) -> Iterator[None]:
             c._get_graph_executor_optimize(old_opt)
 
 
+def _current_flags() -> dict[str, bool]:
+    c = torch._C
+    return {"cpu": c._jit_can_fuse_on_cpu(), "gpu": c._jit_can_fuse_on_gpu(), "texpr": c._jit_texpr_fuser_enabled(),
+            "llga": c._jit_llga_enabled()}
+
+
+def _fusion_on(flags: dict[str, bool], device: str) -> tuple[bool, ...]:
+    """The switches that decide what fuses on ``device``.
+
+    CPU fusion needs ``cpu`` (and oneDNN Graph ``llga``); GPU fusion needs ``gpu``, by NNC when
+    ``texpr`` is on.
+    """
+    return (flags["cpu"], flags["llga"]) if device == "cpu" else (flags["gpu"], flags["texpr"])
+
+
 class FuserCall:
     """A TorchScript module called under its fuser (:func:`fuser_flags`) on every call.
 
@@ -137,6 +152,7 @@ class TorchScriptBackend(Backend):
 
     name = "torchscript"
     shape_modes = ("dynamic",)
+    native_kinds = frozenset({"torchscript", "nn.Module"})
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         """Script or trace the model in the candidate's precision, then freeze/optimize it.
@@ -199,6 +215,22 @@ class TorchScriptBackend(Backend):
             module = torch.jit.optimize_for_inference(copied)
             state["module"] = module
         return Built(fn=_wrap(module, fuser), build_s=0.0, state=state)
+
+    def native_model(self, built: Built, workload: Workload, candidate: Candidate) -> Any | None:
+        """The TorchScript module, where ``torch.jit.save`` and ``torch.jit.load`` keep it as measured.
+
+        The fuser is a process-wide JIT switch that the file does not carry: a candidate qualifies
+        only when its fuser fuses on its device what this process's switches (torch's defaults,
+        unless the user changed them) fuse there too. Not for ``optimize_for_inference`` (on the
+        CPU its module saves but does not load back), nor TF32 (a process-wide switch too).
+        """
+        if built.state.get("saved") is not None or candidate.precision == "tf32":
+            return None
+        fuser = built.state.get("fuser")
+        if fuser is not None and _fusion_on(FUSER_FLAGS[str(fuser)], workload.device) != _fusion_on(
+                _current_flags(), workload.device):
+            return None
+        return built.state["module"]
 
     def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
         """Write ``model.ts`` with ``torch.jit.save``.

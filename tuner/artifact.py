@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import importlib
 import json
 import os
 import shutil
@@ -21,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from backends import backend_class
-from tuner.errors import UserError
+from backends import Backend, backend_class
+from tuner.errors import UserError, error_line
 
 MANIFEST = "artifact.json"
 
@@ -122,24 +123,65 @@ def write_dir_atomically(target: Path, fill: Callable[[Path], None]) -> None:
     raise OSError(f"could not put {target} in place: other writers kept replacing it")
 
 
-def load_optimized(directory: str | os.PathLike[str], device: str | None = None) -> Callable[..., Any]:
-    """Load an optimized model written by ``tune`` (the ``best`` folder, or its parent study folder).
+def load_optimized(directory: str | os.PathLike[str], device: str | None = None) -> Any:
+    """Load an optimized model written by ``tune`` or saved by ``tuner.save``.
 
     Args:
-        directory: The artifact folder (``<output>/<study>/best``) or the study folder above it.
-        device: ``cpu`` or ``gpu``; the device it was tuned for when None.
+        directory: The artifact folder (``<output>/<study>/best``), the study folder above it, or
+            a folder ``tuner.save`` copied an artifact to; or a file ``tuner.save`` wrote: a
+            GraphDef ``.pb`` or a TorchScript file.
+        device: ``cpu`` or ``gpu``; the device it was tuned for when None (TorchScript files:
+            where they were saved from).
 
     Returns:
-        A callable with the original model's inputs and outputs.
+        For a folder, a callable with the original model's inputs and outputs; for a ``.pb``, the
+        ``tf.compat.v1.GraphDef``; for a TorchScript file, the ScriptModule.
 
     Raises:
-        UserError: When the folder holds no artifact written by ``tune``.
+        UserError: When the path holds no optimized model.
     """
     path = Path(directory)
+    if path.is_file():
+        return _load_model_file(path, device)
     if not (path / MANIFEST).is_file() and (path / "best" / MANIFEST).is_file():
         path = path / "best"
     if not (path / MANIFEST).is_file():
         raise UserError(f"{path} holds no optimized model ({MANIFEST} is missing)",
-                        "pass the best/ folder that tune wrote (its path is in the tune output and report)")
+                        "pass the best/ folder that tune wrote (its path is in the tune output and report), "
+                        "or a file or folder tuner.save wrote")
     meta = json.loads((path / MANIFEST).read_text())
-    return backend_class(meta["backend"]).load(path, meta.get("meta", {}), device or meta.get("device", "cpu"))
+    return _backend_of(meta).load(path, meta.get("meta", {}), device or meta.get("device", "cpu"))
+
+
+def _backend_of(meta: dict[str, Any]) -> type[Backend]:
+    """The backend class that wrote an artifact; one defined outside ``backends`` is imported from its module."""
+    try:
+        return backend_class(meta["backend"])
+    except KeyError:
+        if meta.get("backend_module"):
+            importlib.import_module(str(meta["backend_module"]))
+            return backend_class(meta["backend"])
+        raise
+
+
+def _load_model_file(path: Path, device: str | None) -> Any:
+    """A GraphDef ``.pb`` or a TorchScript file, as ``tuner.save`` writes them."""
+    if path.suffix == ".pb":
+        import tensorflow as tf
+
+        graph_def = tf.compat.v1.GraphDef()
+        try:
+            graph_def.ParseFromString(path.read_bytes())
+        except Exception as e:  # noqa: BLE001 - any parse failure means a bad file
+            raise UserError(f"{path} is not a binary GraphDef ({type(e).__name__})",
+                            "pass a .pb that tuner.save or tf.train.write_graph(..., as_text=False) wrote") from None
+        return graph_def
+    import torch
+
+    from tuner.devices import torch_device
+
+    try:
+        return torch.jit.load(str(path), map_location=None if device is None else torch_device(device))  # type: ignore[no-untyped-call]
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"{path} is neither a GraphDef .pb nor a TorchScript file ({error_line(e)})",
+                        "pass a file or folder that tuner.save wrote") from None

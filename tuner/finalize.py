@@ -50,7 +50,7 @@ class TuneResult:
     mlflow_uri: str | None
 
 
-def _side_by_side(eager: Built, best: Built, backend_measure: Any, workload: Workload,
+def side_by_side(eager: Built, best: Built, backend_measure: Any, workload: Workload,
                   config: MeasureConfig, rounds: int = 2) -> tuple[Measurement, Measurement]:
     """Measure eager and the winner alternately; keep each one's faster round (less noise)."""
     pairs: list[tuple[Measurement, Measurement]] = []
@@ -119,7 +119,7 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
     pre_s = post_s = None
     accuracy: dict[str, Any] | None = None
     if result.built is not None and eager_built is not None:
-        m_eager, m_best = _side_by_side(eager_built, result.built, backend.measure, workload, config)
+        m_eager, m_best = side_by_side(eager_built, result.built, backend.measure, workload, config)
         pre_s = m_eager.total_s if m_eager.ok else None
         if m_best.ok and m_best.outputs is not None:
             post_s = m_best.total_s
@@ -140,7 +140,8 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
             t0 = time.perf_counter()
             try:
                 meta = backend.export(result.built, workload, candidate, tmp)
-                write_json(tmp / MANIFEST, {"backend": candidate.backend, "device": workload.device,
+                write_json(tmp / MANIFEST, {"backend": candidate.backend, "backend_module": type(backend).__module__,
+                                            "device": workload.device,
                                             "candidate": candidate.to_dict(), "meta": meta})
                 progress.phase("checking the artifact in a fresh process")
                 artifact.update(verify_in_subprocess(tmp, workload, settings.level, config.warmup, config.repeats))

@@ -1,0 +1,30 @@
+# ruff: noqa
+# The seed's second TensorFlow example (PAI-Blade AICompiler, "通過Static Shape模式編譯TensorFlow模型"):
+# its blade.optimize call, with config=blade.Config(enable_static_shape_compilation_opt = True),
+# in the frame of the first example (loading, saving), verbatim except the import lines as in
+# tf_dynamic.py. Run it from a folder holding frozen.pb and test_bc4.npy.
+import numpy as np
+import tensorflow.compat.v1 as tf
+import tuner as blade
+
+# 加載模型和測試數據。
+graph_def = tf.GraphDef()
+with open('./frozen.pb', 'rb') as f:
+    graph_def.ParseFromString(f.read())
+test_data = np.load('test_bc4.npy', allow_pickle=True, encoding='bytes',).item()
+
+optimized_model, opt_spec, report = blade.optimize(
+    graph_def,                 # The original model, here is a TF GraphDef.
+    'o1',                      # Optimization level o1 or o2.
+    device_type='gpu',         # Target device to run the optimized model.
+    # Provide an additional config here in order to try Static Shape Compilation:
+    config=blade.Config(enable_static_shape_compilation_opt = True),
+    inputs=['encoder_memory_placeholder', 'encoder_memory_length_placeholder'],
+    outputs=['score', 'seq_id'],
+    test_data=[test_data]
+    #verbose=True
+)
+
+# 保存優化結果。
+tf.train.write_graph(optimized_model, "./", "optimized.pb", as_text=False)
+print("Report: {}".format(report))
