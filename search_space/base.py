@@ -28,6 +28,8 @@ class SpaceContext:
         framework: The workload's framework.
         static_only: Only static-shape candidates (Blade's
             ``enable_static_shape_compilation_opt``).
+        expensive: Also search the choices that cost minutes per candidate (``--expensive``):
+            Inductor's max-autotune modes on the GPU, the larger MetaSchedule budgets.
     """
 
     backends: tuple[str, ...]
@@ -35,6 +37,7 @@ class SpaceContext:
     level: str
     framework: str = "torch"
     static_only: bool = False
+    expensive: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (kept in the study's user attributes)."""

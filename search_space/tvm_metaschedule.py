@@ -5,7 +5,8 @@ estimated cost (FLOPs times calls) are tuned with that many measured schedules e
 holds both numbers so that "off" is one candidate, not one per k. The tuning database persists
 in the output dir, so a budget spent once is reused by every later trial and study.
 
-On the CPU tuning is slow (minutes per kernel on two cores), so its budgets are smaller.
+On the CPU tuning is slow (minutes per kernel on two cores), so its budgets are smaller. Budgets
+that cost minutes per candidate are searched only with ``--expensive``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from search_space.base import Choice, Dimension, SpaceContext
 
 GPU_BUDGETS: tuple[str, ...] = ("off", "16@top2", "64@top2", "256@top2", "64@top8")
 CPU_BUDGETS: tuple[str, ...] = ("off", "16@top2", "64@top2")
+#: Budgets searched without ``--expensive``. Measured per candidate on the demo decoder: 64@top8
+#: ran over 6 minutes on an H100 (three static modules); 64@top2 took 285-322 s on two CPU cores,
+#: 16@top2 34-50 s. A spent budget is free afterwards, but its first candidate pays in full.
+GPU_QUICK_BUDGETS: tuple[str, ...] = ("off", "16@top2", "64@top2")
+CPU_QUICK_BUDGETS: tuple[str, ...] = ("off", "16@top2")
 
 
 class TvmMetaScheduleDimension(Dimension):
@@ -28,5 +34,8 @@ class TvmMetaScheduleDimension(Dimension):
         """The budgets of the study's device."""
         if backend != "tvm":
             return ()
-        values = GPU_BUDGETS if ctx.device == "gpu" else CPU_BUDGETS
+        if ctx.device == "gpu":
+            values = GPU_BUDGETS if ctx.expensive else GPU_QUICK_BUDGETS
+        else:
+            values = CPU_BUDGETS if ctx.expensive else CPU_QUICK_BUDGETS
         return (Choice("tvm/metaschedule", values, "MetaSchedule trials per task @ top-k tasks"),)

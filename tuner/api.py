@@ -81,7 +81,7 @@ def run(workload: Workload, settings: TuneSettings, *, device: str, track: bool 
             tracker.start(
                 {"model": workload.source, "device": device, "level": settings.level, "seed": settings.seed,
                  "backends": ",".join(ctx.backends), "trials": settings.trials, "samples": len(workload.samples),
-                 "static_only": settings.static_only},
+                 "static_only": settings.static_only, "expensive": settings.expensive},
                 {"tuner.fingerprint": workload.fingerprint},
             )
         if resumed:
@@ -114,6 +114,7 @@ def tune(
     trial_timeout: float | None = 900.0,
     seed: int = 0,
     static_only: bool = False,
+    expensive: bool = False,
     track: bool = True,
     verbose: bool = False,
 ) -> TuneResult:
@@ -134,6 +135,7 @@ def tune(
         trial_timeout: Seconds one candidate may take to build and measure (then it fails).
         seed: TPE sampler seed.
         static_only: Only static-shape candidates.
+        expensive: Also search the choices that cost minutes per candidate (``--expensive``).
         track: Log every trial to MLflow.
         verbose: Show the progress bar on stderr.
 
@@ -146,7 +148,8 @@ def tune(
     settings = TuneSettings(study_name=study_name, output_dir=Path(output_dir), storage=storage,
                             mlflow_uri=mlflow_uri, trials=trials, timeout_s=timeout, trial_timeout_s=trial_timeout,
                             seed=seed, level=level,
-                            backends=tuple(backends) if backends is not None else None, static_only=static_only)
+                            backends=tuple(backends) if backends is not None else None, static_only=static_only,
+                            expensive=expensive)
     dev = resolve_device(device)
     workload = make_workload(model, test_data, dev, name=study_name)
     return run(workload, settings, device=dev, track=track, progress=RichProgress() if verbose else None)

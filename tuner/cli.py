@@ -88,6 +88,10 @@ def tune_command(
     seed: Annotated[int, typer.Option(help="Seed of the TPE sampler.")] = 0,
     static_only: Annotated[bool, typer.Option(
         "--static-only", help="Search only static-shape candidates (compiled per distinct input shape).")] = False,
+    expensive: Annotated[bool, typer.Option(
+        "--expensive", help="Also search choices that cost minutes per candidate: Inductor's max-autotune "
+                            "modes on the GPU and the larger MetaSchedule budgets (64@top8, 256@top2 on the "
+                            "GPU; 64@top2 on the CPU).")] = False,
     no_prune: Annotated[bool, typer.Option(
         "--no-prune", help="Measure every candidate fully (no stopping of clearly slow ones).")] = False,
     repeats: Annotated[int, typer.Option(help="Timed calls per test sample (their median is its latency).")] = 20,
@@ -112,7 +116,8 @@ def tune_command(
     settings = TuneSettings(study_name=study_name or "placeholder", output_dir=output_dir, storage=storage,
                             mlflow_uri=mlflow_uri, trials=trials, timeout_s=timeout, trial_timeout_s=trial_timeout,
                             seed=seed, level=level,
-                            backends=_split(backends), static_only=static_only, prune=not no_prune, repeats=repeats)
+                            backends=_split(backends), static_only=static_only, expensive=expensive, prune=not no_prune,
+                            repeats=repeats)
     dev = resolve_device(device)
     preflight(settings, track=not no_mlflow)
     progress = RichProgress()

@@ -28,6 +28,8 @@ class TuneSettings(BaseModel):
         level: ``o1`` (fp32 results) or ``o2`` (TF32/fp16/bf16 allowed, looser tolerance).
         backends: Backends to search; all available ones if None.
         static_only: Only static-shape candidates.
+        expensive: Also search the choices that cost minutes per candidate (see
+            :class:`search_space.base.SpaceContext`).
         prune: Stop clearly slow candidates after a short first measurement.
         warmup: Untimed calls per sample.
         repeats: Timed calls per sample.
@@ -46,6 +48,7 @@ class TuneSettings(BaseModel):
     level: str = "o1"
     backends: tuple[str, ...] | None = None
     static_only: bool = False
+    expensive: bool = False
     prune: bool = True
     warmup: int = 3
     repeats: int = 20

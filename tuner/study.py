@@ -141,8 +141,9 @@ def open_study(settings: TuneSettings, workload: Workload, device: str) -> tuple
             raise UserError(f"study {settings.study_name!r} holds another workload "
                             f"({study.user_attrs.get('workload_source')})",
                             "pass a new --study-name for this model")
-        wanted = dict(device=device, level=settings.level, static_only=settings.static_only)
-        have = dict(device=ctx.device, level=ctx.level, static_only=ctx.static_only)
+        wanted = dict(device=device, level=settings.level, static_only=settings.static_only,
+                      expensive=settings.expensive)
+        have = dict(device=ctx.device, level=ctx.level, static_only=ctx.static_only, expensive=ctx.expensive)
         if settings.backends is not None:
             wanted["backends"], have["backends"] = resolve_backends(
                 settings.backends, workload, device, settings.static_only), ctx.backends
@@ -153,7 +154,7 @@ def open_study(settings: TuneSettings, workload: Workload, device: str) -> tuple
         return study, ctx, True
     backends = resolve_backends(settings.backends, workload, device, settings.static_only)
     ctx = SpaceContext(backends=backends, device=device, level=settings.level, framework=workload.framework,
-                       static_only=settings.static_only)
+                       static_only=settings.static_only, expensive=settings.expensive)
     study.set_user_attr("space", ctx.to_dict())
     study.set_user_attr("fingerprint", workload.fingerprint)
     study.set_user_attr("workload_source", workload.source)

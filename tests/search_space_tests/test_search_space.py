@@ -63,3 +63,27 @@ def test_candidate_key_is_stable_and_discriminates():
     with pytest.raises(ValueError):
         Candidate("eager", shape_mode="sometimes")
     assert torch is not None
+
+
+def test_choices_that_cost_minutes_are_searched_only_with_expensive() -> None:
+    from search_space.base import SpaceContext
+    from search_space.inductor_options import InductorOptionsDimension
+    from search_space.tvm_metaschedule import TvmMetaScheduleDimension
+
+    for device in ("gpu", "cpu"):
+        quick = SpaceContext(backends=("inductor", "tvm"), device=device, level="o1")
+        full = SpaceContext(backends=("inductor", "tvm"), device=device, level="o1", expensive=True)
+        quick_modes = InductorOptionsDimension().choices("inductor", quick)[0].values
+        full_modes = InductorOptionsDimension().choices("inductor", full)[0].values
+        quick_budgets = TvmMetaScheduleDimension().choices("tvm", quick)[0].values
+        full_budgets = TvmMetaScheduleDimension().choices("tvm", full)[0].values
+        assert set(quick_modes) <= set(full_modes) and set(quick_budgets) < set(full_budgets)
+        if device == "gpu":
+            assert not any(m.startswith("max-autotune") for m in quick_modes)
+            assert {"max-autotune", "max-autotune-no-cudagraphs"} <= set(full_modes)
+            assert "64@top8" not in quick_budgets and "64@top8" in full_budgets
+        else:
+            assert "64@top2" not in quick_budgets and "64@top2" in full_budgets
+    # A study stored before the flag existed reads back as the quick space.
+    old = {"backends": ["tvm"], "device": "gpu", "level": "o1", "framework": "torch", "static_only": False}
+    assert SpaceContext.from_dict(old).expensive is False
