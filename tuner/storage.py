@@ -135,5 +135,5 @@ def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
     return out
 
 
-__all__ = ["GRACE_PERIOD_S", "HEARTBEAT_INTERVAL_S", "MAX_RETRY", "SURPLUS_ATTR", "WORKER_ATTR", "fail_dead_trials",
-           "identity", "open_storage", "retried_numbers", "retry_callback"]
+__all__ = ["GRACE_PERIOD_S", "HEARTBEAT_INTERVAL_S", "JOURNAL_PREFIX", "MAX_RETRY", "SURPLUS_ATTR", "WORKER_ATTR",
+           "fail_dead_trials", "identity", "open_storage", "retried_numbers", "retry_callback"]

@@ -36,7 +36,7 @@ from tuner.pool import Evaluator, InProcessEvaluator, WorkerPool, backend_module
 from tuner.progress import NullProgress, Progress
 from tuner.records import Candidate, Outcome
 from tuner.settings import TuneSettings
-from tuner.storage import SURPLUS_ATTR, WORKER_ATTR, fail_dead_trials, identity, open_storage
+from tuner.storage import JOURNAL_PREFIX, SURPLUS_ATTR, WORKER_ATTR, fail_dead_trials, identity, open_storage
 from tuner.tracking import Tracker
 from tuner.transfer import dump_workload
 from tuner.worker import WorkerSpec, default_memory_limit_bytes, visible_gpus
@@ -131,6 +131,12 @@ def open_study(settings: TuneSettings, workload: Workload, device: str) -> tuple
         UserError: When the storage cannot be opened, or the existing study belongs to another
             workload or another search space.
     """
+    if settings.workers > 1 and settings.storage_url.startswith(JOURNAL_PREFIX):
+        raise UserError(f"--workers {settings.workers} cannot share a journal storage in one process: Optuna's "
+                        "JournalStorage assumes one trial thread per process (optuna issue 6084; seen here as "
+                        "trials told twice)",
+                        "use the default SQLite storage or PostgreSQL for --workers, or run several tune processes "
+                        "with --workers 1 on the journal file")
     storage = _open_storage(settings.storage_url)
     with warnings.catch_warnings():
         # multivariate/group TPE is marked experimental; it models conditional spaces (options

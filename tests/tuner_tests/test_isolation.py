@@ -47,13 +47,6 @@ def test_injected_faults_each_fail_their_trial_with_the_right_reason_and_the_stu
     assert workers["isolated"] is True and workers["replaced"] == 4 and workers["starts"] in (4, 5)
 
 
-def test_a_healthy_worker_stays_warm_across_trials(tmp_path):
-    result = tuner.tune(tiny_model(), tiny_samples(), trials=5, device="cpu", backends=("test_cheap",),
-                        output_dir=tmp_path, study_name="w", track=False)
-    workers = result.report["search"]["workers"]
-    assert workers["starts"] == 1 and workers["replaced"] == 0 and workers["trials"] >= 4
-
-
 def _worker(tmp_path: Path, memory_gb: float | None = None, timeout: float | None = 5) -> CandidateWorker:
     workload = make_workload(tiny_model(), tiny_samples(), "cpu", name="t")
     spec = WorkerSpec(workload_path=tmp_path / "workload.pt", modules=("backends.faulty",), sys_path=(),
