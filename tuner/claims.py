@@ -64,12 +64,13 @@ def slots_taken(trials: list[FrozenTrial], number: int) -> int:
 def earlier_claim(trials: list[FrozenTrial], key: str, number: int) -> FrozenTrial | None:
     """The lowest-numbered running trial below ``number`` that holds ``key``, if any."""
     holders = [t for t in trials if t.number < number and t.state == TrialState.RUNNING
-               and t.user_attrs.get(KEY_ATTR) == key]
+               and t.user_attrs.get(KEY_ATTR) == key and not t.user_attrs.get(SURPLUS_ATTR)]
     return min(holders, key=lambda t: t.number, default=None)
 
 
 def wait_for_claim(study: optuna.Study, number: int, key: str, cache: OutcomeCache,
-                   should_stop: Callable[[], bool]) -> tuple[Outcome | None, int | None]:
+                   should_stop: Callable[[], bool],
+                   trials: list[FrozenTrial] | None = None) -> tuple[Outcome | None, int | None]:
     """Wait while a lower-numbered trial measures the same candidate, then take its outcome.
 
     Args:
@@ -78,6 +79,7 @@ def wait_for_claim(study: optuna.Study, number: int, key: str, cache: OutcomeCac
         key: Its candidate key (already written to the storage).
         cache: The outcome cache (the holder's outcome arrives through it).
         should_stop: Polled while waiting; True gives up (returns None).
+        trials: A snapshot read after this trial's claim was written (saves the first read).
 
     Returns:
         ``(outcome, waited_for)``: the outcome measured by a holder (None when this trial must
@@ -86,13 +88,15 @@ def wait_for_claim(study: optuna.Study, number: int, key: str, cache: OutcomeCac
     """
     waited_for = None
     while True:
-        trials = study.get_trials(deepcopy=False)
+        if trials is None:
+            trials = study.get_trials(deepcopy=False)
         holder = earlier_claim(trials, key, number)
         if holder is None:
-            return cache.get(key), waited_for
+            return cache.get(key, trials), waited_for
         if should_stop():
             return None, waited_for
         waited_for = holder.number
+        trials = None
         time.sleep(CLAIM_POLL_S)
 
 

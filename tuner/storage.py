@@ -20,12 +20,15 @@ extra), or ``journal:///path/to/file.log`` for Optuna's ``JournalFileBackend``.
 from __future__ import annotations
 
 import os
+import random
 import socket
+import time
 import warnings
 from typing import Any
 
 import optuna
 import psutil
+import sqlalchemy.exc
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -43,6 +46,8 @@ SURPLUS_ATTR = "surplus"
 SQLITE_BUSY_TIMEOUT_S = 60
 
 JOURNAL_PREFIX = "journal:"
+#: Opens of a fresh database tried while other processes create Optuna's tables in it.
+SCHEMA_RACE_ATTEMPTS = 5
 
 
 def retry_callback() -> Any:
@@ -79,8 +84,19 @@ def open_storage(url: str) -> BaseStorage:
         elif url.startswith("postgresql"):
             # A dropped connection (server restart, idle timeout) is replaced, not an error.
             engine_kwargs = {"pool_pre_ping": True}
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                                          grace_period=GRACE_PERIOD_S, heartbeat_stale_trial_callback=retry_callback())
+        for attempt in range(SCHEMA_RACE_ATTEMPTS):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                  heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
+                                                  heartbeat_stale_trial_callback=retry_callback())
+            except sqlalchemy.exc.IntegrityError:
+                # Several processes started together on an empty database all create Optuna's
+                # tables; PostgreSQL refuses all but one (seen: UniqueViolation on pg_type). The
+                # tables exist a moment later: open again.
+                if attempt == SCHEMA_RACE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 + random.random())
+        raise AssertionError("unreachable")
 
 
 def identity() -> dict[str, Any]:
@@ -112,7 +128,7 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not _is_dead(trial.user_attrs.get(WORKER_ATTR), host):
             continue
-        worker = trial.user_attrs.get(WORKER_ATTR)
+        worker: dict[str, Any] = trial.user_attrs[WORKER_ATTR]
         try:
             # The retry copies these too; its own outcome overwrites them (see tuner.study._record).
             storage.set_trial_user_attr(trial._trial_id, "failure_kind", "process died")

@@ -326,19 +326,21 @@ def run_trials(
         if stopping.requested():
             raise KeyboardInterrupt
         trial.set_user_attr(WORKER_ATTR, me)
-        if slots_taken(study.get_trials(deepcopy=False), trial.number) >= settings.trials:
-            # Other processes (or threads) took the last slots since this trial was asked for.
-            trial.set_user_attr(SURPLUS_ATTR, True)
-            state["surplus"] = True
-            raise Surplus
         candidate = build_candidate(trial, ctx)
         key = candidate.key()
         # The claim: written before the others' are read (see tuner.claims).
         trial.set_user_attr(KEY_ATTR, key)
         trial.set_user_attr("candidate", candidate.to_dict())
-        outcome = cache.get(key)
+        # One read of the study serves the budget, the cache and the claims.
+        trials = study.get_trials(deepcopy=False)
+        if slots_taken(trials, trial.number) >= settings.trials:
+            # Other processes (or threads) took the last slots since this trial was asked for.
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            state["surplus"] = True
+            raise Surplus
+        outcome = cache.get(key, trials)
         if outcome is None:
-            outcome, waited_for = wait_for_claim(study, trial.number, key, cache, stopping.requested)
+            outcome, waited_for = wait_for_claim(study, trial.number, key, cache, stopping.requested, trials)
             if waited_for is not None:
                 trial.set_user_attr("waited_for", waited_for)
         cached = outcome is not None
@@ -392,7 +394,7 @@ def run_trials(
         trials = study.get_trials(deepcopy=False)
         if len(counted_trials(trials)) >= settings.trials:
             study.stop()
-        elif cache.distinct() >= total_candidates:
+        elif cache.distinct(trials) >= total_candidates:
             state["exhausted"] = True
             study.stop()
         elif trial.user_attrs.get("cached"):
@@ -473,9 +475,11 @@ def _record(trial: optuna.Trial, outcome: Outcome, cached: bool) -> None:
     """Store the outcome in the trial (the cache, the report and the resume path read it back)."""
     trial.set_user_attr(OUTCOME_ATTR, outcome_to_dict(outcome))
     trial.set_user_attr("cached", cached)
-    # Always written: a retried trial starts with a copy of its dead predecessor's attributes.
-    trial.set_user_attr("failure_kind", outcome.failure_kind)
-    trial.set_user_attr("failure_reason", outcome.failure_reason)
+    # A retried trial starts with a copy of its dead predecessor's attributes: overwrite those.
+    # Otherwise a success writes none (each attribute is a storage round trip).
+    if outcome.failure_kind or "failure_kind" in trial.user_attrs:
+        trial.set_user_attr("failure_kind", outcome.failure_kind)
+        trial.set_user_attr("failure_reason", outcome.failure_reason)
 
 
 def best_candidate(study: optuna.Study) -> tuple[FrozenTrial, Candidate] | None:

@@ -1,75 +1,25 @@
 """A real PostgreSQL server for the tests of many workers on one study.
 
-The fixture runs Debian's ``postgresql`` binaries (``apt-get install postgresql``): ``initdb`` a
-throw-away cluster in a temp folder, ``pg_ctl start`` it on a free loopback port, create a
-database, yield its SQLAlchemy URL, stop the server and delete the cluster. PostgreSQL refuses to
-run as root, so as root the cluster belongs to the ``postgres`` user (the Debian package creates
-it). Skipped, with the reason, only where the binaries are absent.
+The fixture runs Debian's ``postgresql`` binaries (``apt-get install postgresql``) through
+:mod:`tests.pg_server`: a throw-away cluster on a free loopback port, stopped and deleted at the
+end of the session. Skipped, with the reason, only where the binaries or the driver are absent.
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-
-def _pg_bin() -> Path | None:
-    # Debian keeps the server binaries out of PATH, one folder per major version.
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                      key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
-    if versions:
-        return Path(versions[-1]).parent
-    found = shutil.which("initdb")
-    return Path(found).parent if found and (Path(found).parent / "createdb").exists() else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.pg_server import pg_bin, postgres_server
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a database on a PostgreSQL server started for this test session."""
     pytest.importorskip("psycopg", reason="the PostgreSQL driver is missing: pip install -e '.[postgres]'")
-    bin_dir = _pg_bin()
+    bin_dir = pg_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed: apt-get install postgresql")
-    as_root = os.geteuid() == 0
-    base = Path(tempfile.mkdtemp(prefix="tuner-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    if as_root:
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-        os.chmod(base, 0o755)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [str(bin_dir / args[0]), *args[1:]]
-        if as_root:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=base)
-        if done.returncode != 0:
-            log = (base / "server.log").read_text() if (base / "server.log").exists() else ""
-            raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()} {log[-2000:]}")
-        return done
-
-    port = _free_port()
-    run("initdb", "-D", str(data), "-U", "tuner", "--auth=trust", "-E", "UTF8")
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c max_connections=200 -c fsync=off"
-    run("pg_ctl", "-D", str(data), "-o", opts, "-l", str(base / "server.log"), "-w", "-t", "60", "start")
-    try:
-        run("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "tuner", "tuner")
-        yield f"postgresql://tuner@127.0.0.1:{port}/tuner"
-    finally:
-        run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+    with postgres_server(bin_dir) as url:
+        yield url

@@ -28,13 +28,13 @@ def test_injected_faults_each_fail_their_trial_with_the_right_reason_and_the_stu
         variant = t.params["test_faulty/variant"]
         fault = fault_of(variant)
         expected = EXPECTED_KIND[fault] if fault else None
-        assert t.user_attrs["failure_kind"] == expected, (variant, t.user_attrs.get("failure_reason"))
+        assert t.user_attrs.get("failure_kind") == expected, (variant, t.user_attrs.get("failure_reason"))
         assert (t.state == optuna.trial.TrialState.FAIL) == (expected is not None)
         seen[variant] = expected
     # Every fault was met (the space is 10 variants, 4 of them faulty), and met for real, not cached.
     assert {k for k in seen.values() if k} == set(EXPECTED_KIND.values())
     reasons = {t.user_attrs["failure_kind"]: t.user_attrs["failure_reason"] for t in study.trials
-               if t.user_attrs["failure_kind"] and not t.user_attrs["cached"]}
+               if t.user_attrs.get("failure_kind") and not t.user_attrs["cached"]}
     assert "SIGSEGV" in reasons["segfault"] and "faulty.py" in reasons["segfault"]  # faulthandler's frame
     assert "was killed" in reasons["timeout"]  # native hang: the soft limit could not stop it
     assert "memory limit (--memory-limit)" in reasons["out of memory"]
