@@ -19,6 +19,7 @@ extra), or ``journal:///path/to/file.log`` for Optuna's ``JournalFileBackend``.
 
 from __future__ import annotations
 
+import datetime
 import os
 import random
 import socket
@@ -28,6 +29,7 @@ from typing import Any
 
 import optuna
 import psutil
+import sqlalchemy.engine
 import sqlalchemy.exc
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -44,6 +46,10 @@ WORKER_ATTR = "worker"
 SURPLUS_ATTR = "surplus"
 #: SQLite waits this long for another writer's lock instead of failing at once.
 SQLITE_BUSY_TIMEOUT_S = 60
+
+#: A running trial that has not said who runs it this long after it started is dead: a live one
+#: writes it right after Optuna's sampler returns (milliseconds; seconds on a loaded machine).
+UNCLAIMED_DEAD_S = 15.0
 
 JOURNAL_PREFIX = "journal:"
 #: Opens of a fresh database tried while other processes create Optuna's tables in it.
@@ -86,9 +92,13 @@ def open_storage(url: str) -> BaseStorage:
             engine_kwargs = {"pool_pre_ping": True}
         for attempt in range(SCHEMA_RACE_ATTEMPTS):
             try:
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                                  heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
-                                                  heartbeat_stale_trial_callback=retry_callback())
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                     heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                                     grace_period=GRACE_PERIOD_S,
+                                                     heartbeat_stale_trial_callback=retry_callback())
+                if url.startswith("sqlite"):
+                    _serialize_sqlite(storage.engine)
+                return storage
             except sqlalchemy.exc.IntegrityError:
                 # Several processes started together on an empty database all create Optuna's
                 # tables; PostgreSQL refuses all but one (seen: UniqueViolation on pg_type). The
@@ -97,6 +107,28 @@ def open_storage(url: str) -> BaseStorage:
                     raise
                 time.sleep(0.5 + random.random())
         raise AssertionError("unreachable")
+
+
+def _serialize_sqlite(engine: sqlalchemy.engine.Engine) -> None:
+    """Make every SQLite transaction take the write lock when it begins (``BEGIN IMMEDIATE``).
+
+    Optuna pops a queued trial by reading it as WAITING and then setting it RUNNING, relying on
+    ``SELECT ... FOR UPDATE``, which SQLite ignores; and Python's sqlite3 module runs the read
+    outside any transaction. Two workers (threads of ``--workers``, or processes) then both pop
+    the same trial and both run it (seen here: "Cannot tell a COMPLETE trial"). With the lock
+    taken at the start of each transaction, the read and the write are one atomic step.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # pooled connections were opened before the hooks
 
 
 def identity() -> dict[str, Any]:
@@ -125,10 +157,14 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
     host = socket.gethostname()
     storage = study._storage
     failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _is_dead(trial.user_attrs.get(WORKER_ATTR), host):
+    for trial in _running_settled(study):
+        worker = trial.user_attrs.get(WORKER_ATTR)
+        if worker is None:
+            # Still unclaimed after UNCLAIMED_DEAD_S: its process died between Optuna's ask()
+            # and the objective's first write (a kill during sampling).
+            worker = {"host": host, "pid": "unknown"}
+        elif not _is_dead(worker, host):
             continue
-        worker: dict[str, Any] = trial.user_attrs[WORKER_ATTR]
         try:
             # The retry copies these too; its own outcome overwrites them (see tuner.study._record).
             storage.set_trial_user_attr(trial._trial_id, "failure_kind", "process died")
@@ -141,6 +177,18 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         retry_callback()(study, storage.get_trial(trial._trial_id))
         failed.append(trial.number)
     return failed
+
+
+def _running_settled(study: optuna.Study) -> list[FrozenTrial]:
+    """The running trials, after waiting out those too young to have written who runs them."""
+    while True:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        now = datetime.datetime.now()
+        young = [t for t in running if WORKER_ATTR not in t.user_attrs and t.datetime_start is not None
+                 and (now - t.datetime_start).total_seconds() < UNCLAIMED_DEAD_S]
+        if not young:
+            return running
+        time.sleep(1.0)
 
 
 def retried_numbers(trials: list[FrozenTrial]) -> set[int]:

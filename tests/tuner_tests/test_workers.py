@@ -17,6 +17,7 @@ from tests.helpers import tiny_model, tiny_samples
 from tuner.cache import KEY_ATTR
 from tuner.claims import counted_trials, earlier_claim
 from tuner.errors import UserError
+from tuner.storage import open_storage
 from tuner.study import load_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +70,25 @@ def test_identical_candidates_in_flight_on_several_workers_are_measured_once(tmp
     same = [t for t in counted_trials(trials) if t.params == SLOW]
     assert len(same) == 6
     assert sum(1 for t in same if not t.user_attrs["cached"]) == 1
+
+
+def test_the_sqlite_storage_hands_each_queued_trial_to_one_worker_thread(tmp_path):
+    # Plain RDBStorage on SQLite lets two threads pop the same queued trial (SELECT ... FOR UPDATE
+    # is a no-op there): seen as "Cannot tell a COMPLETE trial". open_storage serializes it.
+    import collections
+
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    for i in range(60):
+        study.enqueue_trial({"x": i % 3})
+    runs: collections.Counter[int] = collections.Counter()
+
+    def objective(trial: optuna.Trial) -> float:
+        runs[trial.number] += 1
+        return float(trial.suggest_categorical("x", [0, 1, 2]))
+
+    study.optimize(objective, n_trials=60, n_jobs=4, catch=())
+    assert max(runs.values()) == 1 and len(runs) == 60
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
 
 
 def test_the_claim_of_a_candidate_goes_to_the_lowest_running_trial(tmp_path):
