@@ -3,9 +3,10 @@
     python experiments/kill_resume.py --trials 50 --kills 5
 
 Runs ``tune`` on the cheap test-only backend ``test_cheap`` (default SQLite study and MLflow
-stores in a temp folder), SIGKILLs it at a random moment (uniform over ``--window`` seconds after
-it starts, so a kill may land while loading, measuring, logging or writing the result), starts
-the same command again, ``--kills`` times, then lets the last run finish. Prints the trials
+stores in a temp folder) and SIGKILLs it at a random moment of the study: once a random number
+of trials counts (``--kills`` distinct random targets), plus a random delay of up to ``--jitter``
+seconds, so a kill lands anywhere in a trial. Then the same command again, ``--kills`` times,
+and the last run finishes. Prints the trials
 counted (each must be there once), candidates measured twice, trials failed by a kill and
 retried, trials left running, MLflow parent runs and live child runs, and whether ``best/`` was
 written exactly once (no temp folders beside it).
@@ -39,7 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=50)
     ap.add_argument("--kills", type=int, default=5)
-    ap.add_argument("--window", type=float, default=20.0, help="seconds after start in which a kill lands")
+    ap.add_argument("--jitter", type=float, default=0.5, help="random extra delay (s) before each kill")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -50,17 +51,23 @@ def main() -> None:
                "--trials", str(args.trials), "--output-dir", str(out), "--study-name", "kr", "--repeats", "3",
                "--device", "cpu"]
         t0 = time.perf_counter()
-        for k in range(args.kills):
+        # Random moments inside the study: after a random number of counted trials, plus a random
+        # fraction of a second (so a kill lands anywhere in a trial: sampling, measuring, logging).
+        targets = sorted(rng.sample(range(1, args.trials - 1), args.kills))
+        for k, target in enumerate(targets):
             proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            at = rng.uniform(1.0, args.window)
-            try:
-                proc.wait(timeout=at)
-                print(f"run {k + 1}: finished before its kill at {at:.1f} s (code {proc.returncode})")
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-                counted = len(counted_trials(_trials(out)))
-                print(f"run {k + 1}: kill -9 at {at:.1f} s; {counted} trials counted so far")
+            while proc.poll() is None and len(counted_trials(_trials(out))) < target:
+                time.sleep(0.02)
+            delay = rng.uniform(0.0, args.jitter)
+            time.sleep(delay)
+            if proc.poll() is not None:
+                print(f"run {k + 1}: finished before its kill (code {proc.returncode})")
+                continue
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            running = sum(1 for t in _trials(out) if t.state == TrialState.RUNNING)
+            print(f"run {k + 1}: kill -9 {delay:.2f} s after trial {target} counted; "
+                  f"{len(counted_trials(_trials(out)))} counted, {running} left running")
         done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         print(f"final run: exit code {done.returncode}; total wall {wall:.0f} s")

@@ -134,3 +134,19 @@ def test_three_tune_processes_share_one_study_on_postgresql(tmp_path, postgres_u
     # Each process ran trials of its own (they really shared the study).
     pids = {t.user_attrs["worker"]["pid"] for t in counted}
     assert len(pids) >= 3
+
+
+def test_two_processes_that_both_create_the_mlflow_parent_run_agree_on_one(tmp_path):
+    from tuner.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = Tracker(uri, "s", tmp_path / "mlruns")
+    second = Tracker(uri, "s", tmp_path / "mlruns")
+    first_id = first.start({"trials": 3}, {})
+    # The race: the second looked before the first had created its run, so it creates one too.
+    second._find_parent = lambda: None  # type: ignore[method-assign]
+    second_id = second.start({"trials": 3}, {})
+    assert second_id == first_id
+    client = MlflowClient(uri)
+    parents = [r for r in client.search_runs([first.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    assert [r.info.run_id for r in parents] == [first_id]
