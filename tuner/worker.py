@@ -111,8 +111,7 @@ class WorkerStats:
         starts: Worker processes started.
         start_s: Seconds spent starting them (imports plus workload load), in total.
         trials: Candidates evaluated.
-        overhead_s: Per trial, seconds between sending the candidate and the worker starting on
-            it plus receiving the outcome (pipe and pickling), summed.
+        replaced: Workers killed or lost (crash, time or memory limit, CUDA error) and replaced.
     """
 
     starts: int = 0
