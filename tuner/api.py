@@ -117,6 +117,8 @@ def tune(
     expensive: bool = False,
     track: bool = True,
     verbose: bool = False,
+    workers: int = 1,
+    memory_limit: float | None = None,
 ) -> TuneResult:
     """Search how to compile ``model`` for ``test_data`` and emit the fastest correct candidate.
 
@@ -138,6 +140,9 @@ def tune(
         expensive: Also search the choices that cost minutes per candidate (``--expensive``).
         track: Log every trial to MLflow.
         verbose: Show the progress bar on stderr.
+        workers: Worker processes measuring candidates in parallel (one per GPU on a GPU study).
+        memory_limit: GiB of resident memory one worker may use (default: 80 % of RAM shared by
+            the workers); a candidate over it fails with ``out of memory``.
 
     Returns:
         ``TuneResult`` with ``best_config``, ``report`` and ``artifact_dir``.
@@ -149,7 +154,7 @@ def tune(
                             mlflow_uri=mlflow_uri, trials=trials, timeout_s=timeout, trial_timeout_s=trial_timeout,
                             seed=seed, level=level,
                             backends=tuple(backends) if backends is not None else None, static_only=static_only,
-                            expensive=expensive)
+                            expensive=expensive, workers=workers, memory_limit_gb=memory_limit)
     dev = resolve_device(device)
     workload = make_workload(model, test_data, dev, name=study_name)
     return run(workload, settings, device=dev, track=track, progress=RichProgress() if verbose else None)

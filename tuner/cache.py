@@ -11,13 +11,15 @@ import dataclasses
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from tuner.records import Candidate, Outcome
 
 #: Trial user attributes that hold the cache.
 KEY_ATTR = "candidate_key"
 OUTCOME_ATTR = "outcome"
+
+_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
 def outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
@@ -41,22 +43,27 @@ class OutcomeCache:
         self._study = study
         self._memory: dict[str, Outcome] = {}
 
-    def get(self, key: str) -> Outcome | None:
+    def get(self, key: str, trials: list[FrozenTrial] | None = None) -> Outcome | None:
         """The outcome of an earlier evaluation of the candidate with this key, if any.
 
         Interrupted evaluations are not results and are never returned.
 
         Args:
             key: ``Candidate.key()``.
+            trials: A snapshot of the study's trials to search (saves a storage read); None
+                reads them.
 
         Returns:
             The cached outcome, or None.
         """
         if key in self._memory:
             return self._memory[key]
-        for trial in self._study.get_trials(deepcopy=False,
-                                            states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)):
-            if trial.user_attrs.get(KEY_ATTR) == key and OUTCOME_ATTR in trial.user_attrs:
+        if trials is None:
+            trials = self._study.get_trials(deepcopy=False)
+        for trial in trials:
+            if trial.state not in _FINISHED:
+                continue
+            if trial.user_attrs.get(KEY_ATTR) == key and isinstance(trial.user_attrs.get(OUTCOME_ATTR), dict):
                 outcome = outcome_from_dict(trial.user_attrs[OUTCOME_ATTR])
                 if outcome.failure_kind != "interrupted":
                     self._memory[key] = outcome
@@ -68,9 +75,14 @@ class OutcomeCache:
         if outcome.failure_kind != "interrupted":
             self._memory[key] = outcome
 
-    def distinct(self) -> int:
-        """How many distinct candidates the study has evaluated (finished trials' keys)."""
-        keys = {t.user_attrs.get(KEY_ATTR) for t in self._study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED))}
+    def distinct(self, trials: list[FrozenTrial] | None = None) -> int:
+        """How many distinct candidates the study has evaluated (finished trials' keys).
+
+        Args:
+            trials: A snapshot of the study's trials (None: read them).
+        """
+        if trials is None:
+            trials = self._study.get_trials(deepcopy=False)
+        keys = {t.user_attrs.get(KEY_ATTR) for t in trials if t.state in _FINISHED}
         keys.discard(None)
         return len(keys | set(self._memory))

@@ -69,8 +69,8 @@ def tune_command(
         "--study-name", help="Study (and MLflow experiment) name; an existing study of the same workload is "
                              "continued. Default: the model's name.")] = None,
     storage: Annotated[str | None, typer.Option(
-        help="Optuna storage as an SQLAlchemy URL (sqlite:///..., postgresql://...). "
-             "Default: sqlite:///<output-dir>/study.db.")] = None,
+        help="Optuna storage: an SQLAlchemy URL (sqlite:///..., postgresql://user@host/db to share a study "
+             "between machines) or journal:///path/file.log. Default: sqlite:///<output-dir>/study.db.")] = None,
     mlflow_uri: Annotated[str | None, typer.Option(
         "--mlflow-uri", help="MLflow tracking URI. Default: sqlite:///<output-dir>/mlflow.db.")] = None,
     no_mlflow: Annotated[bool, typer.Option(
@@ -83,6 +83,12 @@ def tune_command(
     trial_timeout: Annotated[float, typer.Option(
         "--trial-timeout", help="Seconds one candidate may take to build and measure; past it the trial "
                                 "fails with reason 'timeout' and the study goes on.")] = 900.0,
+    workers: Annotated[int, typer.Option(
+        help="Worker processes measuring candidates in parallel on this host (one per GPU on a GPU study, "
+             "pinned with CUDA_VISIBLE_DEVICES). More machines join a study by sharing --storage.")] = 1,
+    memory_limit: Annotated[float | None, typer.Option(
+        "--memory-limit", help="GiB of resident memory one worker may use; a candidate over it fails with "
+                               "'out of memory'. Default: 80% of RAM shared by the workers.")] = None,
     output_dir: Annotated[Path, typer.Option(
         "--output-dir", help="Folder for study.db, mlflow.db, mlruns/ and <study>/best/.")] = Path("tune-output"),
     seed: Annotated[int, typer.Option(help="Seed of the TPE sampler.")] = 0,
@@ -117,7 +123,7 @@ def tune_command(
                             mlflow_uri=mlflow_uri, trials=trials, timeout_s=timeout, trial_timeout_s=trial_timeout,
                             seed=seed, level=level,
                             backends=_split(backends), static_only=static_only, expensive=expensive, prune=not no_prune,
-                            repeats=repeats)
+                            repeats=repeats, workers=workers, memory_limit_gb=memory_limit)
     dev = resolve_device(device)
     preflight(settings, track=not no_mlflow)
     progress = RichProgress()

@@ -84,7 +84,7 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
     search = {**summary(study), "stopped_by": loop.stopped_by, "wall_s": round(loop.wall_s, 2),
               "best_trial": found[0].number if found else None,
               "best_objective_ms": found[0].value * 1e3 if found and found[0].value is not None else None,
-              "seed": settings.seed}
+              "seed": settings.seed, "workers": loop.workers}
     common: dict[str, Any] = dict(
         study=study, samples=len(workload.samples), search=search, level=settings.level,
         measurement={"device": hardware_context(workload.device)["device_name"], "warmup": config.warmup,

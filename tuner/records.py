@@ -180,7 +180,10 @@ class Correctness:
 
 
 #: Why a trial failed; the failure kinds group the report's "failures by reason".
-FailureKind = Literal["build", "run", "wrong", "timeout", "interrupted", "export"]
+#: ``segfault``, ``out of memory``, ``cuda error`` and ``crashed`` are deaths (or poisonings) of the
+#: worker process that ran the candidate (see :mod:`tuner.worker`).
+FailureKind = Literal["build", "run", "wrong", "timeout", "interrupted", "export", "segfault", "out of memory",
+                      "cuda error", "crashed"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,6 +33,11 @@ class TuneSettings(BaseModel):
         prune: Stop clearly slow candidates after a short first measurement.
         warmup: Untimed calls per sample.
         repeats: Timed calls per sample.
+        workers: Worker processes measuring candidates in parallel (one per GPU on a GPU study).
+        memory_limit_gb: Resident memory one worker's process tree may use before its candidate
+            fails with ``out of memory``; None: 80 % of RAM shared by the workers.
+        isolate: Run candidates in worker processes (False: in this process, without the
+            protection against segfaults, hangs in native code and runaway memory).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -52,6 +57,9 @@ class TuneSettings(BaseModel):
     prune: bool = True
     warmup: int = 3
     repeats: int = 20
+    workers: int = 1
+    memory_limit_gb: float | None = None
+    isolate: bool = True
 
     @field_validator("trials")
     @classmethod
@@ -82,6 +90,20 @@ class TuneSettings(BaseModel):
         if v is not None and v <= 0:
             raise UserError(f"--timeout and --trial-timeout must be positive, got {v}",
                             "pass seconds, e.g. --timeout 1200 --trial-timeout 300")
+        return v
+
+    @field_validator("workers")
+    @classmethod
+    def _positive_workers(cls, v: int) -> int:
+        if v < 1:
+            raise UserError(f"--workers must be at least 1, got {v}", "pass --workers 1 or more")
+        return v
+
+    @field_validator("memory_limit_gb")
+    @classmethod
+    def _positive_memory(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise UserError(f"--memory-limit must be positive, got {v}", "pass GiB per worker, e.g. --memory-limit 8")
         return v
 
     @field_validator("warmup", "repeats")

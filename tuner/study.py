@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
+import sys
+import threading
 import time
 import warnings
 from typing import Any
@@ -25,14 +28,18 @@ from search_space import SpaceContext, all_params, build_candidate, space_size
 from search_space.shape_mode import modes_for
 from tuner import stopping
 from tuner.cache import KEY_ATTR, OUTCOME_ATTR, OutcomeCache, outcome_to_dict
+from tuner.claims import counted_count, counted_trials, slots_taken, wait_for_claim
 from tuner.correctness import TOLERANCES
-from tuner.errors import UserError
+from tuner.errors import UserError, error_line
 from tuner.evaluate import evaluate
+from tuner.pool import Evaluator, InProcessEvaluator, WorkerPool, backend_modules
 from tuner.progress import NullProgress, Progress
 from tuner.records import Candidate, Outcome
 from tuner.settings import TuneSettings
-from tuner.timelimit import TrialTimeout, time_limit
+from tuner.storage import JOURNAL_PREFIX, SURPLUS_ATTR, WORKER_ATTR, fail_dead_trials, identity, open_storage
 from tuner.tracking import Tracker
+from tuner.transfer import dump_workload
+from tuner.worker import WorkerSpec, default_memory_limit_bytes, visible_gpus
 from tuner.workload import Workload
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
@@ -47,6 +54,10 @@ class CandidateFailed(Exception):
     """Raised from the objective so that Optuna records a FAIL trial (the reason is in user attrs)."""
 
 
+class Surplus(Exception):
+    """Raised from the objective of a trial that found the study's budget taken (it is not counted)."""
+
+
 @dataclasses.dataclass
 class LoopResult:
     """What the trial loop leaves for the final phase.
@@ -55,11 +66,13 @@ class LoopResult:
         stopped_by: ``trials``, ``timeout``, ``exhausted`` (every candidate seen) or ``interrupted``.
         wall_s: Seconds the loop ran in this process.
         baseline_s: Eager's time over the test data, measured at the start of this run.
+        workers: The worker processes' counters (starts, replacements, ...).
     """
 
     stopped_by: str
     wall_s: float
     baseline_s: float | None
+    workers: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def resolve_backends(requested: tuple[str, ...] | None, workload: Workload, device: str,
@@ -118,12 +131,13 @@ def open_study(settings: TuneSettings, workload: Workload, device: str) -> tuple
         UserError: When the storage cannot be opened, or the existing study belongs to another
             workload or another search space.
     """
-    try:
-        storage = optuna.storages.RDBStorage(settings.storage_url)
-    except Exception as e:  # noqa: BLE001 - any failure here means an unusable URL
-        raise UserError(f"cannot open the study storage {redact(settings.storage_url)} "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]})",
-                        "pass a reachable SQLAlchemy URL to --storage (default: sqlite under --output-dir)") from None
+    if settings.workers > 1 and settings.storage_url.startswith(JOURNAL_PREFIX):
+        raise UserError(f"--workers {settings.workers} cannot share a journal storage in one process: Optuna's "
+                        "JournalStorage assumes one trial thread per process (optuna issue 6084; seen here as "
+                        "trials told twice)",
+                        "use the default SQLite storage or PostgreSQL for --workers, or run several tune processes "
+                        "with --workers 1 on the journal file")
+    storage = _open_storage(settings.storage_url)
     with warnings.catch_warnings():
         # multivariate/group TPE is marked experimental; it models conditional spaces (options
         # that exist only for one backend) far better than independent TPE.
@@ -131,11 +145,13 @@ def open_study(settings: TuneSettings, workload: Workload, device: str) -> tuple
         sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True, constant_liar=True)
     pruner = optuna.pruners.PercentilePruner(PRUNE_PERCENTILE, n_startup_trials=PRUNE_STARTUP_TRIALS,
                                              n_warmup_steps=0)
-    names = optuna.study.get_all_study_names(storage)
-    resumed = settings.study_name in names
     study = optuna.create_study(storage=storage, study_name=settings.study_name, sampler=sampler, pruner=pruner,
                                 direction="minimize", load_if_exists=True)
-    if resumed and "space" in study.user_attrs:
+    if "space" not in study.user_attrs:
+        # A new study, or one another process is setting up right now (several `tune` processes
+        # started together on one storage): one of them writes the space, the others wait for it.
+        _claim_setup(study)
+    if "space" in study.user_attrs:
         ctx = SpaceContext.from_dict(study.user_attrs["space"])
         if study.user_attrs.get("fingerprint") != workload.fingerprint:
             raise UserError(f"study {settings.study_name!r} holds another workload "
@@ -155,14 +171,49 @@ def open_study(settings: TuneSettings, workload: Workload, device: str) -> tuple
     backends = resolve_backends(settings.backends, workload, device, settings.static_only)
     ctx = SpaceContext(backends=backends, device=device, level=settings.level, framework=workload.framework,
                        static_only=settings.static_only, expensive=settings.expensive)
-    study.set_user_attr("space", ctx.to_dict())
     study.set_user_attr("fingerprint", workload.fingerprint)
     study.set_user_attr("workload_source", workload.source)
     study.set_user_attr("workload_name", workload.name)
     study.set_user_attr("space_size", space_size(ctx))
     for params in default_params(ctx):
         study.enqueue_trial(params, user_attrs={"enqueued": "backend default"})
+    # Last: "space" marks the study as set up for the processes waiting in _claim_setup.
+    study.set_user_attr("space", ctx.to_dict())
     return study, ctx, False
+
+
+#: Seconds a process waits for another one that is setting up the same new study.
+SETUP_WAIT_S = 60.0
+
+
+def _claim_setup(study: optuna.Study) -> None:
+    """Let one of several processes that open the same new study set it up; the others wait.
+
+    Each writes a claim (a study system attribute) if none is there, and reads it back after a
+    pause: the process whose claim stands sets the study up, the others wait until its ``space``
+    user attribute (written last) appears.
+
+    Raises:
+        UserError: When the study is never set up (its creator died half-way).
+    """
+    import os
+    import socket
+    import uuid
+
+    me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    key = "tuner:setup_claim"
+    if study._storage.get_study_system_attrs(study._study_id).get(key) is None:
+        study._storage.set_study_system_attr(study._study_id, key, me)
+    time.sleep(0.2)
+    holder = study._storage.get_study_system_attrs(study._study_id).get(key)
+    if holder == me:
+        return
+    deadline = time.monotonic() + SETUP_WAIT_S
+    while "space" not in study._storage.get_study_user_attrs(study._study_id):
+        if time.monotonic() > deadline:
+            raise UserError(f"study {study.study_name!r} was never set up by the process that created it ({holder})",
+                            "run tune again (a crashed first process leaves the study empty)")
+        time.sleep(0.2)
 
 
 def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
@@ -188,6 +239,20 @@ def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
     return out
 
 
+def _open_storage(url: str) -> optuna.storages.BaseStorage:
+    """Open the storage, with one-line errors for unusable URLs and missing drivers."""
+    try:
+        return open_storage(url)
+    except ModuleNotFoundError as e:
+        raise UserError(f"the storage {redact(url)} needs the Python module {e.name!r}, which is not installed",
+                        "pip install 'compile-tuner[postgres]' (or the driver your URL names)") from None
+    except Exception as e:  # noqa: BLE001 - any failure here means an unusable URL
+        raise UserError(f"cannot open the study storage {redact(url)} "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})",
+                        "pass a reachable SQLAlchemy URL (or journal:///path) to --storage "
+                        "(default: sqlite under --output-dir)") from None
+
+
 def redact(url: str) -> str:
     """A storage URL without its password (for messages and reports)."""
     try:
@@ -199,8 +264,8 @@ def redact(url: str) -> str:
 
 
 def finished_count(study: optuna.Study) -> int:
-    """Trials of the study that are over (complete, failed or pruned)."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Trials of the study that count towards its budget (see :func:`tuner.claims.is_counted`)."""
+    return counted_count(study)
 
 
 def best_value_ms(study: optuna.Study) -> float | None:
@@ -219,42 +284,66 @@ def run_trials(
     tracker: Tracker | None,
     progress: Progress | None = None,
 ) -> LoopResult:
-    """Run the study's trials until it holds ``settings.trials`` finished ones (or time runs out).
+    """Run the study's trials until it counts ``settings.trials`` (or time runs out).
+
+    Candidates are evaluated in worker processes (``settings.workers`` of them, driven by as many
+    trial threads); other processes may work on the same study through its storage at the same
+    time (see :mod:`tuner.claims`).
 
     Args:
         study: The study (new or resumed).
         ctx: Its search-space context.
         workload: Model, test data and reference.
-        settings: Trials, timeout, measurement, pruning.
+        settings: Trials, timeout, measurement, pruning, workers.
         tracker: MLflow tracker (None: no tracking).
         progress: Who to tell about progress.
 
     Returns:
-        Why the loop stopped, how long it ran and the eager baseline.
+        Why the loop stopped, how long it ran, the eager baseline and the workers' counters.
     """
     progress = progress or NullProgress()
     tolerance = TOLERANCES[settings.level]
     config = settings.measure_config()
     cache = OutcomeCache(study)
     total_candidates = space_size(ctx)
+    me = identity()
+    dead = fail_dead_trials(study)
+    if dead:
+        progress.message(f"trials {', '.join(map(str, dead))} were left running by a process that died: "
+                         "failed and queued again")
     progress.phase(f"measuring the eager baseline on {workload.device} ({len(workload.samples)} test samples)")
     # Twice, keeping the faster: the first run of a process is slow (allocator, thread pools, caches)
-    # and would inflate every speedup measured against it.
+    # and would inflate every speedup measured against it. Eager is the user's own model: it runs
+    # here, in the study process.
     runs = [evaluate(Candidate("eager"), workload, tolerance, config) for _ in range(2)]
     baseline_s = min((r.value_s for r in runs if r.value_s is not None), default=None)
-    if baseline_s is not None:
+    if baseline_s is not None and "baseline_s" not in study.user_attrs:
         study.set_user_attr("baseline_s", baseline_s)
-    failures = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-    state = {"failures": failures, "exhausted": False}
+    failures = sum(1 for t in counted_trials(study.get_trials(deepcopy=False)) if t.state == TrialState.FAIL)
+    state: dict[str, Any] = {"failures": failures, "exhausted": False, "surplus": False}
+    lock = threading.Lock()
 
     def objective(trial: optuna.Trial) -> float:
         if stopping.requested():
             raise KeyboardInterrupt
+        trial.set_user_attr(WORKER_ATTR, me)
         candidate = build_candidate(trial, ctx)
         key = candidate.key()
+        # The claim: written before the others' are read (see tuner.claims).
         trial.set_user_attr(KEY_ATTR, key)
         trial.set_user_attr("candidate", candidate.to_dict())
-        outcome = cache.get(key)
+        # One read of the study serves the budget, the cache and the claims.
+        trials = study.get_trials(deepcopy=False)
+        if slots_taken(trials, trial.number) >= settings.trials:
+            # Other processes (or threads) took the last slots since this trial was asked for.
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            state["surplus"] = True
+            raise Surplus
+        outcome = cache.get(key, trials)
+        if outcome is None:
+            outcome, waited_for = wait_for_claim(study, trial.number, key, cache, stopping.requested, trials)
+            if waited_for is not None:
+                trial.set_user_attr("waited_for", waited_for)
         cached = outcome is not None
         if outcome is None:
             progress.candidate(trial.number, candidate.describe())
@@ -264,11 +353,7 @@ def run_trials(
                 return trial.should_prune()
 
             try:
-                with time_limit(settings.trial_timeout_s):
-                    outcome = evaluate(candidate, workload, tolerance, config, prune if settings.prune else None,
-                                       cache_dir=settings.cache_dir)
-            except TrialTimeout as e:
-                outcome = Outcome(candidate=candidate, failure_kind="timeout", failure_reason=str(e))
+                outcome = evaluator.evaluate(candidate, prune if settings.prune else None)
             except KeyboardInterrupt:
                 _record(trial, Outcome(candidate=candidate, failure_kind="interrupted",
                                        failure_reason="interrupted by the user (Ctrl-C)"), cached=False)
@@ -277,17 +362,23 @@ def run_trials(
             # The pruner compares candidates at step 0: give it the cached figure too.
             trial.report(outcome.value_s, 0)
         cache.put(key, outcome)
+        # The outcome is in the storage before MLflow hears of it: a process killed in between
+        # leaves a trial whose retry finds the outcome in the cache instead of measuring again.
         _record(trial, outcome, cached)
         status = "FAIL" if outcome.failure_kind else "PRUNED" if outcome.pruned else "COMPLETE"
-        if outcome.failure_kind:
-            state["failures"] += 1
-        best = best_value_ms(study)
-        if status == "COMPLETE" and outcome.value_s is not None:
-            best = min(best if best is not None else float("inf"), outcome.value_s * 1e3)
-        if tracker is not None:
-            tracker.log_trial(trial.number, outcome, dict(trial.params), baseline_s=baseline_s, cached=cached,
-                              state=status)
-        progress.trial(trial.number, outcome, status, cached, best, state["failures"])
+        with lock:
+            if outcome.failure_kind:
+                state["failures"] += 1
+            best = best_value_ms(study)
+            if status == "COMPLETE" and outcome.value_s is not None:
+                best = min(best if best is not None else float("inf"), outcome.value_s * 1e3)
+            if tracker is not None:
+                retried = study._storage.get_trial(trial._trial_id).system_attrs.get("retry_history")
+                if retried:
+                    tracker.mark_retried(retried, trial.number)
+                tracker.log_trial(trial.number, outcome, dict(trial.params), baseline_s=baseline_s, cached=cached,
+                                  state=status)
+            progress.trial(trial.number, outcome, status, cached, best, state["failures"])
         if outcome.failure_kind:
             raise CandidateFailed(outcome.failure_reason)
         if outcome.pruned:
@@ -298,43 +389,79 @@ def run_trials(
     rng = random.Random(settings.seed)
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        if stopping.requested():
+        if stopping.requested() or state["surplus"]:
             study.stop()
-        elif cache.distinct() >= total_candidates:
+            return
+        trials = study.get_trials(deepcopy=False)
+        if len(counted_trials(trials)) >= settings.trials:
+            study.stop()
+        elif cache.distinct(trials) >= total_candidates:
             state["exhausted"] = True
             study.stop()
-        elif trial.user_attrs.get("cached") and finished_count(study) < settings.trials:
+        elif trial.user_attrs.get("cached"):
             # TPE proposes the same point often in a small discrete space: after a repeat, try a
             # candidate nobody has measured yet, so that a budget of trials covers more ground.
-            unseen = unseen_params(study, ctx)
-            if unseen:
-                study.enqueue_trial(rng.choice(unseen), user_attrs={"enqueued": "after a repeated candidate"})
+            with lock:
+                unseen = unseen_params(study, ctx)
+                if unseen:
+                    study.enqueue_trial(rng.choice(unseen), user_attrs={"enqueued": "after a repeated candidate"})
 
-    remaining = settings.trials - finished_count(study)
-    progress.start(settings.trials, settings.trials - max(remaining, 0), f"tuning {study.study_name}")
+    done = counted_count(study)
+    progress.start(settings.trials, min(done, settings.trials), f"tuning {study.study_name}")
     stopped_by = "trials"
+    evaluator = _make_evaluator(workload, ctx, settings, progress)
     t0 = time.perf_counter()
     try:
-        if remaining > 0 and cache.distinct() < total_candidates:
+        if done < settings.trials and cache.distinct() < total_candidates:
             study.optimize(
                 objective,
-                n_trials=remaining,
+                # No n_trials: the budget is counted across every process on the study (tuner.claims);
+                # after_trial stops the loop when it is reached.
                 timeout=settings.timeout_s,
-                catch=(CandidateFailed,),
-                callbacks=[optuna.study.MaxTrialsCallback(settings.trials, states=FINISHED), after_trial],
+                n_jobs=settings.workers,
+                catch=(CandidateFailed, Surplus),
+                callbacks=[after_trial],
                 gc_after_trial=True,
             )
         if stopping.requested():
             stopped_by = "interrupted"
         elif state["exhausted"] or cache.distinct() >= total_candidates:
             stopped_by = "exhausted"
-        elif finished_count(study) < settings.trials:
+        elif counted_count(study) < settings.trials:
             stopped_by = "timeout"
     except KeyboardInterrupt:
         stopped_by = "interrupted"
     finally:
+        evaluator.close()
         progress.stop()
-    return LoopResult(stopped_by=stopped_by, wall_s=time.perf_counter() - t0, baseline_s=baseline_s)
+    return LoopResult(stopped_by=stopped_by, wall_s=time.perf_counter() - t0, baseline_s=baseline_s,
+                      workers=evaluator.stats())
+
+
+def _make_evaluator(workload: Workload, ctx: SpaceContext, settings: TuneSettings, progress: Progress) -> Evaluator:
+    """The worker pool, started with its first worker; this process only if that cannot be."""
+    in_process = InProcessEvaluator(workload, settings.level, settings.measure_config(), settings.cache_dir,
+                                    settings.trial_timeout_s)
+    if not settings.isolate:
+        return in_process
+    workers_dir = settings.out / "workers" / f"{settings.study_name}-{os.getpid()}"
+    spec = WorkerSpec(workload_path=workers_dir / "workload.pt", modules=backend_modules(ctx.backends),
+                      sys_path=tuple(sys.path), level=settings.level, measure_config=settings.measure_config(),
+                      cache_dir=settings.cache_dir, trial_timeout_s=settings.trial_timeout_s)
+    memory = (int(settings.memory_limit_gb * 2**30) if settings.memory_limit_gb
+              else default_memory_limit_bytes(settings.workers))
+    progress.phase(f"starting {settings.workers} worker process(es) (memory limit "
+                   f"{memory / 2**30:.1f} GiB each)")
+    try:
+        dump_workload(workload, spec.workload_path)
+        pool = WorkerPool(spec, settings.workers, workload.device, visible_gpus() if workload.device == "gpu" else [],
+                          memory, workers_dir)
+        pool.workers[0].start()
+    except Exception as e:  # noqa: BLE001 - an unpicklable model: say so and measure here instead
+        progress.message(f"warning: candidates run in this process, without isolation from crashes and hangs: "
+                         f"the model cannot be handed to a worker process ({error_line(e)})")
+        return in_process
+    return pool
 
 
 def unseen_params(study: optuna.Study, ctx: SpaceContext) -> list[dict[str, Any]]:
@@ -349,7 +476,9 @@ def _record(trial: optuna.Trial, outcome: Outcome, cached: bool) -> None:
     """Store the outcome in the trial (the cache, the report and the resume path read it back)."""
     trial.set_user_attr(OUTCOME_ATTR, outcome_to_dict(outcome))
     trial.set_user_attr("cached", cached)
-    if outcome.failure_kind:
+    # A retried trial starts with a copy of its dead predecessor's attributes: overwrite those.
+    # Otherwise a success writes none (each attribute is a storage round trip).
+    if outcome.failure_kind or "failure_kind" in trial.user_attrs:
         trial.set_user_attr("failure_kind", outcome.failure_kind)
         trial.set_user_attr("failure_reason", outcome.failure_reason)
 
@@ -380,7 +509,7 @@ def load_study(study_name: str, storage: str) -> optuna.Study:
         UserError: When the storage cannot be opened or holds no such study.
     """
     try:
-        rdb = optuna.storages.RDBStorage(storage)
+        rdb = open_storage(storage)
         names = optuna.study.get_all_study_names(rdb)
     except Exception as e:  # noqa: BLE001
         raise UserError(f"cannot open the study storage {redact(storage)} ({type(e).__name__})",
@@ -396,7 +525,8 @@ def load_study(study_name: str, storage: str) -> optuna.Study:
 
 def summary(study: optuna.Study) -> dict[str, Any]:
     """Counts of the study's trials by state and of failures by reason, for the report."""
-    trials = study.get_trials(deepcopy=False)
+    every = study.get_trials(deepcopy=False)
+    trials = counted_trials(every)
     by_kind: dict[str, int] = {}
     failures = []
     for t in trials:
@@ -416,6 +546,9 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "space_size": study.user_attrs.get("space_size"),
         "failures_by_reason": by_kind,
         "failures": failures,
+        # Not counted: trials of processes that died (queued again), interrupted ones, and those
+        # that found the budget taken by other workers.
+        "not_counted": len([t for t in every if t.state in FINISHED]) - len(trials),
     }
 
 

@@ -197,6 +197,11 @@ class Tracker:
     # -- the parent run ---------------------------------------------------------------------
 
     def _find_parent(self) -> Run | None:
+        parents = self._find_parents()
+        return parents[0] if parents else None
+
+    def _find_parents(self) -> list[Run]:
+        """The study's parent runs, oldest first (normally one; see :meth:`start` for races)."""
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{TAG_ROLE}` = 'study'",
@@ -205,10 +210,8 @@ class Tracker:
         )
         # The study name is compared here rather than in the filter so that no quoting of the
         # user's study name inside MLflow's filter grammar is needed.
-        for run in runs:
-            if run.data.tags.get(TAG_STUDY) == self.study_name:
-                return run
-        return None
+        mine = [run for run in runs if run.data.tags.get(TAG_STUDY) == self.study_name]
+        return sorted(mine, key=lambda r: (r.info.start_time, r.info.run_id))
 
     def start(self, study_params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
         """Open (or continue) the study's parent run and log the study's settings on it.
@@ -229,9 +232,16 @@ class Tracker:
 
         run = self._find_parent()
         all_tags = {TAG_STUDY: self.study_name, TAG_ROLE: "study", **tags}
+        existing_params: dict[str, str] = {}
         if run is None:
             run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=self.study_name)
-            existing_params: dict[str, str] = {}
+            # Several `tune` processes starting on one study at once may each create a parent:
+            # all agree on the oldest one (ties by run id) and the others delete their own.
+            winner = self._find_parents()[0]
+            if winner.info.run_id != run.info.run_id:
+                self.client.delete_run(run.info.run_id)
+                run = winner
+                existing_params = dict(run.data.params)
         else:
             if run.info.status != "RUNNING":
                 self.client.update_run(run.info.run_id, status="RUNNING")
@@ -302,6 +312,30 @@ class Tracker:
             self.client.log_batch(run_id, tags=chunk)
 
     # -- trials -----------------------------------------------------------------------------
+
+    def mark_retried(self, numbers: Iterable[int], retry_number: int) -> None:
+        """Mark the child runs of trials whose process died as replaced by a retry.
+
+        A ``tune`` killed after logging a trial but before Optuna recorded its end leaves a child
+        run for a trial that is then retried under a new number: that child is tagged
+        ``status=RETRIED`` and ``retried_as=<new number>`` and ended KILLED, so that the study's
+        children count each candidate evaluation once.
+
+        Args:
+            numbers: The dead trials' numbers.
+            retry_number: The retry's trial number.
+        """
+        parent = self._require_parent()
+        for number in numbers:
+            runs = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{TAG_PARENT}` = '{parent}' and tags.`{TAG_TRIAL}` = '{int(number)}'",
+                max_results=10,
+            )
+            for run in runs:
+                self.client.set_tag(run.info.run_id, "status", "RETRIED")
+                self.client.set_tag(run.info.run_id, "retried_as", str(retry_number))
+                self.client.set_terminated(run.info.run_id, "KILLED")
 
     def log_trial(
         self,

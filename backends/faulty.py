@@ -1,0 +1,112 @@
+"""Test-only backends that fail the way real compilers do, to prove the study survives them.
+
+``test_faulty`` runs the model as eager does, except on some values of its one search option
+``test_faulty/variant`` (0..9), where it segfaults (3), hangs in code that ignores the time
+limit's signal (5), allocates memory without bound (7), or reports a CUDA error (9): each on 10 %
+of the space, chosen deterministically so that a test knows every trial's expected FAIL reason.
+The others add ``variant`` ms of sleep per call, so variant 0 is the right best.
+
+``test_cheap`` has 400 fault-free variants of the same kind (sleep ``variant % 20`` x 0.1 ms per
+call): a space large enough for 200-trial benchmarks of the study machinery itself.
+
+Both are ``test_only``: kept out of the default backend list; ask for them with ``--backends``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from typing import Any
+
+from backends.eager import EagerBackend
+from tuner.records import Built, Candidate
+from tuner.workload import Workload
+
+#: variant % 10 -> the fault injected.
+FAULTS = {3: "segfault", 5: "hang", 7: "oom", 9: "cuda"}
+#: The FAIL kind each fault must come out as.
+EXPECTED_KIND = {"segfault": "segfault", "hang": "timeout", "oom": "out of memory", "cuda": "cuda error"}
+#: The runaway allocation stops here if nothing stopped it before (then the test fails on the
+#: reason instead of the machine running out of memory).
+OOM_SAFETY_CAP_BYTES = 12 * 2**30
+#: Allocation step and pause: about 1.6 GB/s, so the watchdog's 50 ms polls overshoot by ~80 MB.
+OOM_STEP_BYTES = 32 * 2**20
+OOM_STEP_S = 0.02
+
+
+def fault_of(variant: int) -> str | None:
+    """The fault ``test_faulty`` injects for a variant (None: it runs fine)."""
+    return FAULTS.get(variant % 10)
+
+
+def _hang() -> None:
+    # Like a kernel stuck in native code: this thread never returns to the interpreter (a native
+    # sleep), and the time limit's SIGALRM cannot interrupt it (blocked here), so Python's own
+    # limit never fires: only the study process's kill ends it.
+    libc = ctypes.CDLL(None)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGINT, signal.SIGTERM})
+    while True:
+        libc.sleep(3600)
+
+
+def _allocate_without_bound() -> None:
+    hoard: list[bytearray] = []
+    while len(hoard) * OOM_STEP_BYTES < OOM_SAFETY_CAP_BYTES:
+        hoard.append(bytearray(b"\x01") * OOM_STEP_BYTES)  # written, so resident (not lazy zero pages)
+        time.sleep(OOM_STEP_S)
+    raise MemoryError("test_faulty allocated up to its safety cap and nothing stopped it")
+
+
+class FaultyBackend(EagerBackend):
+    """Eager with injected segfaults, hangs, runaway memory and CUDA errors (see the module doc)."""
+
+    name = "test_faulty"
+    test_only = True
+
+    def _delay_s(self, variant: int) -> float:
+        return variant * 1e-3
+
+    def compile(self, workload: Workload, candidate: Candidate) -> Built:
+        """The model with a per-variant delay, or the variant's fault.
+
+        Args:
+            workload: The model.
+            candidate: Its ``<name>/variant`` option picks the behaviour.
+
+        Returns:
+            The callable.
+
+        Raises:
+            RuntimeError: The injected CUDA error (at the first call).
+        """
+        variant = int(candidate.option("variant", 0))
+        fault = fault_of(variant) if self.name == "test_faulty" else None
+        if fault == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if fault == "hang":
+            _hang()
+        model = workload.model
+        delay = self._delay_s(variant)
+
+        def fn(*args: Any) -> Any:
+            if fault == "oom":
+                _allocate_without_bound()
+            if fault == "cuda":
+                raise RuntimeError("CUDA error: an illegal memory access was encountered (injected by test_faulty)")
+            out = model(*args)
+            if delay:
+                time.sleep(delay)
+            return out
+
+        return Built(fn=fn, build_s=0.0, state={"model": model})
+
+
+class CheapBackend(FaultyBackend):
+    """400 fault-free variants that cost little to measure (benchmarks of the study machinery)."""
+
+    name = "test_cheap"
+
+    def _delay_s(self, variant: int) -> float:
+        return (variant % 20) * 1e-4

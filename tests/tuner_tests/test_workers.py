@@ -1,0 +1,152 @@
+"""Many workers on one study: threads of one tune, and tune processes sharing a PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+import tuner
+from tests.helpers import tiny_model, tiny_samples
+from tuner.cache import KEY_ATTR
+from tuner.claims import counted_trials, earlier_claim
+from tuner.errors import UserError
+from tuner.storage import open_storage
+from tuner.study import load_study
+
+ROOT = Path(__file__).resolve().parents[2]
+#: A candidate slow enough (1.9 ms a call) that identical copies overlap in flight.
+SLOW = {"backend": "test_cheap", "test_cheap/variant": 19}
+
+
+def fresh_keys(trials: list[optuna.trial.FrozenTrial]) -> list[str]:
+    """Keys of the candidates actually measured (not taken from the cache or from another worker)."""
+    return [t.user_attrs[KEY_ATTR] for t in counted_trials(trials) if not t.user_attrs["cached"]]
+
+
+def test_three_workers_in_one_tune_share_the_study_and_measure_each_candidate_once(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    result = tuner.tune(tiny_model(), tiny_samples(), trials=12, device="cpu", backends=("test_cheap",),
+                        output_dir=tmp_path, study_name="w", workers=3)
+    trials = load_study("w", storage).get_trials()
+    counted = counted_trials(trials)
+    assert len(counted) == 12 and result.report["search"]["trials"] == 12
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    keys = fresh_keys(trials)
+    assert len(keys) == len(set(keys))
+    assert result.report["search"]["workers"]["workers"] == 3
+    assert result.report["search"]["workers"]["starts"] == 3  # every worker ran, each started once
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("w").experiment_id])
+    assert len([r for r in runs if "mlflow.parentRunId" not in r.data.tags]) == 1
+    assert sorted(int(r.data.tags["trial_number"]) for r in runs if "mlflow.parentRunId" in r.data.tags) == \
+        sorted(t.number for t in counted)
+
+
+def test_a_journal_file_holds_a_study_and_refuses_threads_of_workers(tmp_path):
+    storage = f"journal:///{tmp_path / 'journal.log'}"
+    result = tuner.tune(tiny_model(), tiny_samples(), trials=3, device="cpu", backends=("test_cheap",),
+                        output_dir=tmp_path, study_name="j", storage=storage, track=False)
+    assert len(counted_trials(load_study("j", storage).get_trials())) == 3 and result.best_config is not None
+    with pytest.raises(UserError, match="journal storage"):
+        tuner.tune(tiny_model(), tiny_samples(), trials=4, device="cpu", backends=("test_cheap",),
+                   output_dir=tmp_path, study_name="j", storage=storage, track=False, workers=2)
+
+
+def test_identical_candidates_in_flight_on_several_workers_are_measured_once(tmp_path):
+    run = dict(device="cpu", backends=("test_cheap",), output_dir=tmp_path, study_name="d", track=False)
+    tuner.tune(tiny_model(), tiny_samples(), trials=1, **run)
+    study = load_study("d", f"sqlite:///{tmp_path / 'study.db'}")
+    for _ in range(6):
+        study.enqueue_trial(SLOW, skip_if_exists=False)
+    tuner.tune(tiny_model(), tiny_samples(), trials=7, workers=3, **run)
+    trials = study.get_trials()
+    same = [t for t in counted_trials(trials) if t.params == SLOW]
+    assert len(same) == 6
+    assert sum(1 for t in same if not t.user_attrs["cached"]) == 1
+
+
+def test_the_sqlite_storage_hands_each_queued_trial_to_one_worker_thread(tmp_path):
+    # Plain RDBStorage on SQLite lets two threads pop the same queued trial (SELECT ... FOR UPDATE
+    # is a no-op there): seen as "Cannot tell a COMPLETE trial". open_storage serializes it.
+    import collections
+
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    for i in range(60):
+        study.enqueue_trial({"x": i % 3})
+    runs: collections.Counter[int] = collections.Counter()
+
+    def objective(trial: optuna.Trial) -> float:
+        runs[trial.number] += 1
+        return float(trial.suggest_categorical("x", [0, 1, 2]))
+
+    study.optimize(objective, n_trials=60, n_jobs=4, catch=())
+    assert max(runs.values()) == 1 and len(runs) == 60
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+def test_the_claim_of_a_candidate_goes_to_the_lowest_running_trial(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}")
+    trials = [study.ask() for _ in range(3)]
+    for t in trials:
+        t.set_user_attr(KEY_ATTR, "k")
+    frozen = study.get_trials()
+    assert earlier_claim(frozen, "k", 0) is None
+    assert earlier_claim(frozen, "k", 1).number == 0 and earlier_claim(frozen, "k", 2).number == 0
+    study.tell(trials[0], 1.0)  # the holder finished: its outcome is a cache entry, not a claim
+    assert earlier_claim(study.get_trials(), "k", 2).number == 1
+
+
+def tune_cmd(out: Path, storage: str, trials: int) -> list[str]:
+    return [sys.executable, "-m", "tuner.cli", "--model", "tests.helpers:make_tiny", "--backends", "test_cheap",
+            "--trials", str(trials), "--output-dir", str(out), "--study-name", "pg", "--repeats", "3",
+            "--device", "cpu", "--storage", storage, "--no-mlflow"]
+
+
+def test_three_tune_processes_share_one_study_on_postgresql(tmp_path, postgres_url):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    # Set the study up, then queue one candidate 6 times so that the processes race for it.
+    first = subprocess.run(tune_cmd(tmp_path / "m0", postgres_url, 1), env=env, cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    study = load_study("pg", postgres_url)
+    for _ in range(6):
+        study.enqueue_trial(SLOW, skip_if_exists=False)
+    procs = [subprocess.Popen(tune_cmd(tmp_path / f"m{i}", postgres_url, 16), env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in (1, 2, 3)]
+    for p in procs:
+        _, err = p.communicate(timeout=400)
+        assert p.returncode == 0, err[-2000:]
+    trials = study.get_trials()
+    counted = counted_trials(trials)
+    assert len(counted) == 16  # not 16 per process, and none lost
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    keys = fresh_keys(trials)
+    assert len(keys) == len(set(keys))  # no candidate measured twice, across processes
+    same = [t for t in counted if t.params == SLOW]
+    assert len(same) == 6 and sum(1 for t in same if not t.user_attrs["cached"]) == 1
+    # Each process ran trials of its own (they really shared the study).
+    pids = {t.user_attrs["worker"]["pid"] for t in counted}
+    assert len(pids) >= 3
+
+
+def test_two_processes_that_both_create_the_mlflow_parent_run_agree_on_one(tmp_path):
+    from tuner.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = Tracker(uri, "s", tmp_path / "mlruns")
+    second = Tracker(uri, "s", tmp_path / "mlruns")
+    first_id = first.start({"trials": 3}, {})
+    # The race: the second looked before the first had created its run, so it creates one too.
+    second._find_parent = lambda: None  # type: ignore[method-assign]
+    second_id = second.start({"trials": 3}, {})
+    assert second_id == first_id
+    client = MlflowClient(uri)
+    parents = [r for r in client.search_runs([first.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    assert [r.info.run_id for r in parents] == [first_id]
