@@ -24,6 +24,7 @@ import fcntl
 import functools
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -260,7 +261,8 @@ def make_warm_builder(workers: int | None = None, timeout_s: float = BUILDER_TIM
     from tvm.s_tir.meta_schedule.builder.local_builder import _serialize_params, _worker_func
     from tvm.support.popen_pool import StatusKind
 
-    n = workers or usable_cores()
+    # A study worker gets its share of the cores (tuner.worker.BUILD_THREADS_ENV).
+    n = workers or int(os.environ.get("TUNER_BUILD_THREADS") or usable_cores())
 
     @derived_object
     class WarmBuilder(PyBuilder):  # type: ignore[misc]

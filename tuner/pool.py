@@ -83,7 +83,7 @@ class WorkerPool:
 
     def __init__(self, spec: WorkerSpec, n: int, device: str, gpus: list[str], memory_limit_bytes: int | None,
                  log_dir: Path) -> None:
-        self.workers = [CandidateWorker(spec, memory_limit_bytes=memory_limit_bytes, env=worker_env(i, device, gpus),
+        self.workers = [CandidateWorker(spec, memory_limit_bytes=memory_limit_bytes, env=worker_env(i, device, gpus, n),
                                         log_path=log_dir / f"worker-{i}.log") for i in range(n)]
         self._free: queue.Queue[CandidateWorker] = queue.Queue()
         for w in self.workers:

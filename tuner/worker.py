@@ -341,20 +341,37 @@ class CandidateWorker:
         return " | ".join(keep or lines[-LOG_TAIL_LINES:])[:600]
 
 
-def worker_env(index: int, device: str, gpus: list[str]) -> dict[str, str]:
-    """The environment of worker ``index``: on a GPU study, one GPU each (round robin).
+#: The number of compile threads a worker's compilers may use (read by the tvm backend's
+#: MetaSchedule builder pool; Inductor reads ``TORCHINDUCTOR_COMPILE_THREADS``).
+BUILD_THREADS_ENV = "TUNER_BUILD_THREADS"
+
+
+def worker_env(index: int, device: str, gpus: list[str], workers: int = 1) -> dict[str, str]:
+    """The environment of worker ``index``: one GPU each (round robin), and its share of the cores.
+
+    Several workers may share one GPU: they compile in parallel and take turns timing
+    (``tuner.exclusive``). Each compiler would otherwise start a thread or process per core
+    (Inductor's compile pool, MetaSchedule's builders), so N workers would run N times the cores.
 
     Args:
         index: Worker number.
         device: ``cpu`` or ``gpu``.
         gpus: Visible GPU ids (``CUDA_VISIBLE_DEVICES`` entries, or ``0..n-1``).
+        workers: How many workers run at once.
 
     Returns:
-        Variables to set.
+        Variables to set (a variable the user set already is left alone).
     """
-    if device != "gpu" or not gpus:
-        return {}
-    return {"CUDA_VISIBLE_DEVICES": gpus[index % len(gpus)]}
+    env: dict[str, str] = {}
+    if workers > 1:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        share = str(max(1, cores // workers))
+        for name in ("TORCHINDUCTOR_COMPILE_THREADS", BUILD_THREADS_ENV):
+            if name not in os.environ:
+                env[name] = share
+    if device == "gpu" and gpus:
+        env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+    return env
 
 
 def visible_gpus() -> list[str]:

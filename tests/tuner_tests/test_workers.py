@@ -150,3 +150,20 @@ def test_two_processes_that_both_create_the_mlflow_parent_run_agree_on_one(tmp_p
     client = MlflowClient(uri)
     parents = [r for r in client.search_runs([first.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
     assert [r.info.run_id for r in parents] == [first_id]
+
+
+def test_workers_on_one_gpu_share_it_and_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from tuner.worker import BUILD_THREADS_ENV, worker_env
+
+    monkeypatch.delenv("TORCHINDUCTOR_COMPILE_THREADS", raising=False)
+    monkeypatch.delenv(BUILD_THREADS_ENV, raising=False)
+    cores = len(os.sched_getaffinity(0))
+    envs = [worker_env(i, "gpu", ["3"], 4) for i in range(4)]
+    assert {e["CUDA_VISIBLE_DEVICES"] for e in envs} == {"3"}
+    assert all(e["TORCHINDUCTOR_COMPILE_THREADS"] == e[BUILD_THREADS_ENV] == str(max(1, cores // 4)) for e in envs)
+    # One worker keeps every core; a value the user set is left alone.
+    assert worker_env(0, "cpu", [], 1) == {}
+    monkeypatch.setenv("TORCHINDUCTOR_COMPILE_THREADS", "7")
+    assert "TORCHINDUCTOR_COMPILE_THREADS" not in worker_env(0, "gpu", ["0", "1"], 2)
