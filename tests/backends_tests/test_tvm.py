@@ -175,12 +175,13 @@ def test_search_space_offers_gpu_choices_only_on_gpu() -> None:
     cand_cpu = build_candidate(optuna.trial.FixedTrial(defaults), cpu)
     assert "tvm/cublas" not in cand_cpu.options and "tvm/cuda_graph" not in cand_cpu.options
     assert cand_cpu.options["tvm/dlight"] == "none" and cand_cpu.options["tvm/metaschedule"] == "off"
-    params = {"backend": NAME, "tvm/shape_mode": "dynamic", "tvm/precision": "fp16", "tvm/cublas": True,
-              "tvm/cuda_graph": True, "tvm/dlight": "Matmul,Reduction,GeneralReduction,Fallback",
+    params = {"backend": NAME, "tvm/shape_mode": "dynamic", "tvm/precision": "fp16", "tvm/dispatch": "cublas",
+              "tvm/dlight": "Matmul,Reduction,GeneralReduction,Fallback",
               "tvm/metaschedule": "64@top2", "tvm/frontend": "onnx", "tvm/fuse_ops": True,
               "tvm/fuse_patterns": False}
     cand_gpu = build_candidate(optuna.trial.FixedTrial(params), gpu)
     assert cand_gpu.precision == "fp16" and cand_gpu.options["tvm/cublas"] is True
+    assert cand_gpu.options["tvm/cuda_graph"] is False
     # bf16 and tf32 are not TVM precisions here.
     from search_space.precision import PrecisionDimension
 
