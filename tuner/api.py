@@ -20,7 +20,7 @@ import optuna
 
 from tuner import stopping
 from tuner.artifact import load_optimized
-from tuner.devices import resolve_device
+from tuner.devices import default_workers, resolve_device
 from tuner.finalize import TuneResult, finalize
 from tuner.preflight import preflight, prepare, prepare_storage, sqlite_init_lock
 from tuner.progress import NullProgress, Progress, RichProgress
@@ -60,6 +60,8 @@ def run(workload: Workload, settings: TuneSettings, *, device: str, track: bool 
     """
     progress = progress or NullProgress()
     stopping.clear()
+    if settings.workers is None:
+        settings = settings.model_copy(update={"workers": default_workers(device)})
     if settings.backends is not None:
         # Refuse unknown or unavailable backends before anything is written.
         resolve_backends(settings.backends, workload, device, settings.static_only)
@@ -117,7 +119,7 @@ def tune(
     expensive: bool = False,
     track: bool = True,
     verbose: bool = False,
-    workers: int = 1,
+    workers: int | None = None,
     memory_limit: float | None = None,
 ) -> TuneResult:
     """Search how to compile ``model`` for ``test_data`` and emit the fastest correct candidate.

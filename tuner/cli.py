@@ -83,9 +83,11 @@ def tune_command(
     trial_timeout: Annotated[float, typer.Option(
         "--trial-timeout", help="Seconds one candidate may take to build and measure; past it the trial "
                                 "fails with reason 'timeout' and the study goes on.")] = 900.0,
-    workers: Annotated[int, typer.Option(
-        help="Worker processes measuring candidates in parallel on this host (one per GPU on a GPU study, "
-             "pinned with CUDA_VISIBLE_DEVICES). More machines join a study by sharing --storage.")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes evaluating candidates in parallel on this host, spread over the GPUs "
+             "(CUDA_VISIBLE_DEVICES); they compile at once and take turns timing on a GPU. Default: on a "
+             "GPU host one per 2 cores, at most 8; on a CPU-only host 1. More machines join a study by "
+             "sharing --storage.")] = None,
     memory_limit: Annotated[float | None, typer.Option(
         "--memory-limit", help="GiB of resident memory one worker may use; a candidate over it fails with "
                                "'out of memory'. Default: 80% of RAM shared by the workers.")] = None,

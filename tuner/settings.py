@@ -57,7 +57,7 @@ class TuneSettings(BaseModel):
     prune: bool = True
     warmup: int = 3
     repeats: int = 20
-    workers: int = 1
+    workers: int | None = None
     memory_limit_gb: float | None = None
     isolate: bool = True
 
@@ -92,10 +92,23 @@ class TuneSettings(BaseModel):
                             "pass seconds, e.g. --timeout 1200 --trial-timeout 300")
         return v
 
+    def worker_count(self, device: str) -> int:
+        """``workers``, or the default for ``device`` when it was not given.
+
+        Args:
+            device: ``"cpu"`` or ``"gpu"``.
+
+        Returns:
+            How many worker processes the study runs on this host.
+        """
+        from tuner.devices import default_workers
+
+        return self.workers or default_workers(device)
+
     @field_validator("workers")
     @classmethod
-    def _positive_workers(cls, v: int) -> int:
-        if v < 1:
+    def _positive_workers(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
             raise UserError(f"--workers must be at least 1, got {v}", "pass --workers 1 or more")
         return v
 

@@ -131,8 +131,9 @@ def open_study(settings: TuneSettings, workload: Workload, device: str) -> tuple
         UserError: When the storage cannot be opened, or the existing study belongs to another
             workload or another search space.
     """
-    if settings.workers > 1 and settings.storage_url.startswith(JOURNAL_PREFIX):
-        raise UserError(f"--workers {settings.workers} cannot share a journal storage in one process: Optuna's "
+    n_workers = settings.worker_count(device)
+    if n_workers > 1 and settings.storage_url.startswith(JOURNAL_PREFIX):
+        raise UserError(f"--workers {n_workers} cannot share a journal storage in one process: Optuna's "
                         "JournalStorage assumes one trial thread per process (optuna issue 6084; seen here as "
                         "trials told twice)",
                         "use the default SQLite storage or PostgreSQL for --workers, or run several tune processes "
@@ -418,7 +419,7 @@ def run_trials(
                 # No n_trials: the budget is counted across every process on the study (tuner.claims);
                 # after_trial stops the loop when it is reached.
                 timeout=settings.timeout_s,
-                n_jobs=settings.workers,
+                n_jobs=settings.worker_count(workload.device),
                 catch=(CandidateFailed, Surplus),
                 callbacks=[after_trial],
                 gc_after_trial=True,
@@ -449,12 +450,13 @@ def _make_evaluator(workload: Workload, ctx: SpaceContext, settings: TuneSetting
                       sys_path=tuple(sys.path), level=settings.level, measure_config=settings.measure_config(),
                       cache_dir=settings.cache_dir, trial_timeout_s=settings.trial_timeout_s)
     memory = (int(settings.memory_limit_gb * 2**30) if settings.memory_limit_gb
-              else default_memory_limit_bytes(settings.workers))
-    progress.phase(f"starting {settings.workers} worker process(es) (memory limit "
+              else default_memory_limit_bytes(settings.worker_count(workload.device)))
+    progress.phase(f"starting {settings.worker_count(workload.device)} worker process(es) (memory limit "
                    f"{memory / 2**30:.1f} GiB each)")
     try:
         dump_workload(workload, spec.workload_path)
-        pool = WorkerPool(spec, settings.workers, workload.device, visible_gpus() if workload.device == "gpu" else [],
+        gpus = visible_gpus() if workload.device == "gpu" else []
+        pool = WorkerPool(spec, settings.worker_count(workload.device), workload.device, gpus,
                           memory, workers_dir)
         pool.workers[0].start()
     except Exception as e:  # noqa: BLE001 - an unpicklable model: say so and measure here instead

@@ -54,6 +54,13 @@ POLL_S = 0.05
 LOG_TAIL_LINES = 3
 
 
+#: A worker whose process tree holds more than this share of its memory limit after a trial is
+#: retired and the next trial gets a fresh one. Compilers keep memory between candidates (TVM's
+#: JIT-loaded host modules, caches): on the H100 machine three of eight warm workers were killed
+#: by the kernel's out-of-memory killer after about 25 trials each, before any reached its limit.
+RECYCLE_FRACTION = 0.5
+
+
 def default_memory_limit_bytes(workers: int) -> int:
     """80 % of this machine's RAM, shared by the workers (each gets its part).
 
@@ -112,12 +119,15 @@ class WorkerStats:
         start_s: Seconds spent starting them (imports plus workload load), in total.
         trials: Candidates evaluated.
         replaced: Workers killed or lost (crash, time or memory limit, CUDA error) and replaced.
+        recycled: Healthy workers retired between trials because their memory had grown past
+            :data:`RECYCLE_FRACTION` of the limit.
     """
 
     starts: int = 0
     start_s: float = 0.0
     trials: int = 0
     replaced: int = 0
+    recycled: int = 0
 
 
 class CandidateWorker:
@@ -260,6 +270,10 @@ class CandidateWorker:
                         stopping.request()
                     if msg[2].get("poisoned"):
                         self._replace()
+                    elif (self.memory_limit_bytes is not None
+                          and self._tree_rss() > RECYCLE_FRACTION * self.memory_limit_bytes):
+                        self.stats.recycled += 1
+                        self.close()
                     return outcome
                 if proc.poll() is not None:
                     return self._died(candidate)
@@ -392,7 +406,7 @@ def describe_stats(stats: list[WorkerStats]) -> dict[str, Any]:
     """Totals over the workers, for the report."""
     return {"workers": len(stats), "starts": sum(s.starts for s in stats),
             "start_s": round(sum(s.start_s for s in stats), 2), "trials": sum(s.trials for s in stats),
-            "replaced": sum(s.replaced for s in stats)}
+            "replaced": sum(s.replaced for s in stats), "recycled": sum(s.recycled for s in stats)}
 
 
 __all__ = ["CandidateWorker", "WorkerSpec", "WorkerStartError", "WorkerStats", "default_memory_limit_bytes",

@@ -118,3 +118,22 @@ def test_torchscript_and_module_workloads_travel_to_a_worker_file(tmp_path):
         back = load_workload_file(tmp_path / "w.pt")
         assert back.fingerprint == workload.fingerprint and len(back.samples) == 3
         torch.testing.assert_close(back.model(*back.samples[0])[0], workload.reference[0][0])
+
+
+def test_a_worker_whose_memory_grew_past_half_its_limit_is_retired_between_trials(tmp_path):
+    worker = _worker(tmp_path)
+    try:
+        ok = worker.evaluate(Candidate("test_faulty", options={"test_faulty/variant": 1}))
+        first = worker.pid
+        assert ok.value_s is not None and first is not None
+        rss = worker._tree_rss()
+        # A limit its current size is 60 % of: the next trial passes, then the worker is retired.
+        worker.memory_limit_bytes = int(rss / 0.6)
+        again = worker.evaluate(Candidate("test_faulty", options={"test_faulty/variant": 2}))
+        assert again.value_s is not None and again.failure_kind is None
+        assert worker.pid is None and worker.stats.recycled == 1 and worker.stats.replaced == 0
+        worker.memory_limit_bytes = None
+        after = worker.evaluate(Candidate("test_faulty", options={"test_faulty/variant": 0}))
+        assert after.value_s is not None and worker.pid not in (None, first)
+    finally:
+        worker.close()
