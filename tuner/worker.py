@@ -56,8 +56,10 @@ LOG_TAIL_LINES = 3
 
 #: A worker whose process tree holds more than this share of its memory limit after a trial is
 #: retired and the next trial gets a fresh one. Compilers keep memory between candidates (TVM's
-#: JIT-loaded host modules, caches): on the H100 machine three of eight warm workers were killed
-#: by the kernel's out-of-memory killer after about 25 trials each, before any reached its limit.
+#: JIT-loaded host modules, caches). A safeguard, not a measured fix: on the H100 machine 3-4 of
+#: eight warm workers were killed by a SIGKILL from outside the tuner near the end of 200-trial
+#: studies (the kernel's out-of-memory killer is the usual sender; not confirmed, and no worker
+#: had passed half its limit after a trial).
 RECYCLE_FRACTION = 0.5
 
 
