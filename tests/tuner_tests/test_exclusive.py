@@ -1,20 +1,29 @@
 import fcntl
-import multiprocessing as mp
-import multiprocessing.synchronize
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tuner.exclusive import LOCK_DIR_ENV, exclusive, lock_path
 
+ROOT = Path(__file__).resolve().parents[2]
 
-def _hold(lock_dir: str, inside: mp.synchronize.Event, release: mp.synchronize.Event) -> None:
-    os.environ[LOCK_DIR_ENV] = lock_dir
-    with exclusive("cpu"):
-        inside.set()
-        release.wait(30)
+# The holder signals through files, not multiprocessing primitives: a process killed while it
+# waits on a shared Event can leave that Event's lock held, and the test would hang on it.
+HOLDER = """
+import sys, time
+from pathlib import Path
+from tuner.exclusive import exclusive
+flags = Path(sys.argv[1])
+with exclusive("cpu"):
+    (flags / "inside").touch()
+    while not (flags / "release").exists():
+        time.sleep(0.05)
+"""
 
 
 def _try_lock(path: Path) -> bool:
@@ -32,28 +41,27 @@ def _try_lock(path: Path) -> bool:
 @pytest.mark.parametrize("end", ["release", "kill -9"])
 def test_one_holder_per_device_across_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, end: str) -> None:
     monkeypatch.setenv(LOCK_DIR_ENV, str(tmp_path))
-    ctx = mp.get_context("spawn")
-    inside, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold, args=(str(tmp_path), inside, release))
-    holder.start()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], env=env)
     try:
-        assert inside.wait(60), "the holder never got the lock"
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "inside").exists():
+            assert holder.poll() is None and time.monotonic() < deadline, "the holder never got the lock"
+            time.sleep(0.05)
         path = lock_path("cpu")
         assert path.parent == tmp_path
         assert not _try_lock(path), "a second process got the lock while the first held it"
         if end == "release":
-            release.set()
+            (tmp_path / "release").touch()
         else:
             # A worker killed while timing must not leave the device locked for the others.
-            assert holder.pid is not None
             os.kill(holder.pid, signal.SIGKILL)
-        holder.join(30)
+        holder.wait(30)
         with exclusive("cpu") as waited:
             assert waited[0] >= 0
             assert not _try_lock(path)
         assert _try_lock(path)
     finally:
-        release.set()
-        holder.join(5)
-        if holder.is_alive():
+        if holder.poll() is None:
             holder.kill()
+            holder.wait()
