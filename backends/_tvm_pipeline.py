@@ -19,6 +19,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from tuner.devices import usable_cores
+
 #: DLight rules per device, by name (``tvm.s_tir.dlight.gpu.<Name>`` / ``.cpu.<Name>``). Tests add
 #: rules here (a rule that crashes, say) to inject faults.
 GPU_RULES: tuple[str, ...] = ("Matmul", "GEMV", "LowBatchGEMV", "Reduction", "GeneralReduction", "Transpose",
@@ -92,13 +94,6 @@ def cpu_target() -> Any:
     import tvm
 
     return tvm.target.Target({"kind": "llvm", "num-cores": usable_cores()})
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity, where the OS tells)."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def target_for(device: str) -> Any:

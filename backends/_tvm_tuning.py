@@ -24,15 +24,14 @@ import fcntl
 import functools
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from backends._tvm_pipeline import usable_cores
 from tuner import stopping, timelimit
 from tuner.artifact import write_json
+from tuner.devices import build_threads
 
 #: Values of the ``tvm/metaschedule`` dimension: ``"off"`` (DLight only) or
 #: ``"<trials per task>@top<k>"``.
@@ -261,8 +260,7 @@ def make_warm_builder(workers: int | None = None, timeout_s: float = BUILDER_TIM
     from tvm.s_tir.meta_schedule.builder.local_builder import _serialize_params, _worker_func
     from tvm.support.popen_pool import StatusKind
 
-    # A study worker gets its share of the cores (tuner.worker.BUILD_THREADS_ENV).
-    n = workers or int(os.environ.get("TUNER_BUILD_THREADS") or usable_cores())
+    n = workers or build_threads()
 
     @derived_object
     class WarmBuilder(PyBuilder):  # type: ignore[misc]

@@ -87,6 +87,21 @@ def hardware_context(device: str) -> dict[str, Any]:
     return ctx
 
 
+#: The number of compile threads a study worker's compilers may use (set per worker by
+#: ``tuner.worker.worker_env``; Inductor reads ``TORCHINDUCTOR_COMPILE_THREADS`` itself).
+BUILD_THREADS_ENV = "TUNER_BUILD_THREADS"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the OS tells)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def build_threads() -> int:
+    """Threads a compiler's build pool may use here: the worker's share of the cores, else all."""
+    return int(os.environ.get(BUILD_THREADS_ENV) or usable_cores())
+
+
 def default_workers(device: str) -> int:
     """How many workers a study runs when ``--workers`` is not given.
 
@@ -105,5 +120,4 @@ def default_workers(device: str) -> int:
     """
     if device != "gpu":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cores // 2))
+    return max(1, min(8, usable_cores() // 2))

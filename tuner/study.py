@@ -449,14 +449,15 @@ def _make_evaluator(workload: Workload, ctx: SpaceContext, settings: TuneSetting
     spec = WorkerSpec(workload_path=workers_dir / "workload.pt", modules=backend_modules(ctx.backends),
                       sys_path=tuple(sys.path), level=settings.level, measure_config=settings.measure_config(),
                       cache_dir=settings.cache_dir, trial_timeout_s=settings.trial_timeout_s)
+    n_workers = settings.worker_count(workload.device)
     memory = (int(settings.memory_limit_gb * 2**30) if settings.memory_limit_gb
-              else default_memory_limit_bytes(settings.worker_count(workload.device)))
-    progress.phase(f"starting {settings.worker_count(workload.device)} worker process(es) (memory limit "
+              else default_memory_limit_bytes(n_workers))
+    progress.phase(f"starting {n_workers} worker process(es) (memory limit "
                    f"{memory / 2**30:.1f} GiB each)")
     try:
         dump_workload(workload, spec.workload_path)
         gpus = visible_gpus() if workload.device == "gpu" else []
-        pool = WorkerPool(spec, settings.worker_count(workload.device), workload.device, gpus,
+        pool = WorkerPool(spec, n_workers, workload.device, gpus,
                           memory, workers_dir)
         pool.workers[0].start()
     except Exception as e:  # noqa: BLE001 - an unpicklable model: say so and measure here instead

@@ -43,6 +43,7 @@ import psutil
 import tuner
 from tuner import stopping
 from tuner.cache import outcome_from_dict
+from tuner.devices import BUILD_THREADS_ENV, usable_cores
 from tuner.measure import MeasureConfig
 from tuner.records import Candidate, Outcome
 
@@ -357,11 +358,6 @@ class CandidateWorker:
         return " | ".join(keep or lines[-LOG_TAIL_LINES:])[:600]
 
 
-#: The number of compile threads a worker's compilers may use (read by the tvm backend's
-#: MetaSchedule builder pool; Inductor reads ``TORCHINDUCTOR_COMPILE_THREADS``).
-BUILD_THREADS_ENV = "TUNER_BUILD_THREADS"
-
-
 def worker_env(index: int, device: str, gpus: list[str], workers: int = 1) -> dict[str, str]:
     """The environment of worker ``index``: one GPU each (round robin), and its share of the cores.
 
@@ -380,8 +376,7 @@ def worker_env(index: int, device: str, gpus: list[str], workers: int = 1) -> di
     """
     env: dict[str, str] = {}
     if workers > 1:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        share = str(max(1, cores // workers))
+        share = str(max(1, usable_cores() // workers))
         for name in ("TORCHINDUCTOR_COMPILE_THREADS", BUILD_THREADS_ENV):
             if name not in os.environ:
                 env[name] = share

@@ -155,7 +155,8 @@ def test_two_processes_that_both_create_the_mlflow_parent_run_agree_on_one(tmp_p
 def test_workers_on_one_gpu_share_it_and_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from tuner.worker import BUILD_THREADS_ENV, worker_env
+    from tuner.devices import BUILD_THREADS_ENV
+    from tuner.worker import worker_env
 
     monkeypatch.delenv("TORCHINDUCTOR_COMPILE_THREADS", raising=False)
     monkeypatch.delenv(BUILD_THREADS_ENV, raising=False)
