@@ -37,8 +37,10 @@ def quiet_tf() -> None:
     ``tf_xla`` auto-clustering candidates turn it on.
     """
     global _initialized
-    import tensorflow as tf
+    from tuner.tf_model import import_tf
 
+    # The one import path of TensorFlow: its start-up lines stay off stderr in every process.
+    tf = import_tf()
     if not _initialized:
         from tensorflow.python.client import pywrap_tf_session
 
