@@ -10,7 +10,8 @@ the storage cost of the tuner's own bookkeeping can be quoted against Optuna's f
 Used by ``bench_workers.py``. The RDB storage's methods (what ``_CachedStorage`` forwards to the
 database, plus the heartbeat) are wrapped with a timer. A trial's storage time is the time spent
 in storage calls between the end of the previous trial of this process and the end of this one
-(its sampling reads, claims, budget checks, attribute writes, heartbeats and ``tell``). With one
+(its sampling reads, claims, budget checks, attribute writes, heartbeats and ``tell``), plus the
+time taken to acquire and release the study's claim lock (waiting for other processes included). With one
 trial thread per process (``--workers 1``) that is exactly its own cost.
 """
 
@@ -63,6 +64,42 @@ for _name in [n for n in dir(optuna.storages.BaseStorage) if not n.startswith("_
     if callable(getattr(RDBStorage, _name, None)):
         _wrap(_name)
 
+
+def _add(name: str, dt: float) -> None:
+    with _lock:
+        _by_method.setdefault(name, [0, 0.0])
+        _by_method[name][0] += 1
+        _by_method[name][1] += dt
+        _current["s"] += dt
+        _current["calls"] += 1
+
+
+def _wrap_claim_lock(name: str) -> None:
+    """Time taking and releasing the study's claim lock (its body's storage calls are timed above)."""
+    import contextlib
+
+    import tuner.study_lock
+
+    original = getattr(tuner.study_lock, name)
+
+    @contextlib.contextmanager
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        context = original(*args, **kwargs)
+        t0 = time.perf_counter()
+        context.__enter__()
+        _add(f"claim lock ({name.strip('_')})", time.perf_counter() - t0)
+        try:
+            yield
+        finally:
+            t0 = time.perf_counter()
+            context.__exit__(None, None, None)
+            _add(f"claim lock ({name.strip('_')})", time.perf_counter() - t0)
+
+    setattr(tuner.study_lock, name, timed)
+
+
+for _name in ("_advisory_lock", "_file_lock"):
+    _wrap_claim_lock(_name)
 
 _OUT = sys.argv[1]
 

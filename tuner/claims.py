@@ -1,25 +1,30 @@
 """Many processes on one study: who takes the last slots of the budget, who measures a candidate.
 
-Both are decided through the storage alone (no locks, no server of our own), by trial number:
-Optuna hands out trial numbers atomically, and every trial writes its claim (its candidate key)
-before it reads the others'.
+A trial is *admitted* under the study's claim lock (:mod:`tuner.study_lock`): holding it, the trial
+reads the study once and writes its verdict (:data:`CLAIM_ATTR`) before the next trial may read.
+Admissions are therefore serial, and each one sees every earlier admission:
 
 * Budget: a trial counts when it finished with an outcome (not interrupted, not a dead process's
-  trial that was retried). A trial starts only if the counted trials plus the *lower-numbered*
+  trial that was retried). A trial is admitted only if the counted trials plus the admitted
   running ones leave a slot; otherwise it is a surplus trial that runs nothing and is not counted.
   So N processes that each ask for ``--trials 200`` stop at 200 counted trials, not 200 + N - 1.
-* Dedupe: a trial whose candidate a lower-numbered running trial holds waits for that trial and
-  takes its outcome (a cache hit) instead of measuring it again. Of two trials with one key, the
-  higher-numbered one always sees the lower one's claim: each writes before it reads, so if the
-  lower one read before the higher one wrote, the higher one's read came after the lower one's
-  write. If the holder dies, its claim lapses (its trial is no longer running) and the next
-  lowest measures.
+* Dedupe: a trial whose candidate an admitted running trial is measuring waits for that trial and
+  takes its outcome (a cache hit) instead of measuring it again. If the measuring trial dies or is
+  interrupted, its claim lapses (it is no longer running, or it finished without an outcome) and
+  the first waiter to take the lock again measures instead.
+
+An earlier version ordered claims by trial number without a lock. That is not enough: queued
+trials get their numbers when they are queued, not when a worker takes them, so a lower-numbered
+trial could read before a higher-numbered one wrote and both measured (seen in CI).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Literal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -29,8 +34,32 @@ from tuner.records import Outcome
 from tuner.storage import SURPLUS_ATTR, retried_numbers
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
-#: Seconds between looks at a claim held by another trial.
+#: Trial user attribute holding an admitted trial's verdict (see :class:`Admission`).
+CLAIM_ATTR = "claim"
+#: Seconds between looks at a candidate another trial is measuring.
 CLAIM_POLL_S = 0.2
+
+Verdict = Literal["surplus", "cached", "wait", "measure"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Admission:
+    """What a trial does, decided under the claim lock.
+
+    Attributes:
+        verdict: ``surplus`` (the budget is taken: run nothing), ``cached`` (an earlier trial's
+            outcome is the answer), ``wait`` (another trial is measuring this candidate now) or
+            ``measure``.
+        outcome: The cached outcome (``cached`` only).
+        holder: The number of the trial measuring the candidate (``wait`` only).
+        last_slot: True when this trial took the budget's last free slot: once it ends, the study
+            is done (the running ones will end too), so its process stops asking for trials.
+    """
+
+    verdict: Verdict
+    outcome: Outcome | None = None
+    holder: int | None = None
+    last_slot: bool = False
 
 
 def is_counted(trial: FrozenTrial, retried: set[int]) -> bool:
@@ -52,52 +81,105 @@ def counted_count(study: optuna.Study) -> int:
     return len(counted_trials(study.get_trials(deepcopy=False)))
 
 
-def slots_taken(trials: list[FrozenTrial], number: int) -> int:
-    """Budget slots taken before trial ``number`` may start: counted trials + lower running ones."""
+def admitted_running(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
+    """The running trials other than ``number`` that were admitted (they will take a slot each)."""
+    return [t for t in trials if t.state == TrialState.RUNNING and t.number != number
+            and t.user_attrs.get(CLAIM_ATTR) in ("cached", "wait", "measure")]
+
+
+def measuring_holder(trials: list[FrozenTrial], key: str, number: int) -> FrozenTrial | None:
+    """The running trial other than ``number`` that is measuring the candidate ``key``, if any."""
+    return next((t for t in admitted_running(trials, number)
+                 if t.user_attrs.get(CLAIM_ATTR) == "measure" and t.user_attrs.get(KEY_ATTR) == key), None)
+
+
+def admit(trials: list[FrozenTrial], number: int, key: str, budget: int, cache: OutcomeCache) -> Admission:
+    """Decide what trial ``number`` does, from a snapshot read under the claim lock.
+
+    Args:
+        trials: The study's trials, read while holding the lock.
+        number: The trial being admitted.
+        key: Its candidate's key.
+        budget: The study's budget of counted trials.
+        cache: The outcome cache.
+
+    Returns:
+        The admission (the caller writes its verdict before releasing the lock).
+    """
     retried = retried_numbers(trials)
-    counted = sum(1 for t in trials if is_counted(t, retried))
-    running = sum(1 for t in trials if t.state == TrialState.RUNNING and t.number < number
-                  and not t.user_attrs.get(SURPLUS_ATTR))
-    return counted + running
+    taken = sum(1 for t in trials if is_counted(t, retried)) + len(admitted_running(trials, number))
+    if taken >= budget:
+        return Admission("surplus")
+    last_slot = taken + 1 >= budget
+    outcome = cache.get(key, trials)
+    if outcome is not None:
+        return Admission("cached", outcome=outcome, last_slot=last_slot)
+    holder = measuring_holder(trials, key, number)
+    if holder is not None:
+        return Admission("wait", holder=holder.number, last_slot=last_slot)
+    return Admission("measure", last_slot=last_slot)
 
 
-def earlier_claim(trials: list[FrozenTrial], key: str, number: int) -> FrozenTrial | None:
-    """The lowest-numbered running trial below ``number`` that holds ``key``, if any."""
-    holders = [t for t in trials if t.number < number and t.state == TrialState.RUNNING
-               and t.user_attrs.get(KEY_ATTR) == key and not t.user_attrs.get(SURPLUS_ATTR)]
-    return min(holders, key=lambda t: t.number, default=None)
-
-
-def wait_for_claim(study: optuna.Study, number: int, key: str, cache: OutcomeCache,
-                   should_stop: Callable[[], bool],
-                   trials: list[FrozenTrial] | None = None) -> tuple[Outcome | None, int | None]:
-    """Wait while a lower-numbered trial measures the same candidate, then take its outcome.
+def admit_trial(study: optuna.Study, trial: optuna.Trial, key: str, budget: int, cache: OutcomeCache,
+                lock: Callable[[], AbstractContextManager[object]]) -> tuple[Admission, list[FrozenTrial]]:
+    """Admit a trial under the claim lock and write its verdict (see :func:`admit`).
 
     Args:
         study: The study.
-        number: This trial's number.
-        key: Its candidate key (already written to the storage).
-        cache: The outcome cache (the holder's outcome arrives through it).
-        should_stop: Polled while waiting; True gives up (returns None).
-        trials: A snapshot read after this trial's claim was written (saves the first read).
+        trial: The trial (its candidate key is already written).
+        key: Its candidate's key.
+        budget: The study's budget of counted trials.
+        cache: The outcome cache.
+        lock: The study's claim lock.
 
     Returns:
-        ``(outcome, waited_for)``: the outcome measured by a holder (None when this trial must
-        measure itself: no holder, or the holder died or was interrupted), and the number of the
-        trial waited for (None when there was none).
+        The admission and the snapshot it was decided on.
     """
-    waited_for = None
-    while True:
-        if trials is None:
-            trials = study.get_trials(deepcopy=False)
-        holder = earlier_claim(trials, key, number)
-        if holder is None:
-            return cache.get(key, trials), waited_for
-        if should_stop():
-            return None, waited_for
-        waited_for = holder.number
-        trials = None
+    with lock():
+        trials = study.get_trials(deepcopy=False)
+        admission = admit(trials, trial.number, key, budget, cache)
+        if admission.verdict == "surplus":
+            trial.set_user_attr(SURPLUS_ATTR, True)
+        trial.set_user_attr(CLAIM_ATTR, admission.verdict)
+    return admission, trials
+
+
+def wait_for_holder(study: optuna.Study, trial: optuna.Trial, key: str, cache: OutcomeCache,
+                    lock: Callable[[], AbstractContextManager[object]],
+                    should_stop: Callable[[], bool]) -> Outcome | None:
+    """Wait while another trial measures the same candidate, then take its outcome.
+
+    Args:
+        study: The study.
+        trial: The waiting trial (admitted with verdict ``wait``).
+        key: Its candidate's key.
+        cache: The outcome cache (the holder's outcome arrives through it).
+        lock: The study's claim lock.
+        should_stop: Polled while waiting; True gives up (returns None).
+
+    Returns:
+        The outcome the holder measured, or None when this trial must measure itself (the holder
+        died or was interrupted: this trial then holds the claim) or should stop.
+    """
+    while not should_stop():
         time.sleep(CLAIM_POLL_S)
+        trials = study.get_trials(deepcopy=False)
+        if measuring_holder(trials, key, trial.number) is not None:
+            continue
+        outcome = cache.get(key, trials)
+        if outcome is not None:
+            return outcome
+        # The holder ended without an outcome: take its claim, unless another waiter took it first.
+        with lock():
+            trials = study.get_trials(deepcopy=False)
+            outcome = cache.get(key, trials)
+            if outcome is not None:
+                return outcome
+            if measuring_holder(trials, key, trial.number) is None:
+                trial.set_user_attr(CLAIM_ATTR, "measure")
+                return None
+    return None
 
 
-__all__ = ["counted_count", "counted_trials", "earlier_claim", "is_counted", "slots_taken", "wait_for_claim"]
+__all__ = ["CLAIM_ATTR", "Admission", "admit", "admit_trial", "admitted_running", "counted_count",
+           "counted_trials", "is_counted", "measuring_holder", "wait_for_holder"]

@@ -28,7 +28,7 @@ from search_space import SpaceContext, all_params, build_candidate, space_size
 from search_space.shape_mode import modes_for
 from tuner import stopping
 from tuner.cache import KEY_ATTR, OUTCOME_ATTR, OutcomeCache, outcome_to_dict
-from tuner.claims import counted_count, counted_trials, slots_taken, wait_for_claim
+from tuner.claims import admit_trial, counted_count, counted_trials, wait_for_holder
 from tuner.correctness import TOLERANCES
 from tuner.errors import UserError, error_line
 from tuner.evaluate import evaluate
@@ -36,7 +36,8 @@ from tuner.pool import Evaluator, InProcessEvaluator, WorkerPool, backend_module
 from tuner.progress import NullProgress, Progress
 from tuner.records import Candidate, Outcome
 from tuner.settings import TuneSettings
-from tuner.storage import JOURNAL_PREFIX, SURPLUS_ATTR, WORKER_ATTR, fail_dead_trials, identity, open_storage
+from tuner.storage import JOURNAL_PREFIX, WORKER_ATTR, fail_dead_trials, identity, open_storage
+from tuner.study_lock import claim_lock
 from tuner.tracking import Tracker
 from tuner.transfer import dump_workload
 from tuner.worker import WorkerSpec, default_memory_limit_bytes, visible_gpus
@@ -264,17 +265,10 @@ def redact(url: str) -> str:
         return url
 
 
-def finished_count(study: optuna.Study) -> int:
-    """Trials of the study that count towards its budget (see :func:`tuner.claims.is_counted`)."""
-    return counted_count(study)
-
-
-def best_value_ms(study: optuna.Study) -> float | None:
-    """The best objective so far in ms, None before the first complete trial."""
-    try:
-        return float(study.best_value) * 1e3
-    except ValueError:
-        return None
+def _best_complete_s(trials: list[FrozenTrial]) -> float:
+    """The lowest objective among complete trials of a snapshot (inf when none)."""
+    return min((t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
+               default=float("inf"))
 
 
 def run_trials(
@@ -320,31 +314,40 @@ def run_trials(
     baseline_s = min((r.value_s for r in runs if r.value_s is not None), default=None)
     if baseline_s is not None and "baseline_s" not in study.user_attrs:
         study.set_user_attr("baseline_s", baseline_s)
-    failures = sum(1 for t in counted_trials(study.get_trials(deepcopy=False)) if t.state == TrialState.FAIL)
-    state: dict[str, Any] = {"failures": failures, "exhausted": False, "surplus": False}
+    snapshot = study.get_trials(deepcopy=False)
+    failures = sum(1 for t in counted_trials(snapshot) if t.state == TrialState.FAIL)
+    state: dict[str, Any] = {"failures": failures, "exhausted": False, "surplus": False,
+                             "best_s": _best_complete_s(snapshot)}
     lock = threading.Lock()
+    claim = claim_lock(settings.storage_url, study.study_name)
+    # What a trial's objective learnt, for the callback that follows it in the same thread: the
+    # callback then decides without reading the study again (each read costs a storage round trip).
+    local = threading.local()
 
     def objective(trial: optuna.Trial) -> float:
+        local.last_slot, local.distinct = False, 0
         if stopping.requested():
             raise KeyboardInterrupt
-        trial.set_user_attr(WORKER_ATTR, me)
         candidate = build_candidate(trial, ctx)
         key = candidate.key()
-        # The claim: written before the others' are read (see tuner.claims).
+        trial.set_user_attr(WORKER_ATTR, me)
         trial.set_user_attr(KEY_ATTR, key)
         trial.set_user_attr("candidate", candidate.to_dict())
-        # One read of the study serves the budget, the cache and the claims.
-        trials = study.get_trials(deepcopy=False)
-        if slots_taken(trials, trial.number) >= settings.trials:
+        admission, trials = admit_trial(study, trial, key, settings.trials, cache, claim)
+        if admission.verdict == "surplus":
             # Other processes (or threads) took the last slots since this trial was asked for.
-            trial.set_user_attr(SURPLUS_ATTR, True)
             state["surplus"] = True
             raise Surplus
-        outcome = cache.get(key, trials)
-        if outcome is None:
-            outcome, waited_for = wait_for_claim(study, trial.number, key, cache, stopping.requested, trials)
-            if waited_for is not None:
-                trial.set_user_attr("waited_for", waited_for)
+        local.last_slot = admission.last_slot
+        local.distinct = cache.distinct(trials) + (admission.verdict != "cached")
+        with lock:
+            state["best_s"] = min(state["best_s"], _best_complete_s(trials))
+        outcome = admission.outcome
+        if admission.verdict == "wait":
+            trial.set_user_attr("waited_for", admission.holder)
+            outcome = wait_for_holder(study, trial, key, cache, claim, stopping.requested)
+            if outcome is None and stopping.requested():
+                raise KeyboardInterrupt
         cached = outcome is not None
         if outcome is None:
             progress.candidate(trial.number, candidate.describe())
@@ -370,11 +373,12 @@ def run_trials(
         with lock:
             if outcome.failure_kind:
                 state["failures"] += 1
-            best = best_value_ms(study)
             if status == "COMPLETE" and outcome.value_s is not None:
-                best = min(best if best is not None else float("inf"), outcome.value_s * 1e3)
+                state["best_s"] = min(state["best_s"], outcome.value_s)
+            best = state["best_s"] * 1e3 if state["best_s"] < float("inf") else None
             if tracker is not None:
-                retried = study._storage.get_trial(trial._trial_id).system_attrs.get("retry_history")
+                me_then = next((t for t in trials if t.number == trial.number), None)
+                retried = me_then.system_attrs.get("retry_history") if me_then is not None else None
                 if retried:
                     tracker.mark_retried(retried, trial.number)
                 tracker.log_trial(trial.number, outcome, dict(trial.params), baseline_s=baseline_s, cached=cached,
@@ -390,13 +394,10 @@ def run_trials(
     rng = random.Random(settings.seed)
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        if stopping.requested() or state["surplus"]:
+        if stopping.requested() or state["surplus"] or getattr(local, "last_slot", False):
+            # The last slot is taken: the trials still running elsewhere fill the budget.
             study.stop()
-            return
-        trials = study.get_trials(deepcopy=False)
-        if len(counted_trials(trials)) >= settings.trials:
-            study.stop()
-        elif cache.distinct(trials) >= total_candidates:
+        elif getattr(local, "distinct", 0) >= total_candidates:
             state["exhausted"] = True
             study.stop()
         elif trial.user_attrs.get("cached"):
@@ -469,9 +470,10 @@ def _make_evaluator(workload: Workload, ctx: SpaceContext, settings: TuneSetting
 
 def unseen_params(study: optuna.Study, ctx: SpaceContext) -> list[dict[str, Any]]:
     """Params of the candidates no trial of the study has evaluated or is about to."""
-    seen = {json.dumps(t.params, sort_keys=True, default=str) for t in study.get_trials(deepcopy=False)}
+    trials = study.get_trials(deepcopy=False)  # one read: each costs a storage round trip
+    seen = {json.dumps(t.params, sort_keys=True, default=str) for t in trials}
     seen |= {json.dumps(t.system_attrs.get("fixed_params", {}), sort_keys=True, default=str)
-             for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+             for t in trials if t.state == TrialState.WAITING}
     return [p for p in all_params(ctx) if json.dumps(p, sort_keys=True, default=str) not in seen]
 
 
