@@ -3,8 +3,8 @@
 Every process and thread that works on a study takes the same lock, so it must live where the
 storage lives:
 
-* SQLite and journal files: an ``fcntl.flock`` on a file beside the database (one host; the
-  kernel releases it when a process dies, even by ``kill -9``).
+* SQLite and journal files: an ``fcntl.flock`` on a file beside the database, shared by the
+  studies in it (one host; the kernel releases it when a process dies, even by ``kill -9``).
 * PostgreSQL: a transaction-level advisory lock (``pg_advisory_xact_lock``) on the study's server,
   keyed by the study name: processes on several machines share it, and the server releases it
   when a holder's connection drops.
@@ -39,8 +39,8 @@ def _local_lock(url: str, study_name: str) -> threading.Lock:
         return _LOCAL.setdefault((url, study_name), threading.Lock())
 
 
-def lock_file(url: str, study_name: str) -> Path | None:
-    """The lock file of a file-backed storage (SQLite or journal), None for other storages."""
+def lock_file(url: str) -> Path | None:
+    """The claim lock file of a file-backed storage (SQLite or journal), None for other storages."""
     if url.startswith(JOURNAL_PREFIX):
         path = url[len(JOURNAL_PREFIX):]
         db = Path(path[2:] if path.startswith("//") else path)
@@ -51,8 +51,9 @@ def lock_file(url: str, study_name: str) -> Path | None:
         db = found
     else:
         return None
-    digest = hashlib.sha256(study_name.encode()).hexdigest()[:16]
-    return db.parent / f".{db.name}.claims-{digest}.lock"
+    # One per database file, shared by its studies: an admission holds it for milliseconds, and
+    # an output dir keeps one lock file however many studies it holds.
+    return db.parent / f".{db.name}.claims.lock"
 
 
 def advisory_key(study_name: str) -> int:
@@ -101,7 +102,7 @@ def claim_lock(url: str, study_name: str) -> Callable[[], AbstractContextManager
         A factory of context managers: ``with lock(): ...`` holds the lock for the body.
     """
     local = _local_lock(url, study_name)
-    path = lock_file(url, study_name)
+    path = lock_file(url)
     is_postgres = url.startswith("postgresql")
 
     @contextlib.contextmanager

@@ -46,10 +46,12 @@ def test_two_studies_in_one_output_dir_at_once_each_get_their_own_results(tmp_pa
         runs = client.search_runs([experiment.experiment_id])
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
         assert len(runs) - len(children) == 1 and len(children) == 4
-    # Nothing but the shared stores (with the locks that serialise their creation), one folder per
-    # study, and the worker processes' scratch folder, where each study process has its own.
+    # Nothing but the shared stores (with the locks that serialise their creation, and the one of
+    # the trials' claims), one folder per study, and the worker processes' scratch folder, where
+    # each study process has its own.
     assert {p.name for p in out.iterdir()} <= {"study.db", "mlflow.db", ".study.db.lock", ".mlflow.db.lock",
-                                               "mlruns", "cache", "workers", "first", "second"}
+                                               ".study.db.claims.lock", "mlruns", "cache", "workers", "first",
+                                               "second"}
     scratch = sorted(p.name.rsplit("-", 1)[0] for p in (out / "workers").iterdir())
     assert scratch == ["first", "second"]
     assert not [p for p in out.rglob(".*tmp-*")]
