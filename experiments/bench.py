@@ -178,7 +178,8 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
         if snap is None:
             rows.append({"name": row_name, "role": "tuner", "candidate": None, "total_ms": None, "trial": None,
                          "counted": len(convergence.get("trial", [])),
-                         "error": "no complete trial in the study yet (run --phase tune)"})
+                         "error": "no complete trial in the study (not tuned yet, or every trial failed: "
+                                  "see its failures in the study)"})
             continue
         res = by_name[same.get(row_name, row_name)]
         rec = {**result_dict(res), "name": row_name, "role": "tuner", "trial": snap.trial, "counted": snap.counted,
@@ -252,11 +253,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.data is not None:
                 args.size = registry.prepared_size(args.data)
             out = work / name
-            if args.phase in ("all", "tune"):
+            backends = tuner_backends(workload, args.backends)
+            if args.phase in ("all", "tune") and backends == ():
+                say(f"{name}: no backend here can run it without TensorFlow: not tuning (its tuner rows say so)")
+            elif args.phase in ("all", "tune"):
                 say(f"{name}: tuning up to {args.trials} trials (study in {out})")
                 bench_study.tune(workload, out, device=device, trials=args.trials, timeout_s=args.tune_timeout,
-                                 workers=args.workers, backends=tuner_backends(workload, args.backends),
-                                 progress=RichProgress(console), track=args.track_trials)
+                                 workers=args.workers, backends=backends, progress=RichProgress(console),
+                                 track=args.track_trials)
             if args.phase in ("all", "measure"):
                 args.results.mkdir(parents=True, exist_ok=True)
                 record = measure_workload(args, workload, device, out, stem, say)

@@ -4,7 +4,8 @@ Each ``bench.py`` call measures some workloads and merges their records into
 ``<results>/<date>-<device>[-<tag>].json`` (written atomically); the Markdown is rendered again
 from the whole JSON every time, so several calls (one per workload on the GPU machine) build one
 results file. A convergence plot per workload (best latency vs trial) is written next to them:
-``-<workload>-convergence.html`` (plotly) and, where matplotlib is installed, ``.png``.
+``-<workload>-convergence.html`` (plotly) and ``.png`` (matplotlib), each where its library is
+installed (the GPU machine's image has matplotlib but not plotly).
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ def _yes(v: bool | None) -> str:
 
 def _section(name: str, rec: dict[str, Any]) -> list[str]:
     shapes = "; ".join(f"{s['shapes']} x{s['count']}" for s in rec.get("shapes", []))
+    if len(shapes) > 160:
+        shapes = shapes[:157] + "..."
     m = rec.get("measure", {})
     lines = [f"## {name}: {rec.get('title')}", "",
              f"Stresses: {rec.get('stresses')}. Size `{rec.get('size')}`, {rec.get('samples')} test samples "
@@ -173,8 +176,9 @@ def _section(name: str, rec: dict[str, Any]) -> list[str]:
     if conv.get("trial"):
         done = sum(1 for s in conv["state"] if s == "COMPLETE")
         lines += ["", f"Convergence: {len(conv['trial'])} counted trials ({done} complete), best "
-                  f"{_ms(conv['best_ms'][-1])} ms as the study measured it; plot "
-                  f"`{rec.get('plot_html')}`" + (f", `{rec['plot_png']}`" if rec.get("plot_png") else "") + "."]
+                  f"{_ms(conv['best_ms'][-1])} ms as the study measured it; plot: "
+                  + (", ".join(f"`{rec[k]}`" for k in ("plot_png", "plot_html") if rec.get(k)) or "none (neither "
+                     "matplotlib nor plotly installed)") + "."]
     tun = rec.get("tuning", {})
     if tun:
         lines += ["", f"Tuning: {tun.get('calls')} call(s) of the tune phase, {tun.get('wall_s', 0):.0f} s in all "
@@ -197,21 +201,23 @@ def plot(stem: Path, name: str, convergence: dict[str, Any], lines: dict[str, fl
         lines: Horizontal reference lines (label -> ms), e.g. eager, the best peer, the floor.
 
     Returns:
-        ``{"plot_html": file name, "plot_png": file name}`` (png only with matplotlib).
+        ``{"plot_html": file name, "plot_png": file name}``, each only where its library is installed.
     """
-    import plotly.graph_objects as go
-
     x = list(range(1, len(convergence["trial"]) + 1))
-    fig = go.Figure()
     pts = [(i, v) for i, v in zip(x, convergence["value_ms"], strict=True) if v is not None]
-    fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers", name="trial"))
-    fig.add_trace(go.Scatter(x=x, y=convergence["best_ms"], mode="lines", name="best so far", line_shape="hv"))
-    for label, ms in lines.items():
-        fig.add_hline(y=ms, line_dash="dot", annotation_text=label)
-    fig.update_layout(title=f"{name}: best latency vs trial", xaxis_title="counted trial",
-                      yaxis_title="objective (ms, sum over the test data)", yaxis_type="log")
-    out = {"plot_html": f"{stem.name}-{name}-convergence.html"}
-    fig.write_html(stem.parent / out["plot_html"], include_plotlyjs="cdn")
+    out: dict[str, str] = {}
+    if importlib.util.find_spec("plotly") is not None:
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers", name="trial"))
+        fig.add_trace(go.Scatter(x=x, y=convergence["best_ms"], mode="lines", name="best so far", line_shape="hv"))
+        for label, ms in lines.items():
+            fig.add_hline(y=ms, line_dash="dot", annotation_text=label)
+        fig.update_layout(title=f"{name}: best latency vs trial", xaxis_title="counted trial",
+                          yaxis_title="objective (ms, sum over the test data)", yaxis_type="log")
+        out["plot_html"] = f"{stem.name}-{name}-convergence.html"
+        fig.write_html(stem.parent / out["plot_html"], include_plotlyjs="cdn")
     if importlib.util.find_spec("matplotlib") is not None:
         import matplotlib
 

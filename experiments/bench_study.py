@@ -99,8 +99,8 @@ class Snapshot:
         trial: The winning trial's number.
         candidate: Its candidate.
         objective_ms: Its objective as the study measured it.
-        time_to_n_s: From the first trial's start to the n-th counted trial's end (gaps between
-            calls included when the study ran over several calls).
+        time_to_n_s: From the first trial's start to the last end among the first n counted
+            trials (gaps between calls included when the study ran over several calls).
     """
 
     n: int
@@ -149,7 +149,8 @@ def read_study(out: Path, workload: str, snapshots: list[int]) -> tuple[dict[str
         if not done:
             continue
         win = min(done, key=lambda t: float(t.value or 0.0))
-        end = first[-1].datetime_complete
+        # With several workers the n-th trial by number need not be the last of the n to finish.
+        end = max((t.datetime_complete for t in first if t.datetime_complete is not None), default=None)
         out_snaps.append(Snapshot(n=n, counted=len(first), trial=win.number,
                                   candidate=build_candidate(optuna.trial.FixedTrial(win.params), ctx),
                                   objective_ms=float(win.value or 0.0) * 1e3,

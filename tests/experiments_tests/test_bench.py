@@ -15,15 +15,28 @@ from experiments.peers import NAMES
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+#: A ``sitecustomize`` that hides TensorFlow (and tf2onnx) from a process and its workers, as on the
+#: GPU machine: ``importlib.util.find_spec`` answers None and ``import tensorflow`` fails.
+NO_TF = "import sys\nfor _name in ('tensorflow', 'tf2onnx'):\n    sys.modules[_name] = None\n"
+
+
+def bench(*args: str | Path, hide_tf: Path | None = None) -> subprocess.CompletedProcess[str]:
+    path = str(ROOT)
+    if hide_tf is not None:
+        hide_tf.mkdir(exist_ok=True)
+        (hide_tf / "sitecustomize.py").write_text(NO_TF)
+        path = f"{hide_tf}{os.pathsep}{path}"
+    env = {**os.environ, "PYTHONPATH": path}
     return subprocess.run([sys.executable, str(ROOT / "experiments" / "bench.py"), *map(str, args)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """mlp and tf_asr from prepared small files, 4 trials with a snapshot at 2, two calls into one results file."""
+    """mlp and tf_asr from prepared small files, 4 trials with a snapshot at 2, two calls into one results file.
+
+    tf_asr runs without TensorFlow, as on the GPU machine: from its ONNX export and TF's reference.
+    """
     tmp = tmp_path_factory.mktemp("bench")
     data = tmp / "data"
     prep = bench("--prepare", data, "--size", "small", "--workloads", "mlp,tf_asr")
@@ -32,7 +45,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
               "--repeats", "3", "--rounds", "2", "--results", tmp / "results", "--work-dir", tmp / "work",
               "--date", "2000-01-01", "--tag", "test")
     for workload in ("mlp", "tf_asr"):
-        proc = bench(*common, "--workloads", workload)
+        proc = bench(*common, "--workloads", workload, hide_tf=tmp / "no-tf" if workload == "tf_asr" else None)
         assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((tmp / "results" / "2000-01-01-cpu-test.json").read_text())
     return tmp, doc
@@ -51,7 +64,10 @@ def test_every_row_has_a_figure_or_a_reason(results: tuple[Path, dict]) -> None:
     assert mlp["eager"]["total_ms"] > 0 and mlp["torch.compile default"]["total_ms"] > 0
     assert mlp["TensorFlow"]["error"].startswith("not run")
     tf = {r["name"]: r for r in doc["workloads"]["tf_asr"]["rows"]}
-    assert tf["TensorFlow"]["total_ms"] > 0 and tf["torch.compile default"]["error"].startswith("not run")
+    assert tf["TensorFlow"]["error"] == tf["TensorFlow XLA"]["error"] == "not run: TensorFlow not installed"
+    assert tf["torch.compile default"]["error"].startswith("not run")
+    assert tf["ONNX Runtime default"]["total_ms"] > 0  # the ONNX export, run without TensorFlow
+    assert tf["tuner best @4"]["candidate"].startswith(("onnxruntime", "tvm"))
 
 
 def test_floor_convergence_and_files(results: tuple[Path, dict]) -> None:
