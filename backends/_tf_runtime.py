@@ -210,6 +210,9 @@ def _onnx_bytes(graph_def: bytes, inputs: tuple[str, ...], outputs: tuple[str, .
 def to_onnx(model: TFModel) -> bytes:
     """The model as a serialized ONNX ``ModelProto`` (tf2onnx; converted once per model and process).
 
+    A model that carries its export already (:attr:`TFModel.onnx`, converted on a host with
+    TensorFlow) is not converted again, so that this works without TensorFlow.
+
     Its graph inputs and outputs keep the TF tensor names (``"name:0"``), in the model's order;
     dims TF leaves unknown stay symbolic.
 
@@ -222,6 +225,8 @@ def to_onnx(model: TFModel) -> bytes:
     Raises:
         Exception: Whatever tf2onnx raises (an op it cannot convert, say).
     """
+    if model.onnx is not None:
+        return model.onnx
     return _onnx_bytes(model.graph_def, model.inputs, model.outputs)
 
 

@@ -23,9 +23,9 @@ import datetime
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from backends import get_backend
-from tuner.correctness import TOLERANCES, check_outputs
+from experiments.sidebyside import run_side_by_side
 from tuner.devices import device_name, resolve_device
 from tuner.measure import MeasureConfig
 from tuner.records import Candidate
@@ -94,46 +94,18 @@ def main() -> int:
         cfg = json.loads(args.best_config.read_text())
         entries["tuned (best_config.json)"] = Candidate.from_dict(cfg)
     config = MeasureConfig(warmup=5, repeats=30)
-    built = {}
-    compile_s = {}
-    failed: dict[str, str] = {}
-    for name, cand in entries.items():
-        print(f"building {name} ...", flush=True)
-        res = get_backend(cand.backend, cache_dir=args.cache_dir).build(workload, cand)
-        if res.built is None:
-            print(f"{name}: build failed: {res.error_msg}", flush=True)
-            failed[name] = f"build failed: {res.error_msg}"
-            continue
-        built[name] = (cand, res.built)
-        compile_s[name] = res.built.build_s
-        if res.built.tuning_s:
-            print(f"{name}: {res.built.tuning_s:.1f} s of MetaSchedule tuning", flush=True)
-    totals: dict[str, list[float]] = {n: [] for n in built}
-    errors: dict[str, float] = {}
-    for r in range(args.rounds):
-        for name, (cand, b) in built.items():
-            m = get_backend(cand.backend).measure(b, workload, config)
-            if not m.ok or m.outputs is None:
-                print(f"{name}: run failed: {m.error_msg}", flush=True)
-                continue
-            if r == 0:
-                compile_s[name] += m.warmup_s
-                verdict = check_outputs(m.outputs, workload.reference, TOLERANCES["o2" if cand.precision != "fp32"
-                                                                                 else "o1"])
-                errors[name] = verdict.max_abs_err
-                if not verdict.ok:
-                    print(f"{name}: WRONG: {verdict.detail}", flush=True)
-            totals[name].append(m.total_s)
-    base = min(totals["eager"])
-    rows = []
-    for name, vals in totals.items():
-        if not vals:
-            continue
-        best = min(vals)
-        rows.append({"name": name, "candidate": built[name][0].describe(), "total_ms": best * 1e3,
-                     "per_sample_ms": best * 1e3 / len(workload.samples),
-                     "rounds_ms": [round(v * 1e3, 4) for v in vals], "spread": (max(vals) - best) / best,
-                     "speedup_vs_eager": base / best, "compile_s": compile_s[name], "max_abs_err": errors.get(name)})
+    results = run_side_by_side(workload, entries, config, rounds=args.rounds, cache_dir=args.cache_dir,
+                               say=lambda line: print(line, flush=True))
+    failed = {r.name: str(r.error) for r in results if not r.ok}
+    ok = {r.name: r for r in results if r.ok}
+    base = ok["eager"].total_ms or float("nan")
+    rows: list[dict[str, Any]] = []
+    for r in ok.values():
+        best = float(r.total_ms or 0.0)
+        rows.append({"name": r.name, "candidate": r.candidate, "total_ms": best,
+                     "per_sample_ms": best / len(workload.samples), "rounds_ms": [round(v, 4) for v in r.rounds_ms],
+                     "spread": (max(r.rounds_ms) - best) / best, "speedup_vs_eager": base / best,
+                     "compile_s": r.compile_s, "max_abs_err": r.max_abs_err})
     dev = device_name(device)
     today = datetime.date.today().isoformat()
     lines = [f"# Demo decoder, side by side ({today}, {dev})", "",

@@ -65,6 +65,8 @@ class TFModel:
         outputs: Output tensor names, in the order of the reference outputs.
         source: Where it came from (a path, or ``"GraphDef object"``).
         signature: For a SavedModel, the signature that was frozen; else None.
+        onnx: The graph's ONNX export (tf2onnx), when it was converted ahead of time: a host
+            without TensorFlow (the GPU machine) then runs the ONNX-based backends on it.
     """
 
     graph_def: bytes
@@ -72,6 +74,7 @@ class TFModel:
     outputs: tuple[str, ...]
     source: str
     signature: str | None = None
+    onnx: bytes | None = dataclasses.field(default=None, repr=False)
 
     def parse(self) -> Any:
         """A fresh ``tf.compat.v1.GraphDef`` parsed from :attr:`graph_def`."""

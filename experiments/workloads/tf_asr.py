@@ -16,15 +16,23 @@ at several memory lengths), so that
          --outputs score,seq_id --test-data OUT_DIR/test_bc4.npy --test-data OUT_DIR/test_samples.npy
 
 It is kept small (a few ms per sample on a CPU core) so that a CPU study is practical.
+
+For a host without TensorFlow (the GPU machine), :func:`prepare` writes the ONNX export, the test
+samples and plain TensorFlow's reference outputs on a host with TensorFlow, and
+:func:`load_prepared` makes the tuner's workload from those files alone.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from tuner.workload import Workload
 
 INPUTS: tuple[str, str] = ("encoder_memory_placeholder", "encoder_memory_length_placeholder")
 OUTPUTS: tuple[str, str] = ("score", "seq_id")
@@ -162,6 +170,87 @@ def write_files(out: Path, seed: int = 0) -> dict[str, Path]:
     np.save(out / "test_bc4.npy", samples[0], allow_pickle=True)
     np.save(out / "test_samples.npy", np.array(samples[1:], dtype=object), allow_pickle=True)
     return {"model": out / "frozen.pb", "test_bc4": out / "test_bc4.npy", "samples": out / "test_samples.npy"}
+
+
+def flops(batch: int, time: int) -> float:
+    """Floating-point operations of one run (a multiply-add counts 2), counted from the graph's matmuls.
+
+    Only the matrix products and the attention's element-wise work over the memory are counted
+    (the rest is O(batch x width) per step): the floor this feeds is a lower bound anyway.
+
+    Args:
+        batch: Batch size.
+        time: Padded memory length.
+
+    Returns:
+        The count.
+    """
+    keys = 2 * batch * time * DIM * ATTN
+    init = batch * time * DIM + 2 * batch * DIM * HIDDEN
+    x = HIDDEN + DIM + HIDDEN
+    per_step = (2 * batch * HIDDEN * ATTN            # query projection
+                + batch * time * ATTN * 2             # keys + query, tanh
+                + 2 * batch * time * ATTN             # energy (dot with v)
+                + 2 * batch * time * DIM              # context
+                + 2 * batch * x * 2 * HIDDEN          # GRU gates
+                + 2 * batch * x * HIDDEN              # GRU candidate
+                + 2 * batch * (HIDDEN + DIM) * VOCAB)  # output projection
+    return float(keys + init + STEPS * per_step)
+
+
+#: Files :func:`prepare` writes.
+PREPARED = ("frozen.pb", "model.onnx", "test_data.pt", "reference.pt", "meta.json")
+
+
+def prepare(out: Path, times: tuple[int, ...] = TIMES) -> None:
+    """Write what a host without TensorFlow needs: the ONNX export, the samples, TF's reference outputs.
+
+    Needs TensorFlow and tf2onnx (the CPU side).
+
+    Args:
+        out: The folder (created if missing).
+        times: Memory lengths of the samples.
+    """
+    from backends._tf_runtime import to_onnx
+    from tuner.workload import make_workload
+
+    out.mkdir(parents=True, exist_ok=True)
+    graph_def = build_graph_def()
+    workload = make_workload(graph_def, make_samples(times), "cpu", name="tf_asr", inputs=list(INPUTS),
+                             outputs=list(OUTPUTS))
+    model = workload.model
+    (out / "frozen.pb").write_bytes(model.graph_def)
+    (out / "model.onnx").write_bytes(to_onnx(model))
+    torch.save([tuple(s) for s in workload.samples], out / "test_data.pt")
+    torch.save([tuple(r) for r in workload.reference], out / "reference.pt")
+    meta = {"inputs": list(model.inputs), "outputs": list(model.outputs), "fingerprint": workload.fingerprint,
+            "flops": [flops(int(s[0].shape[0]), int(s[0].shape[1])) for s in workload.samples]}
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_prepared(directory: Path, device: str) -> Workload:
+    """The tuner's workload from :func:`prepare`'s files, without TensorFlow.
+
+    The model carries its ONNX export, so the ``onnxruntime`` and ``tvm`` backends run it; the
+    reference outputs are plain TensorFlow's, computed where TensorFlow ran.
+
+    Args:
+        directory: What :func:`prepare` wrote.
+        device: ``"cpu"`` or ``"gpu"``.
+
+    Returns:
+        The workload (samples on the CPU, as every TF workload's).
+    """
+    from tuner.tf_model import FRAMEWORK, TFModel
+
+    meta = json.loads((directory / "meta.json").read_text())
+    model = TFModel(graph_def=(directory / "frozen.pb").read_bytes(), inputs=tuple(meta["inputs"]),
+                    outputs=tuple(meta["outputs"]), source=str(directory / "frozen.pb"),
+                    onnx=(directory / "model.onnx").read_bytes())
+    samples = tuple(tuple(s) for s in torch.load(directory / "test_data.pt", weights_only=True))
+    reference = tuple(tuple(r) for r in torch.load(directory / "reference.pt", weights_only=True))
+    return Workload(name="tf_asr", framework=FRAMEWORK, model=model, samples=samples, reference=reference,
+                    device=device, source=model.source, fingerprint=str(meta["fingerprint"]))
 
 
 if __name__ == "__main__":

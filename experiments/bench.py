@@ -1,0 +1,289 @@
+"""The tuner against every peer, side by side on one device: the benchmark suite (issue 6).
+
+    # On a host with TensorFlow (the CPU side): write the workloads' test data, the TF workload's
+    # ONNX export and TF's reference outputs.
+    PYTHONPATH=. python experiments/bench.py --prepare bench-data --workloads all
+    # On the device, one workload (or one part) per call; the calls merge into one results file.
+    PYTHONPATH=. python experiments/bench.py --data bench-data --workloads mlp --device gpu \\
+        --trials 200 --snapshot 50 --results experiments/results
+
+For each workload, in one process on one device: the peers at their defaults
+(``experiments/peers.py``: eager, torch.compile default and max-autotune, TorchScript, TVM's
+default pipeline, ONNX Runtime / TensorFlow / TF+XLA for the TF workload), and the tuner's best
+after ``--snapshot`` and after ``--trials`` trials, rebuilt from its study and measured next to
+them (``experiments/sidebyside.py``). Each figure is also given as a multiple of the device's
+floor (``experiments/floor.py``). Writes ``<results>/<date>-<device>[-<tag>].{json,md}``, a
+convergence plot per workload, and one MLflow run per workload (experiment ``bench``).
+
+Phases (``--phase``): ``tune`` runs (or continues) the tuner's study up to ``--trials``, at most
+``--tune-timeout`` seconds per call; ``measure`` measures the peers and the study's snapshots and
+writes the results; ``all`` (default) does both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+from typing import Any
+
+from experiments import bench_report, bench_study
+from experiments.floor import Floor, SampleCost, floor_from_costs, io_bytes, onnx_weight_bytes, peak_for, torch_floor
+from experiments.peers import peers_for
+from experiments.sidebyside import Result, result_dict, run_side_by_side
+from experiments.workloads import registry
+from tuner.devices import device_name, hardware_context, resolve_device
+from tuner.errors import UserError
+from tuner.measure import MeasureConfig
+from tuner.progress import RichProgress
+from tuner.records import Candidate
+from tuner.workload import Workload
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prepare", type=Path, metavar="DIR",
+                    help="write the workloads' files into DIR and exit (needs TensorFlow for tf_asr)")
+    ap.add_argument("--data", type=Path, metavar="DIR", help="prepared files (required for tf_asr)")
+    ap.add_argument("--workloads", default="all", help=f"comma list of {','.join(registry.WORKLOADS)}, or all")
+    ap.add_argument("--size", choices=registry.SIZES, default="full", help="workload size (small: CPU smoke runs)")
+    ap.add_argument("--device", default="auto", help="cpu, gpu or auto")
+    ap.add_argument("--trials", type=int, default=200, help="the tuner's trial budget (the final snapshot)")
+    ap.add_argument("--snapshot", type=int, default=50, help="also measure the tuner's best after this many trials")
+    ap.add_argument("--phase", choices=("all", "tune", "measure"), default="all")
+    ap.add_argument("--tune-timeout", type=float, help="seconds for this call's trial loop (the next call continues)")
+    ap.add_argument("--workers", type=int, help="tuner worker processes (default: the tuner's)")
+    ap.add_argument("--backends", help="comma list of backends the tuner searches (default: every available one)")
+    ap.add_argument("--track-trials", action="store_true", help="let the tuner log every trial to MLflow too")
+    ap.add_argument("--peers", help="comma list of peer rows to measure (default: all; others get a reason)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--level", choices=("o1", "o2"), default="o1", help="correctness level of the peers' check")
+    ap.add_argument("--work-dir", type=Path, default=Path("bench-work"), help="studies, tuner outputs, MLflow store")
+    ap.add_argument("--results", type=Path, default=Path("experiments/results"))
+    ap.add_argument("--tag", default="", help="suffix of the results files' names")
+    ap.add_argument("--label", default="", help="a line shown at the top of the Markdown (e.g. 'CPU smoke run')")
+    ap.add_argument("--date", default=datetime.date.today().isoformat())
+    ap.add_argument("--mlflow-uri", help="tracking URI (default sqlite:///<work-dir>/mlflow.db)")
+    ap.add_argument("--no-mlflow", action="store_true")
+    args = ap.parse_args(argv)
+    if args.trials < 1 or args.snapshot < 1:
+        raise UserError("--trials and --snapshot must be at least 1", "pass e.g. --trials 200 --snapshot 50")
+    return args
+
+
+def device_tag(device: str) -> str:
+    """Short device name for file names: ``cpu``, ``h100``, ``h200`` or ``gpu``."""
+    if device != "gpu":
+        return "cpu"
+    peak = peak_for(device)
+    name = (peak.name if peak else "").lower()
+    return next((t for t in ("h100", "h200") if t in name), "gpu")
+
+
+def floor_of(workload: Workload, data: Path | None, device: str) -> Floor:
+    """The workload's floor on this device (see :mod:`experiments.floor`).
+
+    Raises:
+        ValueError: When there are no peak figures for this device.
+    """
+    peak = peak_for(device)
+    if peak is None:
+        raise ValueError(f"no peak figures for {device_name(device)} in experiments/floor.py's GPU_PEAKS")
+    if workload.framework == "torch":
+        return torch_floor(workload.model, workload.samples, device, peak)
+    # The TF workload: FLOPs counted from the graph's dims when it was prepared; weights from its ONNX export.
+    import json
+
+    assert data is not None
+    meta = json.loads((data / workload.name / "meta.json").read_text())
+    weights = onnx_weight_bytes(workload.model.onnx)
+    costs = [SampleCost(flops=float(f), bytes=float(weights + io_bytes(s, r)), launches=None)
+             for f, s, r in zip(meta["flops"], workload.samples, workload.reference, strict=True)]
+    return floor_from_costs(costs, peak)
+
+
+def tuner_backends(workload: Workload, requested: str | None) -> tuple[str, ...] | None:
+    """The tuner's backends: as asked, else all, but without TF-only ones where TensorFlow is missing."""
+    if requested:
+        return tuple(b.strip() for b in requested.split(",") if b.strip())
+    if workload.framework == "tf" and not registry.tf_installed():
+        from backends import available_backends
+
+        # Plain TF (eager on a TF workload) is not there to run: leave it out of the search.
+        return tuple(b for b in available_backends("tf", workload.device) if b not in ("eager", "tf_graph", "tf_xla"))
+    return None
+
+
+def measure_workload(args: argparse.Namespace, workload: Workload, device: str, out: Path, stem: Path,
+                     say: Any) -> dict[str, Any]:
+    """Peers and the tuner's snapshots side by side, the floor, the convergence: the workload's record."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    name = workload.name
+    spec = registry.WORKLOADS[name]
+    wanted = {p.strip() for p in args.peers.split(",")} if args.peers else None
+    entries: dict[str, Candidate] = {}
+    reasons: dict[str, str] = {}
+    for peer in peers_for(spec.framework, device):
+        if peer.candidate is None:
+            reasons[peer.name] = str(peer.reason)
+        elif wanted is not None and peer.name not in wanted:
+            reasons[peer.name] = "not run: left out by --peers"
+        else:
+            entries[peer.name] = peer.candidate
+    snaps_n = sorted({args.snapshot, args.trials})
+    convergence: dict[str, Any] = {}
+    snaps: list[bench_study.Snapshot] = []
+    if bench_study.counted(out, name):
+        convergence, snaps = bench_study.read_study(out, name, snaps_n)
+    same: dict[str, str] = {}
+    by_trial: dict[int, str] = {}
+    for s in snaps:
+        row = f"tuner best @{s.n}"
+        if s.trial in by_trial:
+            same[row] = by_trial[s.trial]  # the same candidate: built and measured once
+        else:
+            by_trial[s.trial] = row
+            entries[row] = s.candidate
+    config = MeasureConfig(warmup=args.warmup, repeats=args.repeats)
+    total = len(entries) * (1 + args.rounds)
+    with Progress(TextColumn(f"[bold]{name}: side by side"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True) as bar:
+        task = bar.add_task("measure", total=total)
+        results = run_side_by_side(workload, entries, config, rounds=args.rounds, level=args.level,
+                                   cache_dir=out / "cache", say=say, step=lambda: bar.advance(task))
+    by_name: dict[str, Result] = {r.name: r for r in results}
+    try:
+        floor: Floor | None = floor_of(workload, args.data, device)
+        floor_rec = floor.to_dict() if floor else {}
+    except Exception as e:  # noqa: BLE001 - a floor that cannot be estimated is reported, not fatal
+        floor, floor_rec = None, {"error": f"{type(e).__name__}: {e}"}
+    rows: list[dict[str, Any]] = []
+    for peer_name in [p.name for p in peers_for(spec.framework, device)]:
+        if peer_name in by_name:
+            rows.append({**result_dict(by_name[peer_name]), "role": "peer"})
+        else:
+            rows.append({"name": peer_name, "role": "peer", "candidate": None, "total_ms": None,
+                         "error": reasons[peer_name]})
+    calls = bench_study.tune_calls(out)
+    tuning_total = sum(c["wall_s"] for c in calls)
+    for n in snaps_n:
+        row_name = f"tuner best @{n}"
+        snap = next((s for s in snaps if s.n == n), None)
+        if snap is None:
+            rows.append({"name": row_name, "role": "tuner", "candidate": None, "total_ms": None, "trial": None,
+                         "counted": len(convergence.get("trial", [])),
+                         "error": "no complete trial in the study (not tuned yet, or every trial failed: "
+                                  "see its failures in the study)"})
+            continue
+        res = by_name[same.get(row_name, row_name)]
+        rec = {**result_dict(res), "name": row_name, "role": "tuner", "trial": snap.trial, "counted": snap.counted,
+               "objective_ms": snap.objective_ms, "tuning_s": snap.time_to_n_s}
+        if snap.counted < n:
+            rec["error"] = (f"{res.error + '; ' if res.error else ''}the study counts only {snap.counted} trials "
+                            f"(best of those)")
+        rows.append(rec)
+    ok_peers = [r for r in rows if r["role"] == "peer" and r.get("total_ms") and not r.get("error")]
+    best_peer = min((r["total_ms"] for r in ok_peers), default=None)
+    eager = next((r["total_ms"] for r in rows if r["name"] in ("eager", "TensorFlow") and r.get("total_ms")), None)
+    for r in rows:
+        t = r.get("total_ms")
+        r["vs_eager"] = eager / t if t and eager else None
+        r["vs_best_peer"] = best_peer / t if t and best_peer else None
+        r["x_floor"] = floor.times(t / 1e3) if t and floor else None
+    record: dict[str, Any] = {
+        "workload": name, "title": spec.title, "stresses": spec.stresses, "framework": spec.framework,
+        "size": args.size, "device": device_tag(device), "device_name": device_name(device), "date": args.date,
+        "trials": args.trials, "snapshot": args.snapshot, "command": " ".join(["python", *sys.argv]),
+        "samples": len(workload.samples), "shapes": workload.shapes_summary(),
+        "measure": {"warmup": config.warmup, "repeats": config.repeats, "rounds": args.rounds, "level": args.level},
+        "rows": rows, "floor": floor_rec, "convergence": convergence,
+        "tuning": {"calls": len(calls), "wall_s": tuning_total, "per_call": calls},
+    }
+    record["targets"] = bench_report.targets(record, args.trials, args.snapshot if args.snapshot < args.trials
+                                             else None)
+    final = next((r for r in rows if r["name"] == f"tuner best @{args.trials}"), None)
+    if final and final.get("total_ms"):
+        record["losses"] = [f"tuner best @{args.trials} ({final['total_ms']:.3f} ms) is slower than {p['name']} "
+                            f"({p['total_ms']:.3f} ms)" for p in ok_peers if p["total_ms"] < final["total_ms"]]
+    if convergence.get("trial"):
+        lines = {"eager": eager} if eager else {}
+        if best_peer:
+            lines["best peer"] = best_peer
+        if floor:
+            lines["floor"] = floor.floor_s * 1e3
+        record.update(bench_report.plot(stem, name, convergence, lines))
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (see the module docstring)."""
+    from rich.console import Console
+
+    console = Console(stderr=True, log_path=False)
+
+    def say(text: str) -> None:
+        console.log(text, markup=False, highlight=False)
+
+    try:
+        args = parse_args(argv)
+        names = registry.parse_names(args.workloads)
+        if args.prepare:
+            manifest = registry.prepare(names, args.size, args.prepare)
+            say(f"prepared {', '.join(names)} ({args.size}) in {args.prepare}: {manifest}")
+            return 0
+        if args.data is None and any(registry.WORKLOADS[n].framework == "tf" for n in names):
+            # Checked before any workload runs, so that nothing is half done.
+            raise UserError("tf_asr is measured from prepared files (its ONNX export and TF's reference outputs)",
+                            "run bench.py --prepare DIR where TensorFlow is installed and pass --data DIR")
+        device = resolve_device(args.device)
+        tag = device_tag(device)
+        stem = bench_report.results_stem(args.results, args.date, tag, args.tag)
+        work = args.work_dir / tag
+        uri = args.mlflow_uri or f"sqlite:///{(args.work_dir / 'mlflow.db').resolve()}"
+        records: dict[str, dict[str, Any]] = {}
+        for name in names:
+            say(f"workload {name}: loading on {device}")
+            workload = registry.load(name, args.size, device, args.data)
+            if args.data is not None:
+                args.size = registry.prepared_size(args.data)
+            out = work / name
+            backends = tuner_backends(workload, args.backends)
+            if args.phase in ("all", "tune") and backends == ():
+                say(f"{name}: no backend here can run it without TensorFlow: not tuning (its tuner rows say so)")
+            elif args.phase in ("all", "tune"):
+                say(f"{name}: tuning up to {args.trials} trials (study in {out})")
+                bench_study.tune(workload, out, device=device, trials=args.trials, timeout_s=args.tune_timeout,
+                                 workers=args.workers, backends=backends, progress=RichProgress(console),
+                                 track=args.track_trials)
+            if args.phase in ("all", "measure"):
+                args.results.mkdir(parents=True, exist_ok=True)
+                record = measure_workload(args, workload, device, out, stem, say)
+                if not args.no_mlflow:
+                    from experiments.bench_mlflow import log_record
+
+                    plots = [args.results / record[k] for k in ("plot_html", "plot_png") if record.get(k)]
+                    record["mlflow_run_id"] = log_record(uri, args.work_dir / "mlartifacts", record, plots)
+                    record["mlflow_uri"] = uri
+                records[name] = record
+                # Merged after every workload: a call cut short keeps what it measured.
+                header = {"date": args.date, "device": tag, "device_name": device_name(device),
+                          "context": hardware_context(device), "label": args.label}
+                bench_report.merge(stem, header, {name: record})
+                say(f"{name}: merged into {stem}.json / .md")
+        if records:
+            print(bench_report.render({"date": args.date, "device_name": device_name(device), "label": args.label,
+                                       "workloads": records}))
+        return 0
+    except UserError as e:
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""The benchmark's results files: one JSON and one Markdown per date and device, built up workload by workload.
+
+Each ``bench.py`` call measures some workloads and merges their records into
+``<results>/<date>-<device>[-<tag>].json`` (written atomically); the Markdown is rendered again
+from the whole JSON every time, so several calls (one per workload on the GPU machine) build one
+results file. A convergence plot per workload (best latency vs trial) is written next to them:
+``-<workload>-convergence.html`` (plotly) and ``.png`` (matplotlib), each where its library is
+installed (the GPU machine's image has matplotlib but not plotly).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+from tuner.artifact import write_json
+
+#: The issue's targets (H100, o1).
+TARGET_SPEEDUP = 1.10
+TARGET_SNAPSHOT = 0.95
+TARGET_DEMO_VS_EAGER = 2.45
+
+
+def results_stem(results: Path, date: str, device: str, tag: str) -> Path:
+    """``<results>/<date>-<device>[-<tag>]`` (add ``.json``/``.md``)."""
+    return results / f"{date}-{device}{'-' + tag if tag else ''}"
+
+
+def merge(stem: Path, header: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Merge workload records into the results JSON (atomically) and render the Markdown again.
+
+    Args:
+        stem: :func:`results_stem`.
+        header: Date, device, context and labels of this call (replaces the old header).
+        records: Workload name -> record.
+
+    Returns:
+        The merged document.
+    """
+    path = stem.with_suffix(".json")
+    doc: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    workloads = {**doc.get("workloads", {}), **records}
+    doc = {**doc, **header, "workloads": workloads}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, doc)
+    md = stem.with_suffix(".md")
+    tmp = md.with_name(f".{md.name}.tmp")
+    tmp.write_text(render(doc))
+    tmp.replace(md)
+    return doc
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}" if v < 100 else f"{v:.1f}"
+
+
+def _x(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def targets(record: dict[str, Any], final: int, snap: int | None) -> dict[str, Any]:
+    """The issue's targets for one workload's record.
+
+    Args:
+        record: A workload record (its rows).
+        final: The final trial count (e.g. 200).
+        snap: The snapshot count (e.g. 50), None when none.
+
+    Returns:
+        ``speedup_vs_best_peer`` (tuner@final), ``ge_target`` (>= 1.10x), ``not_slower``,
+        ``snapshot_share`` (tuner@final time / tuner@snap time, i.e. @snap's speed as a share of
+        @final's), ``snapshot_ok`` (>= 0.95), ``vs_eager`` (tuner@final).
+    """
+    rows = {r["name"]: r for r in record["rows"]}
+    peers = [r for r in record["rows"] if r["role"] == "peer" and r.get("total_ms")]
+    best_peer = min(peers, key=lambda r: r["total_ms"]) if peers else None
+    t_final = rows.get(f"tuner best @{final}", {}).get("total_ms")
+    t_snap = rows.get(f"tuner best @{snap}", {}).get("total_ms") if snap else None
+    eager = rows.get("eager", {}).get("total_ms") or rows.get("TensorFlow", {}).get("total_ms")
+    out: dict[str, Any] = {"best_peer": best_peer["name"] if best_peer else None,
+                           "best_peer_ms": best_peer["total_ms"] if best_peer else None}
+    sp = best_peer["total_ms"] / t_final if best_peer and t_final else None
+    out.update(speedup_vs_best_peer=sp, ge_target=None if sp is None else sp >= TARGET_SPEEDUP,
+               not_slower=None if sp is None else sp >= 1.0)
+    share = t_final / t_snap if t_final and t_snap else None
+    out.update(snapshot_share=share, snapshot_ok=None if share is None else share >= TARGET_SNAPSHOT,
+               vs_eager=eager / t_final if eager and t_final else None)
+    return out
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The Markdown of a results document."""
+    lines = [f"# Benchmarks: the tuner against its peers ({doc.get('date')}, {doc.get('device_name')})", ""]
+    if doc.get("label"):
+        lines += [f"**{doc['label']}**", ""]
+    lines += ["Each workload's rows were built and measured side by side in one process on one device: "
+              "each figure is the fastest of alternating rounds of the sum over the test samples of each "
+              "sample's median latency (DESIGN.md's protocol: warm-up and first call per shape excluded). "
+              "`tuner best @N` is the best candidate among the study's first N counted trials, rebuilt and "
+              "measured here next to the peers. `x floor` is the figure as a multiple of the device's limit "
+              "(`experiments/floor.py`).", ""]
+    ctx = doc.get("context", {})
+    if ctx:
+        versions = ", ".join(f"{k} {v}" for k, v in ctx.get("versions", {}).items())
+        lines += [f"Host: {ctx.get('device_name')}; Python {ctx.get('python')}; {versions}.", ""]
+    works = doc.get("workloads", {})
+    summary = ["## Targets", "",
+               f"Targets (H100, o1): tuner @final >= {TARGET_SPEEDUP:.2f}x the best peer on >= 4 of 5 workloads and "
+               f"never slower; @snapshot >= {TARGET_SNAPSHOT:.0%} of @final on >= 3; demo >= "
+               f"{TARGET_DEMO_VS_EAGER}x eager.", "",
+               "| workload | best peer | tuner @final vs best peer | >= 1.10x | not slower | @snapshot share "
+               "of @final | >= 95% | tuner @final vs eager |", "|---|---|---:|---|---|---:|---|---:|"]
+    met = {"speed": 0, "snap": 0, "slower": 0}
+    for name, rec in works.items():
+        t = rec.get("targets", {})
+        met["speed"] += bool(t.get("ge_target"))
+        met["snap"] += bool(t.get("snapshot_ok"))
+        met["slower"] += t.get("not_slower") is False
+        summary.append(f"| {name} | {t.get('best_peer') or '-'} | {_x(t.get('speedup_vs_best_peer'))} | "
+                       f"{_yes(t.get('ge_target'))} | {_yes(t.get('not_slower'))} | "
+                       f"{'-' if t.get('snapshot_share') is None else format(t['snapshot_share'], '.0%')} | "
+                       f"{_yes(t.get('snapshot_ok'))} | {_x(t.get('vs_eager'))} |")
+    summary += ["", f"Workloads at >= 1.10x: {met['speed']} of {len(works)}; slower than the best peer: "
+                f"{met['slower']}; snapshot >= 95 %: {met['snap']} of {len(works)}.", ""]
+    lines += summary
+    for name, rec in works.items():
+        lines += _section(name, rec)
+    return "\n".join(lines) + "\n"
+
+
+def _yes(v: bool | None) -> str:
+    return "-" if v is None else "yes" if v else "**no**"
+
+
+def _section(name: str, rec: dict[str, Any]) -> list[str]:
+    shapes = "; ".join(f"{s['shapes']} x{s['count']}" for s in rec.get("shapes", []))
+    if len(shapes) > 160:
+        shapes = shapes[:157] + "..."
+    m = rec.get("measure", {})
+    lines = [f"## {name}: {rec.get('title')}", "",
+             f"Stresses: {rec.get('stresses')}. Size `{rec.get('size')}`, {rec.get('samples')} test samples "
+             f"({shapes}). {m.get('repeats')} timed calls per sample after {m.get('warmup')} warm-up, best of "
+             f"{m.get('rounds')} rounds. Command: `{rec.get('command')}`", "",
+             "| config | total (ms) | vs eager | vs best peer | x floor | compile (s) | tuning (s) | max abs err | "
+             "note |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rec["rows"]:
+        note = r.get("error") or ""
+        if r["role"] == "tuner":
+            note = (f"trial {r['trial']} of {r['counted']} counted: `{r['candidate']}`" + (f"; {note}" if note else ""))
+        lines.append(f"| {r['name']} | {_ms(r.get('total_ms'))} | {_x(r.get('vs_eager'))} | "
+                     f"{_x(r.get('vs_best_peer'))} | {_x(r.get('x_floor'))} | "
+                     f"{'-' if r.get('compile_s') is None else format(r['compile_s'], '.1f')} | "
+                     f"{'-' if r.get('tuning_s') is None else format(r['tuning_s'], '.0f')} | "
+                     f"{'-' if r.get('max_abs_err') is None else format(r['max_abs_err'], '.1e')} | "
+                     f"{note[:220]} |")
+    fl = rec.get("floor", {})
+    if "floor_ms" in fl:
+        peak = fl["peak"]
+        flops = sum(s["flops"] for s in fl["samples"])
+        nbytes = sum(s["bytes"] for s in fl["samples"])
+        launches = [s["launches"] for s in fl["samples"]]
+        lines += ["", f"Floor: {_ms(fl['floor_ms'])} ms over the test data, mostly {fl['bound']}-bound "
+                  f"(compute {_ms(fl['compute_ms'])} ms: {flops / 1e9:.3g} GFLOP at "
+                  f"{peak['fp32_flops'] / 1e12:.3g} TFLOP/s fp32; memory {_ms(fl['memory_ms'])} ms: "
+                  f"{nbytes / 1e6:.3g} MB at {peak['bandwidth'] / 1e9:.0f} GB/s; one launch "
+                  f"{peak['launch_s'] * 1e6:.1f} us per sample). "
+                  + (f"Eager launches {sum(launches)} kernels over the test data: launch-bound estimate "
+                     f"{_ms(fl['launch_bound_ms'])} ms. " if fl.get("launch_bound_ms") is not None else
+                     "Eager kernel count: not known for this workload. ")
+                  + f"Peak figures: {peak['name']} ({peak['source']})."]
+    elif fl.get("error"):
+        lines += ["", f"Floor: not estimated ({fl['error']})."]
+    conv = rec.get("convergence", {})
+    if conv.get("trial"):
+        done = sum(1 for s in conv["state"] if s == "COMPLETE")
+        lines += ["", f"Convergence: {len(conv['trial'])} counted trials ({done} complete), best "
+                  f"{_ms(conv['best_ms'][-1])} ms as the study measured it; plot: "
+                  + (", ".join(f"`{rec[k]}`" for k in ("plot_png", "plot_html") if rec.get(k)) or "none (neither "
+                     "matplotlib nor plotly installed)") + "."]
+    tun = rec.get("tuning", {})
+    if tun:
+        lines += ["", f"Tuning: {tun.get('calls')} call(s) of the tune phase, {tun.get('wall_s', 0):.0f} s in all "
+                  "(the tuner's whole run: baseline, trials, final check and export)."]
+    losses = rec.get("losses", [])
+    if losses:
+        lines += ["", "Where the tuner loses: " + "; ".join(losses) + "."]
+    if rec.get("mlflow_run_id"):
+        lines += ["", f"MLflow: run `{rec['mlflow_run_id']}` of experiment `bench` in `{rec.get('mlflow_uri')}`."]
+    return [*lines, ""]
+
+
+def plot(stem: Path, name: str, convergence: dict[str, Any], lines: dict[str, float]) -> dict[str, str]:
+    """The convergence plot: each complete trial's objective and the best so far, with peers as lines.
+
+    Args:
+        stem: :func:`results_stem`.
+        name: The workload.
+        convergence: :func:`experiments.bench_study.read_study`'s convergence.
+        lines: Horizontal reference lines (label -> ms), e.g. eager, the best peer, the floor.
+
+    Returns:
+        ``{"plot_html": file name, "plot_png": file name}``, each only where its library is installed.
+    """
+    x = list(range(1, len(convergence["trial"]) + 1))
+    pts = [(i, v) for i, v in zip(x, convergence["value_ms"], strict=True) if v is not None]
+    out: dict[str, str] = {}
+    if importlib.util.find_spec("plotly") is not None:
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers", name="trial"))
+        fig.add_trace(go.Scatter(x=x, y=convergence["best_ms"], mode="lines", name="best so far", line_shape="hv"))
+        for label, ms in lines.items():
+            fig.add_hline(y=ms, line_dash="dot", annotation_text=label)
+        fig.update_layout(title=f"{name}: best latency vs trial", xaxis_title="counted trial",
+                          yaxis_title="objective (ms, sum over the test data)", yaxis_type="log")
+        out["plot_html"] = f"{stem.name}-{name}-convergence.html"
+        fig.write_html(stem.parent / out["plot_html"], include_plotlyjs="cdn")
+    if importlib.util.find_spec("matplotlib") is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        f, ax = plt.subplots(figsize=(7, 4))
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=10, label="trial")
+        ax.step(x, [b if b is not None else float("nan") for b in convergence["best_ms"]], where="post",
+                label="best so far")
+        for label, ms in lines.items():
+            ax.axhline(ms, linestyle=":", color="gray")
+            ax.annotate(label, (x[-1] if x else 1, ms), fontsize=7, ha="right", va="bottom")
+        ax.set_yscale("log")
+        ax.set_xlabel("counted trial")
+        ax.set_ylabel("objective (ms)")
+        ax.set_title(f"{name}: best latency vs trial")
+        ax.legend(fontsize=7)
+        f.tight_layout()
+        out["plot_png"] = f"{stem.name}-{name}-convergence.png"
+        f.savefig(stem.parent / out["plot_png"], dpi=100)
+        plt.close(f)
+    return out
+
+
+__all__ = ["merge", "plot", "render", "results_stem", "targets"]

@@ -1,0 +1,108 @@
+"""experiments/bench.py end to end on the CPU: prepared files, tiny studies, the results and the MLflow runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.peers import NAMES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+#: A ``sitecustomize`` that hides TensorFlow (and tf2onnx) from a process and its workers, as on the
+#: GPU machine: ``importlib.util.find_spec`` answers None and ``import tensorflow`` fails.
+NO_TF = "import sys\nfor _name in ('tensorflow', 'tf2onnx'):\n    sys.modules[_name] = None\n"
+
+
+def bench(*args: str | Path, hide_tf: Path | None = None) -> subprocess.CompletedProcess[str]:
+    path = str(ROOT)
+    if hide_tf is not None:
+        hide_tf.mkdir(exist_ok=True)
+        (hide_tf / "sitecustomize.py").write_text(NO_TF)
+        path = f"{hide_tf}{os.pathsep}{path}"
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.run([sys.executable, str(ROOT / "experiments" / "bench.py"), *map(str, args)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """mlp and tf_asr from prepared small files, 4 trials with a snapshot at 2, two calls into one results file.
+
+    tf_asr runs without TensorFlow, as on the GPU machine: from its ONNX export and TF's reference.
+    """
+    tmp = tmp_path_factory.mktemp("bench")
+    data = tmp / "data"
+    prep = bench("--prepare", data, "--size", "small", "--workloads", "mlp,tf_asr")
+    assert prep.returncode == 0, prep.stderr[-3000:]
+    common = ("--data", data, "--device", "cpu", "--trials", "4", "--snapshot", "2", "--warmup", "1",
+              "--repeats", "3", "--rounds", "2", "--results", tmp / "results", "--work-dir", tmp / "work",
+              "--date", "2000-01-01", "--tag", "test")
+    for workload in ("mlp", "tf_asr"):
+        proc = bench(*common, "--workloads", workload, hide_tf=tmp / "no-tf" if workload == "tf_asr" else None)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp / "results" / "2000-01-01-cpu-test.json").read_text())
+    return tmp, doc
+
+
+def test_every_row_has_a_figure_or_a_reason(results: tuple[Path, dict]) -> None:
+    _, doc = results
+    assert set(doc["workloads"]) == {"mlp", "tf_asr"}  # the second call merged, it did not overwrite
+    for name, rec in doc["workloads"].items():
+        rows = {r["name"]: r for r in rec["rows"]}
+        assert set(rows) == {*NAMES, "tuner best @2", "tuner best @4"}, name
+        for row in rows.values():
+            assert (row.get("total_ms") or 0) > 0 or row.get("error"), (name, row)
+        assert rows["tuner best @4"]["total_ms"] > 0 and rows["tuner best @4"]["counted"] == 4
+    mlp = {r["name"]: r for r in doc["workloads"]["mlp"]["rows"]}
+    assert mlp["eager"]["total_ms"] > 0 and mlp["torch.compile default"]["total_ms"] > 0
+    assert mlp["TensorFlow"]["error"].startswith("not run")
+    tf = {r["name"]: r for r in doc["workloads"]["tf_asr"]["rows"]}
+    assert tf["TensorFlow"]["error"] == tf["TensorFlow XLA"]["error"] == "not run: TensorFlow not installed"
+    assert tf["torch.compile default"]["error"].startswith("not run")
+    assert tf["ONNX Runtime default"]["total_ms"] > 0  # the ONNX export, run without TensorFlow
+    assert tf["tuner best @4"]["candidate"].startswith(("onnxruntime", "tvm"))
+
+
+def test_floor_convergence_and_files(results: tuple[Path, dict]) -> None:
+    tmp, doc = results
+    for name, rec in doc["workloads"].items():
+        floor = rec["floor"]
+        assert floor["floor_ms"] > 0 and floor["bound"] in ("compute", "memory", "launch"), name
+        conv = rec["convergence"]
+        assert len(conv["trial"]) == 4 and len(conv["best_ms"]) == 4
+        done = [v for v in conv["best_ms"] if v is not None]
+        assert done == sorted(done, reverse=True)  # a running minimum
+        assert all(r["x_floor"] > 0 for r in rec["rows"] if r.get("total_ms"))
+        assert (tmp / "results" / rec["plot_html"]).is_file()
+    assert doc["workloads"]["mlp"]["floor"]["launch_bound_ms"] > 0
+    md = (tmp / "results" / "2000-01-01-cpu-test.md").read_text()
+    assert "## mlp" in md and "## tf_asr" in md and "Floor:" in md
+
+
+def test_mlflow_runs(results: tuple[Path, dict]) -> None:
+    from mlflow import MlflowClient
+
+    tmp, doc = results
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'work' / 'mlflow.db'}")
+    for rec in doc["workloads"].values():
+        run = client.get_run(rec["mlflow_run_id"])
+        assert run.data.params["workload"] == rec["workload"]
+        assert run.data.metrics["floor_ms"] == pytest.approx(rec["floor"]["floor_ms"])
+        history = client.get_metric_history(run.info.run_id, "tuner_best_ms")
+        assert [m.step for m in history] == [i + 1 for i, v in enumerate(rec["convergence"]["best_ms"])
+                                             if v is not None]
+        assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {f"{rec['workload']}.json",
+                                                                             rec["plot_html"]}
+
+
+def test_tf_workload_without_prepared_files_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = bench("--workloads", "tf_asr", "--device", "cpu", "--work-dir", tmp_path, "--results", tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: tf_asr is measured from prepared files")
