@@ -19,18 +19,22 @@ extra), or ``journal:///path/to/file.log`` for Optuna's ``JournalFileBackend``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import random
 import socket
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
 import psutil
+import sqlalchemy
 import sqlalchemy.engine
 import sqlalchemy.exc
+import sqlalchemy.pool
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -92,10 +96,11 @@ def open_storage(url: str) -> BaseStorage:
             engine_kwargs = {"pool_pre_ping": True}
         for attempt in range(SCHEMA_RACE_ATTEMPTS):
             try:
-                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                                     heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                                                     grace_period=GRACE_PERIOD_S,
-                                                     heartbeat_stale_trial_callback=retry_callback())
+                with _schema_lock(url):
+                    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                         heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                                         grace_period=GRACE_PERIOD_S,
+                                                         heartbeat_stale_trial_callback=retry_callback())
                 if url.startswith("sqlite"):
                     _serialize_sqlite(storage.engine)
                 return storage
@@ -107,6 +112,34 @@ def open_storage(url: str) -> BaseStorage:
                     raise
                 time.sleep(0.5 + random.random())
         raise AssertionError("unreachable")
+
+
+#: PostgreSQL advisory lock key under which processes create Optuna's tables one at a time.
+SCHEMA_LOCK_KEY = int.from_bytes(b"ctuner-s", "big", signed=True)
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Hold a lock of the database while Optuna creates or checks its tables (PostgreSQL only).
+
+    Optuna's ``RDBStorage`` creates its tables and stamps their Alembic version when it opens a
+    database, without a lock. Processes that open an empty PostgreSQL database at the same moment
+    (``tune`` started on several machines at once) then fail with ``DuplicateTable`` (seen here: one
+    of 4 processes started together on a fresh database, in 1 of 18 tries, and in one run of
+    ``experiments/bench_workers.py``). The lock is transaction-scoped: the server drops it with the
+    connection, so a killed opener blocks no one. Advisory locks belong to one database, which is
+    what is being created.
+    """
+    if not url.startswith("postgresql"):
+        yield
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            yield
+    finally:
+        engine.dispose()
 
 
 def _serialize_sqlite(engine: sqlalchemy.engine.Engine) -> None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -145,6 +146,51 @@ def test_trials_admitted_together_never_take_more_than_the_budget(tmp_path):
 def test_the_claim_lock_of_a_postgresql_study_admits_one_measurer(postgres_url):
     verdicts = admit_concurrently(postgres_url, "pg-claims", ["k"] * 5, budget=100)
     assert sorted(verdicts.values()) == ["measure"] + ["wait"] * 4
+
+
+OPEN_STORAGE = """
+import sys
+from tuner.storage import open_storage
+try:
+    open_storage(sys.argv[1])
+    print("ok")
+except Exception as e:
+    print("failed:", type(e).__name__, str(e).splitlines()[0][:200])
+"""
+
+
+def test_processes_that_open_a_fresh_postgresql_database_together_create_its_tables_one_at_a_time(postgres_url):
+    import sqlalchemy
+
+    from tuner.storage import SCHEMA_LOCK_KEY
+
+    server = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+    with server.connect() as c:
+        c.exec_driver_sql("CREATE DATABASE fresh_schema")
+    url = postgres_url.rsplit("/", 1)[0] + "/fresh_schema"
+    fresh = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    with fresh.connect() as holder:
+        # Hold the openers' lock: none of them may create a table until it is released, and then
+        # all of them start at once (the race seen with several tune processes on an empty database).
+        holder.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+        procs = [subprocess.Popen([sys.executable, "-c", OPEN_STORAGE, url], env=env, cwd=ROOT, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # every opener has asked for the lock
+            waiting = holder.execute(sqlalchemy.text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).scalar()
+            if waiting == 4 or any(p.poll() is not None for p in procs):
+                break
+            time.sleep(0.2)
+        tables = holder.execute(sqlalchemy.text(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")).scalar()
+        holder.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK_KEY})
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert tables == 0, "a process created Optuna's tables without the schema lock"
+    assert [out.strip() for out, _ in outs] == ["ok"] * 4, [err[-500:] for _, err in outs]
+    with fresh.connect() as c:
+        assert c.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
 
 
 def test_a_waiter_takes_over_the_claim_of_a_measurer_that_ended_without_an_outcome(tmp_path):
