@@ -1,6 +1,6 @@
 """TF backends side by side on the seed-like ASR decoder (CPU): plain TF, TF+XLA defaults, each backend's best.
 
-    PYTHONPATH=. python experiments/bench_tf.py [--rounds 3] [--out experiments/results/2026-11-25-cpu-tf]
+    PYTHONPATH=. python experiments/bench_tf.py [--rounds 3] [--out experiments/results/<today, UTC>-cpu-tf]
 
 1. Screening: every candidate of a small grid per backend (tf_graph: defaults and each Grappler
    rewriter off; tf_xla: jit_compile and auto-clustering by minimum cluster size; onnxruntime:
@@ -17,6 +17,7 @@ latency (first call per shape excluded). Ratios are plain TF's time over the can
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import platform
 import time
@@ -68,7 +69,9 @@ def build(w: Workload, c: Candidate) -> tuple[Any, Any, str | None]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", default="experiments/results/2026-11-25-cpu-tf")
+    # Dated by the run, so that a rerun never overwrites an earlier day's figures.
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    parser.add_argument("--out", default=f"experiments/results/{today}-cpu-tf")
     args = parser.parse_args()
     w = workload()
     tol = TOLERANCES["o1"]
