@@ -98,7 +98,7 @@ def _wrap_claim_lock(name: str) -> None:
     setattr(tuner.study_lock, name, timed)
 
 
-for _name in ("_advisory_lock", "_file_lock"):
+for _name in ("advisory_lock", "_file_lock"):
     _wrap_claim_lock(_name)
 
 _OUT = sys.argv[1]

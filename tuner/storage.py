@@ -24,6 +24,7 @@ import datetime
 import os
 import random
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -34,7 +35,6 @@ import psutil
 import sqlalchemy
 import sqlalchemy.engine
 import sqlalchemy.exc
-import sqlalchemy.pool
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -106,8 +106,9 @@ def open_storage(url: str) -> BaseStorage:
                 return storage
             except sqlalchemy.exc.IntegrityError:
                 # Several processes started together on an empty database all create Optuna's
-                # tables; PostgreSQL refuses all but one (seen: UniqueViolation on pg_type). The
-                # tables exist a moment later: open again.
+                # tables, and the server refuses all but one. On PostgreSQL the schema lock above
+                # prevents this (seen before it: UniqueViolation on pg_type, DuplicateTable); other
+                # servers have no such lock: the tables exist a moment later, so open again.
                 if attempt == SCHEMA_RACE_ATTEMPTS - 1:
                     raise
                 time.sleep(0.5 + random.random())
@@ -116,6 +117,33 @@ def open_storage(url: str) -> BaseStorage:
 
 #: PostgreSQL advisory lock key under which processes create Optuna's tables one at a time.
 SCHEMA_LOCK_KEY = int.from_bytes(b"ctuner-s", "big", signed=True)
+
+_ENGINES: dict[str, sqlalchemy.engine.Engine] = {}
+_ENGINES_GUARD = threading.Lock()
+
+
+def _lock_engine(url: str) -> sqlalchemy.engine.Engine:
+    """One small connection pool per server and process for advisory locks, apart from Optuna's own."""
+    with _ENGINES_GUARD:
+        if url not in _ENGINES:
+            _ENGINES[url] = sqlalchemy.create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=1)
+        return _ENGINES[url]
+
+
+@contextlib.contextmanager
+def advisory_lock(url: str, key: int) -> Iterator[None]:
+    """Hold PostgreSQL's transaction-level advisory lock ``key`` in the database at ``url``.
+
+    The server releases it when the block's transaction ends: commit, rollback, or a dropped
+    connection (a killed holder blocks no one). Advisory locks belong to one database.
+
+    Args:
+        url: A ``postgresql://`` SQLAlchemy URL.
+        key: A signed 64-bit lock key.
+    """
+    with _lock_engine(url).begin() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        yield
 
 
 @contextlib.contextmanager
@@ -126,20 +154,13 @@ def _schema_lock(url: str) -> Iterator[None]:
     database, without a lock. Processes that open an empty PostgreSQL database at the same moment
     (``tune`` started on several machines at once) then fail with ``DuplicateTable`` (seen here: one
     of 4 processes started together on a fresh database, in 1 of 18 tries, and in one run of
-    ``experiments/bench_workers.py``). The lock is transaction-scoped: the server drops it with the
-    connection, so a killed opener blocks no one. Advisory locks belong to one database, which is
-    what is being created.
+    ``experiments/bench_workers.py``).
     """
     if not url.startswith("postgresql"):
         yield
         return
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-            yield
-    finally:
-        engine.dispose()
+    with advisory_lock(url, SCHEMA_LOCK_KEY):
+        yield
 
 
 def _serialize_sqlite(engine: sqlalchemy.engine.Engine) -> None:
@@ -233,4 +254,4 @@ def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
 
 
 __all__ = ["GRACE_PERIOD_S", "HEARTBEAT_INTERVAL_S", "JOURNAL_PREFIX", "MAX_RETRY", "SURPLUS_ATTR", "WORKER_ATTR",
-           "fail_dead_trials", "identity", "open_storage", "retried_numbers", "retry_callback"]
+           "advisory_lock", "fail_dead_trials", "identity", "open_storage", "retried_numbers", "retry_callback"]

@@ -24,14 +24,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 from tuner.preflight import sqlite_file
-from tuner.storage import JOURNAL_PREFIX
+from tuner.storage import JOURNAL_PREFIX, advisory_lock
 
 _LOCAL: dict[tuple[str, str], threading.Lock] = {}
 _LOCAL_GUARD = threading.Lock()
-_ENGINES: dict[str, Any] = {}
 
 
 def _local_lock(url: str, study_name: str) -> threading.Lock:
@@ -71,26 +69,6 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _engine(url: str) -> Any:
-    """One small connection pool per server and process, apart from Optuna's own."""
-    with _LOCAL_GUARD:
-        if url not in _ENGINES:
-            import sqlalchemy
-
-            _ENGINES[url] = sqlalchemy.create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=1)
-        return _ENGINES[url]
-
-
-@contextlib.contextmanager
-def _advisory_lock(url: str, study_name: str) -> Iterator[None]:
-    import sqlalchemy
-
-    with _engine(url).begin() as connection:
-        # Released by the transaction's end (commit, rollback or a dropped connection).
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(study_name)})
-        yield
-
-
 def claim_lock(url: str, study_name: str) -> Callable[[], AbstractContextManager[None]]:
     """The claim lock of study ``study_name`` in the storage at ``url``.
 
@@ -112,7 +90,7 @@ def claim_lock(url: str, study_name: str) -> Callable[[], AbstractContextManager
                 with _file_lock(path):
                     yield
             elif is_postgres:
-                with _advisory_lock(url, study_name):
+                with advisory_lock(url, advisory_key(study_name)):
                     yield
             else:
                 yield
