@@ -6,10 +6,15 @@ limit's signal (5), allocates memory without bound (7), or reports a CUDA error 
 of the space, chosen deterministically so that a test knows every trial's expected FAIL reason.
 The others add ``variant`` ms of sleep per call, so variant 0 is the right best.
 
+``test_lucky`` has 4 variants that test how the winner is chosen after the trials: 0 and 1 take
+2 and 1 ms per call; 2 takes no time in a tuner worker (where trials run) but 4 ms anywhere else,
+like a candidate whose one trial measurement was lucky; 3 takes 0.5 ms but cannot be exported.
+The study ranks them 2, 3, 1, 0; measured again, 3 is the fastest, and 1 is what can be emitted.
+
 ``test_cheap`` has 400 fault-free variants of the same kind (sleep ``variant % 20`` x 0.1 ms per
 call): a space large enough for 200-trial benchmarks of the study machinery itself.
 
-Both are ``test_only``: kept out of the default backend list; ask for them with ``--backends``.
+All three are ``test_only``: kept out of the default backend list; ask for them with ``--backends``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from backends.eager import EagerBackend
@@ -110,3 +117,32 @@ class CheapBackend(FaultyBackend):
 
     def _delay_s(self, variant: int) -> float:
         return (variant % 20) * 1e-4
+
+
+def in_tuner_worker() -> bool:
+    """Whether this process is a tuner worker (``python -m tuner.worker_main``), where trials run."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return getattr(spec, "name", None) == "tuner.worker_main"
+
+
+class LuckyBackend(FaultyBackend):
+    """A lucky trial measurement and a winner that cannot be exported (see the module doc)."""
+
+    name = "test_lucky"
+    #: variant -> ms per call (in a tuner worker, outside one).
+    DELAY_MS = {0: (2.0, 2.0), 1: (1.0, 1.0), 2: (0.0, 4.0), 3: (0.5, 0.5)}
+    UNEXPORTABLE = 3
+
+    def _delay_s(self, variant: int) -> float:
+        in_worker, elsewhere = self.DELAY_MS[variant]
+        return (in_worker if in_tuner_worker() else elsewhere) * 1e-3
+
+    def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
+        """Eager's export, except for the unexportable variant.
+
+        Raises:
+            RuntimeError: For variant 3.
+        """
+        if int(candidate.option("variant", 0)) == self.UNEXPORTABLE:
+            raise RuntimeError("test_lucky variant 3 cannot be exported (injected)")
+        return super().export(built, workload, candidate, directory)

@@ -11,7 +11,7 @@ For each workload, in one process on one device: the peers at their defaults
 (``experiments/peers.py``: eager, torch.compile default and max-autotune, TorchScript, TVM's
 default pipeline, ONNX Runtime / TensorFlow / TF+XLA for the TF workload), and the tuner's best
 after ``--snapshot`` and after ``--trials`` trials, rebuilt from its study and measured next to
-them (``experiments/sidebyside.py``). Each figure is also given as a multiple of the device's
+them (``tuner/sidebyside.py``, as the tuner picks its winner). Each figure is also given as a multiple of the device's
 floor (``experiments/floor.py``). Writes ``<results>/<date>-<device>[-<tag>].{json,md}``, a
 convergence plot per workload, and one MLflow run per workload (experiment ``bench``).
 
@@ -31,13 +31,15 @@ from typing import Any
 from experiments import bench_report, bench_study
 from experiments.floor import Floor, SampleCost, floor_from_costs, io_bytes, onnx_weight_bytes, peak_for, torch_floor
 from experiments.peers import peers_for
-from experiments.sidebyside import Result, result_dict, run_side_by_side
 from experiments.workloads import registry
 from tuner.devices import device_name, hardware_context, resolve_device
 from tuner.errors import UserError
+from tuner.finalists import ranked
+from tuner.finalists import record as finalists_record
 from tuner.measure import MeasureConfig
 from tuner.progress import RichProgress
 from tuner.records import Candidate
+from tuner.sidebyside import Result, result_dict, run_side_by_side
 from tuner.workload import Workload
 
 
@@ -58,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, help="tuner worker processes (default: the tuner's)")
     ap.add_argument("--backends", help="comma list of backends the tuner searches (default: every available one)")
     ap.add_argument("--track-trials", action="store_true", help="let the tuner log every trial to MLflow too")
+    ap.add_argument("--finalists", type=int, default=3,
+                    help="the tuner's finalists: its pick after N trials is the fastest of them measured here")
     ap.add_argument("--peers", help="comma list of peer rows to measure (default: all; others get a reason)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
     ap.add_argument("--warmup", type=int, default=5)
@@ -140,16 +144,12 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
     convergence: dict[str, Any] = {}
     snaps: list[bench_study.Snapshot] = []
     if bench_study.counted(out, name):
-        convergence, snaps = bench_study.read_study(out, name, snaps_n)
-    same: dict[str, str] = {}
-    by_trial: dict[int, str] = {}
+        convergence, snaps = bench_study.read_study(out, name, snaps_n, args.finalists)
     for s in snaps:
-        row = f"tuner best @{s.n}"
-        if s.trial in by_trial:
-            same[row] = by_trial[s.trial]  # the same candidate: built and measured once
-        else:
-            by_trial[s.trial] = row
-            entries[row] = s.candidate
+        # The tuner's pick after n trials: the fastest of its finalists measured here (as
+        # tuner.finalize picks), so each finalist is an entry; one shared by snapshots is measured once.
+        for p in s.finalists:
+            entries.setdefault(p.name, p.candidate)
     config = MeasureConfig(warmup=args.warmup, repeats=args.repeats)
     total = len(entries) * (1 + args.rounds)
     with Progress(TextColumn(f"[bold]{name}: side by side"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -181,9 +181,13 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
                          "error": "no complete trial in the study (not tuned yet, or every trial failed: "
                                   "see its failures in the study)"})
             continue
-        res = by_name[same.get(row_name, row_name)]
-        rec = {**result_dict(res), "name": row_name, "role": "tuner", "trial": snap.trial, "counted": snap.counted,
-               "objective_ms": snap.objective_ms, "tuning_s": snap.time_to_n_s}
+        picks = list(snap.finalists)
+        order = ranked(picks, by_name)
+        res = by_name[(order[0] if order else picks[0]).name]
+        chosen = next(p for p in picks if p.name == res.name)
+        rec = {**result_dict(res), "name": row_name, "role": "tuner", "trial": chosen.trial, "counted": snap.counted,
+               "objective_ms": chosen.objective_s * 1e3, "study_best_trial": snap.trial,
+               "tuning_s": snap.time_to_n_s, "finalists": finalists_record(picks, by_name, chosen)}
         if snap.counted < n:
             rec["error"] = (f"{res.error + '; ' if res.error else ''}the study counts only {snap.counted} trials "
                             f"(best of those)")

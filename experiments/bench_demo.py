@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from experiments.sidebyside import run_side_by_side
 from tuner.devices import device_name, resolve_device
 from tuner.measure import MeasureConfig
 from tuner.records import Candidate
+from tuner.sidebyside import run_side_by_side
 from tuner.workload import Workload, load_workload
 
 PEERS: dict[str, Candidate] = {

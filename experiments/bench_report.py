@@ -98,9 +98,10 @@ def render(doc: dict[str, Any]) -> str:
     lines += ["Each workload's rows were built and measured side by side in one process on one device: "
               "each figure is the fastest of alternating rounds of the sum over the test samples of each "
               "sample's median latency (DESIGN.md's protocol: warm-up and first call per shape excluded). "
-              "`tuner best @N` is the best candidate among the study's first N counted trials, rebuilt and "
-              "measured here next to the peers. `x floor` is the figure as a multiple of the device's limit "
-              "(`experiments/floor.py`).", ""]
+              "`tuner best @N` is the tuner's pick after the study's first N counted trials: the fastest, "
+              "measured here next to the peers, of the fastest distinct candidates among them (its finalists, as "
+              "`tune` picks; in results without a finalists line, the study's best trial). `x floor` is the "
+              "figure as a multiple of the device's limit (`experiments/floor.py`).", ""]
     ctx = doc.get("context", {})
     if ctx:
         versions = ", ".join(f"{k} {v}" for k, v in ctx.get("versions", {}).items())
@@ -155,6 +156,14 @@ def _section(name: str, rec: dict[str, Any]) -> list[str]:
                      f"{'-' if r.get('tuning_s') is None else format(r['tuning_s'], '.0f')} | "
                      f"{'-' if r.get('max_abs_err') is None else format(r['max_abs_err'], '.1e')} | "
                      f"{note[:220]} |")
+    for r in rec["rows"]:
+        if r.get("finalists"):
+            lines += ["", f"`{r['name']}` is the fastest here of the study's {len(r['finalists'])} fastest distinct "
+                      "candidates (its finalists, as `tune` picks): " + "; ".join(
+                          f"trial {f['trial']} `{f['candidate']}` {_ms(f['objective_ms'])} ms in its trial, "
+                          + (f"{_ms(f['side_by_side_ms'])} ms here" if f.get("side_by_side_ms") is not None
+                             else f"not measured here ({f.get('error')})")
+                          + (" (chosen)" if f.get("chosen") else "") for f in r["finalists"]) + "."]
     fl = rec.get("floor", {})
     if "floor_ms" in fl:
         peak = fl["peak"]
@@ -243,4 +252,32 @@ def plot(stem: Path, name: str, convergence: dict[str, Any], lines: dict[str, fl
     return out
 
 
-__all__ = ["merge", "plot", "render", "results_stem", "targets"]
+def main(argv: list[str] | None = None) -> int:
+    """Merge the results JSON of several bench.py runs (one per GPU) into one results file.
+
+    ``python experiments/bench_report.py DEST.json PART.json...``: each part's header and
+    workloads go into DEST (created if missing), and DEST's Markdown is rendered again.
+
+    Returns:
+        The exit status.
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(description=(main.__doc__ or "").splitlines()[0])
+    ap.add_argument("dest", type=Path, help="the results JSON to merge into (<date>-<device>.json)")
+    ap.add_argument("parts", type=Path, nargs="+", help="results JSON of the runs to merge")
+    args = ap.parse_args(argv)
+    for part in args.parts:
+        doc = json.loads(part.read_text())
+        header = {k: v for k, v in doc.items() if k != "workloads"}
+        merge(args.dest.with_suffix(""), header, doc.get("workloads", {}))
+    return 0
+
+
+__all__ = ["main", "merge", "plot", "render", "results_stem", "targets"]
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

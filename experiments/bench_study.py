@@ -23,6 +23,7 @@ from search_space.base import SpaceContext
 from tuner.api import quiet_optuna, run
 from tuner.artifact import write_json
 from tuner.claims import counted_trials
+from tuner.finalists import Pick, top_picks
 from tuner.progress import Progress
 from tuner.records import Candidate
 from tuner.settings import TuneSettings
@@ -101,6 +102,9 @@ class Snapshot:
         objective_ms: Its objective as the study measured it.
         time_to_n_s: From the first trial's start to the last end among the first n counted
             trials (gaps between calls included when the study ran over several calls).
+        finalists: The fastest distinct candidates among those trials (the study's best first),
+            which the tuner would measure again side by side before emitting one
+            (:mod:`tuner.finalists`).
     """
 
     n: int
@@ -109,15 +113,18 @@ class Snapshot:
     candidate: Candidate
     objective_ms: float
     time_to_n_s: float | None
+    finalists: tuple[Pick, ...] = ()
 
 
-def read_study(out: Path, workload: str, snapshots: list[int]) -> tuple[dict[str, Any], list[Snapshot]]:
-    """The study's convergence and its best candidate after each snapshot's trial count.
+def read_study(out: Path, workload: str, snapshots: list[int], finalists: int = 3
+               ) -> tuple[dict[str, Any], list[Snapshot]]:
+    """The study's convergence and its best candidates after each snapshot's trial count.
 
     Args:
         out: The tuner's output folder.
         workload: The workload's name.
         snapshots: Trial counts (e.g. ``[50, 200]``).
+        finalists: Finalists per snapshot (the tuner's ``--finalists``).
 
     Returns:
         ``(convergence, snapshots)``: convergence has, per counted trial in order, its number,
@@ -154,7 +161,8 @@ def read_study(out: Path, workload: str, snapshots: list[int]) -> tuple[dict[str
         out_snaps.append(Snapshot(n=n, counted=len(first), trial=win.number,
                                   candidate=build_candidate(optuna.trial.FixedTrial(win.params), ctx),
                                   objective_ms=float(win.value or 0.0) * 1e3,
-                                  time_to_n_s=(end - start).total_seconds() if start and end else None))
+                                  time_to_n_s=(end - start).total_seconds() if start and end else None,
+                                  finalists=tuple(top_picks(study, finalists, first))))
     return convergence, out_snaps
 
 

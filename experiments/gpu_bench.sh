@@ -1,36 +1,62 @@
 #!/bin/bash
-# experiments/bench.py on the GPU machine, one workload (or one phase) per device call (README,
-# "Benchmarks"). Needs the packed dependencies unpacked (bash .device/partN/install.sh), the
-# prepared files of the workload carried (carry: ["bench-data/manifest.json", "bench-data/<workload>"])
-# and $OUT set by the device tool.
-#   WORKLOADS     comma list (default mlp)
-#   PHASE         all | tune | measure (default all)
-#   TUNE_SECONDS  the trial loop's limit in this call (default 420); the next call continues the study
-#   BENCH_ARGS    more bench.py arguments (e.g. "--workers 8")
-#   DATE          the results' date (default today, UTC): keep it across the calls of one run
-# The study lives in /tmp/bench-work (kept while the machine stays warm; its study.db also comes
-# back under $OUT); results merge into experiments/results/<date>-h100.{json,md} of the working
-# tree copy, which the lead copies back from $OUT and commits before the next call.
+# experiments/bench.py on the GPU machine: one bench.py process per GPU, each on its own group of
+# workloads, its own share of the cores and its own work dir, running in the background (setsid)
+# so that it outlives the device call that started it; later calls on the same warm machine wait
+# for it and bring the results back (README, "Benchmarks").
+#
+#   bash experiments/gpu_bench.sh start   # launch, then wait like `wait`
+#   bash experiments/gpu_bench.sh wait    # wait up to WAIT_SECONDS, then pack what is there
+#
+# Needs the packed dependencies unpacked (bash .device/partN/install.sh) and $OUT set by the device
+# tool. The PyTorch workloads' test data is made there from their seeded factories (no carry);
+# tf_asr needs prepared files and TensorFlow or ONNX Runtime's GPU build, which that machine lacks.
+#   BENCH_GROUPS  workload groups, one per GPU, ';'-separated (default "demo,mlp;bert,resnet")
+#   TUNE_SECONDS  each workload's trial-loop limit in seconds (default 330)
+#   WAIT_SECONDS  how long this call waits for the runs (default 560)
+#   BENCH_ARGS    more bench.py arguments
+#   DATE          the results' date (default today, UTC)
+# Every 30 s, and at the end, $OUT/bench.tar.gz is rewritten with the logs, the results JSON/MD
+# and plots of each group, its studies and its MLflow store; merge the groups' JSON here with
+# `python experiments/bench_report.py DEST.json GROUP.json...`.
 set -uo pipefail
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
-W=${WORKLOADS:-mlp}; DATE=${DATE:-$(date -u +%F)}
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-# bench.py names its files after the GPU (experiments/floor.py's table): h100, h200, else gpu.
-tag=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | grep -o -i 'h[12]00' | tr 'A-Z' 'a-z')
-tag=${tag:-gpu}
-start=$(date +%s)
-# shellcheck disable=SC2086
-python3 experiments/bench.py --data bench-data --device gpu --workloads "$W" --phase "${PHASE:-all}" \
-  --trials 200 --snapshot 50 --tune-timeout "${TUNE_SECONDS:-420}" --work-dir /tmp/bench-work \
-  --results experiments/results --date "$DATE" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
-echo "bench exit $?, wall $(( $(date +%s) - start )) s"
-grep -v "^E1\|^W1\|Warning\|warn(" "$OUT/bench.log" | tail -40
-# At most 8 files come back: the results, this call's plots and studies.
-stem=experiments/results/$DATE-$tag
-cp "$stem.json" "$stem.md" "$OUT/" 2>/dev/null
-for w in ${W//,/ }; do
-  cp "$stem-$w-convergence.png" "$OUT/" 2>/dev/null
-  cp "/tmp/bench-work/$tag/$w/study.db" "$OUT/$w-study.db" 2>/dev/null
+R=/tmp/bench-run
+mode=${1:-wait}
+if [ "$mode" = start ]; then
+  mkdir -p $R
+  DATE=${DATE:-$(date -u +%F)}
+  IFS=';' read -r -a groups <<< "${BENCH_GROUPS:-demo,mlp;bert,resnet}"
+  ngpu=$(nvidia-smi -L | wc -l); ncpu=$(nproc)
+  per=$(( ncpu / ${#groups[@]} ))
+  nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader | tee $R/gpus.txt
+  for i in "${!groups[@]}"; do
+    gpu=$(( i % ngpu )); lo=$(( i * per )); hi=$(( lo + per - 1 ))
+    echo "group $i: ${groups[$i]} on GPU $gpu, cores $lo-$hi" | tee -a $R/groups.txt
+    # shellcheck disable=SC2086
+    CUDA_VISIBLE_DEVICES=$gpu setsid nohup taskset -c "$lo-$hi" python3 experiments/bench.py --device gpu \
+      --workloads "${groups[$i]}" --trials 200 --snapshot 50 --tune-timeout "${TUNE_SECONDS:-330}" \
+      --work-dir $R/work$i --results $R/res$i --date "$DATE" ${BENCH_ARGS:-} \
+      > $R/group$i.log 2>&1 < /dev/null &
+    echo $! > $R/group$i.pid
+  done
+  setsid nohup nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv -l 15 \
+    > $R/nvidia-smi.csv 2>&1 < /dev/null &
+fi
+pack() {  # small files only: no built artifacts (a BERT export alone is 400 MB)
+  (cd $R && { find . -maxdepth 1 -type f; find . -path './res*' -type f
+     find . \( -name study.db -o -name mlflow.db -o -name '*.json' -o -name '*.md' \) -not -path '*/cache/*' \
+       -not -path '*/best*' -not -path '*/mlartifacts/*' -not -path './res*'; } \
+   | tar -czf "$OUT/.bench.tar.gz" -T -) 2>/dev/null && mv "$OUT/.bench.tar.gz" "$OUT/bench.tar.gz"
+}
+running() { for p in $R/group*.pid; do kill -0 "$(cat "$p")" 2>/dev/null && return 0; done; return 1; }
+end=$(( $(date +%s) + ${WAIT_SECONDS:-560} ))
+while running && [ "$(date +%s)" -lt $end ]; do
+  sleep 30; pack
 done
-ls "$OUT"
+pack
+for l in $R/group*.log; do
+  echo "== $l"; grep -v "^E1\|^W1\|Warning\|warn(" "$l" | tail -15
+done
+running && echo "STILL RUNNING" || echo "ALL DONE"
+ls -la "$OUT"

@@ -121,6 +121,7 @@ def tune(
     verbose: bool = False,
     workers: int | None = None,
     memory_limit: float | None = None,
+    finalists: int = 3,
 ) -> TuneResult:
     """Search how to compile ``model`` for ``test_data`` and emit the fastest correct candidate.
 
@@ -145,6 +146,8 @@ def tune(
         workers: Worker processes measuring candidates in parallel (one per GPU on a GPU study).
         memory_limit: GiB of resident memory one worker may use (default: 80 % of RAM shared by
             the workers); a candidate over it fails with ``out of memory``.
+        finalists: How many of the fastest distinct candidates are measured again side by side
+            with eager after the trials; the fastest that runs correctly and exports is emitted.
 
     Returns:
         ``TuneResult`` with ``best_config``, ``report`` and ``artifact_dir``.
@@ -156,7 +159,8 @@ def tune(
                             mlflow_uri=mlflow_uri, trials=trials, timeout_s=timeout, trial_timeout_s=trial_timeout,
                             seed=seed, level=level,
                             backends=tuple(backends) if backends is not None else None, static_only=static_only,
-                            expensive=expensive, workers=workers, memory_limit_gb=memory_limit)
+                            expensive=expensive, workers=workers, memory_limit_gb=memory_limit,
+                            finalists=finalists)
     dev = resolve_device(device)
     workload = make_workload(model, test_data, dev, name=study_name)
     return run(workload, settings, device=dev, track=track, progress=RichProgress() if verbose else None)

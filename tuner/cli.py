@@ -103,6 +103,9 @@ def tune_command(
     no_prune: Annotated[bool, typer.Option(
         "--no-prune", help="Measure every candidate fully (no stopping of clearly slow ones).")] = False,
     repeats: Annotated[int, typer.Option(help="Timed calls per test sample (their median is its latency).")] = 20,
+    finalists: Annotated[int, typer.Option(
+        help="After the trials, measure this many of the fastest distinct candidates again side by side "
+             "with eager and emit the fastest (a trial's single measurement can be lucky).")] = 3,
     verbose: Annotated[bool, typer.Option(
         "--verbose", help="Show the compilers' own warnings (hidden by default).")] = False,
 ) -> None:
@@ -125,7 +128,7 @@ def tune_command(
                             mlflow_uri=mlflow_uri, trials=trials, timeout_s=timeout, trial_timeout_s=trial_timeout,
                             seed=seed, level=level,
                             backends=_split(backends), static_only=static_only, expensive=expensive, prune=not no_prune,
-                            repeats=repeats, workers=workers, memory_limit_gb=memory_limit)
+                            repeats=repeats, finalists=finalists, workers=workers, memory_limit_gb=memory_limit)
     dev = resolve_device(device)
     preflight(settings, track=not no_mlflow)
     progress = RichProgress()

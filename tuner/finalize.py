@@ -1,7 +1,8 @@
 """After the trial loop: emit the winner.
 
-Rebuild the best candidate, measure it side by side with eager, export it, check the reloaded
-artifact, and write ``best/`` (artifact, report, best config) atomically.
+Rebuild the study's fastest distinct candidates (its finalists, :mod:`tuner.finalists`), measure
+them side by side with eager, export the fastest that runs correctly (the next one if its export
+fails), check the reloaded artifact, and write ``best/`` (artifact, report, best config) atomically.
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ import optuna
 
 from backends import error_line, get_backend
 from tuner.artifact import MANIFEST, write_dir_atomically, write_json
-from tuner.correctness import TOLERANCES, check_outputs
 from tuner.devices import hardware_context
+from tuner.finalists import Pick, ranked, record, top_picks
 from tuner.measure import MeasureConfig, measure
 from tuner.progress import NullProgress, Progress
 from tuner.records import Built, Candidate, Measurement
 from tuner.report import build_report
 from tuner.settings import TuneSettings
+from tuner.sidebyside import Result, run_side_by_side
 from tuner.study import LoopResult, best_candidate, redact, summary
 from tuner.tracking import Tracker
 from tuner.verify import verify_in_subprocess
 from tuner.workload import Workload
+
+#: Alternating rounds of the finalists' side-by-side measurement (each keeps its fastest).
+FINAL_ROUNDS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +66,29 @@ def side_by_side(eager: Built, best: Built, backend_measure: Any, workload: Work
         return min(ms, key=lambda m: m.total_s if m.ok else float("inf"))
 
     return pick([p[0] for p in pairs]), pick([p[1] for p in pairs])
+
+
+def _measure_finalists(workload: Workload, picks: list[Pick], settings: TuneSettings
+                       ) -> tuple[dict[str, Result], dict[str, Built]]:
+    """Rebuild the finalists and measure them with eager in alternating rounds, in this process.
+
+    Returns:
+        ``(results, built)`` by row name (``eager``, ``trial N``); a finalist that is eager itself
+        shares eager's row.
+    """
+    eager = Candidate("eager")
+    entries = {"eager": eager, **{p.name: p.candidate for p in picks if p.candidate.key() != eager.key()}}
+    built: dict[str, Built] = {}
+    # The study's cache dir: a TVM finalist is rebuilt from its tuning records, not tuned again.
+    rows = run_side_by_side(workload, entries, settings.measure_config(), rounds=FINAL_ROUNDS, level=settings.level,
+                            cache_dir=settings.cache_dir, keep=built)
+    results = {r.name: r for r in rows}
+    for p in picks:
+        if p.name not in entries:
+            results[p.name] = dataclasses.replace(results["eager"], name=p.name)
+            if "eager" in built:
+                built[p.name] = built["eager"]
+    return results, built
 
 
 def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, loop: LoopResult,
@@ -109,57 +137,68 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
         return TuneResult(study.study_name, None, report, None, settings.storage_url,
                           settings.tracking_uri if tracker else None)
 
-    trial, candidate = found
-    progress.phase(f"rebuilding the best candidate (trial {trial.number}: {candidate.describe()}) and measuring "
-                   "it side by side with eager")
-    # The study's cache dir: a TVM winner is rebuilt from its tuning records, not tuned again.
-    backend = get_backend(candidate.backend, cache_dir=settings.cache_dir)
-    eager_built = get_backend("eager").build(workload, Candidate("eager")).built
-    result = backend.build(workload, candidate)
-    pre_s = post_s = None
-    accuracy: dict[str, Any] | None = None
-    if result.built is not None and eager_built is not None:
-        m_eager, m_best = side_by_side(eager_built, result.built, backend.measure, workload, config)
-        pre_s = m_eager.total_s if m_eager.ok else None
-        if m_best.ok and m_best.outputs is not None:
-            post_s = m_best.total_s
-            verdict = check_outputs(m_best.outputs, workload.reference, TOLERANCES[settings.level])
-            accuracy = {"ok": verdict.ok, "max_abs_err": verdict.max_abs_err, "max_rel_err": verdict.max_rel_err,
-                        "detail": verdict.detail}
-    best_config = {**candidate.to_dict(), "trial": trial.number, "objective_ms": trial.value * 1e3
-                   if trial.value is not None else None, "study": study.study_name, "level": settings.level,
-                   "device": workload.device}
+    picks = top_picks(study, settings.finalists)
+    progress.phase(f"measuring the {len(picks)} fastest distinct candidate(s) again, side by side with eager: "
+                   + ", ".join(f"trial {p.trial} ({p.candidate.backend})" for p in picks))
+    results, built = _measure_finalists(workload, picks, settings)
+    for p in picks:
+        if not results[p.name].ok:
+            progress.message(f"finalist trial {p.trial} ({p.candidate.describe()}): {results[p.name].error}")
+    order = ranked(picks, results)
+    eager_res = results["eager"]
+    pre_s = eager_res.total_ms / 1e3 if eager_res.ok and eager_res.total_ms else None
     artifact: dict[str, Any] = {"dir": str(settings.best_dir)}
     written: dict[str, Any] = {}
 
     def fill(tmp: Path) -> None:
-        if result.built is None:
-            artifact["error"] = f"rebuild failed: {result.error_msg}"
-        else:
-            progress.phase(f"exporting the {candidate.backend} artifact")
-            t0 = time.perf_counter()
+        # The fastest finalist that ran correctly and exports wins; if its export (or the check
+        # of the reloaded artifact) fails, the next one is tried, and the report says why.
+        chosen = order[0] if order else picks[0]
+        if not order:
+            artifact["error"] = "no finalist rebuilt and ran correctly: " + "; ".join(
+                f"trial {p.trial}: {results[p.name].error}" for p in picks)
+        t0 = time.perf_counter()
+        for p in order:
+            progress.phase(f"exporting the {p.candidate.backend} artifact (trial {p.trial})")
             try:
-                meta = backend.export(result.built, workload, candidate, tmp)
-                write_json(tmp / MANIFEST, {"backend": candidate.backend, "backend_module": type(backend).__module__,
-                                            "device": workload.device,
-                                            "candidate": candidate.to_dict(), "meta": meta})
+                backend = get_backend(p.candidate.backend, cache_dir=settings.cache_dir)
+                meta = backend.export(built[p.name], workload, p.candidate, tmp)
+                write_json(tmp / MANIFEST, {"backend": p.candidate.backend, "backend_module": type(backend).__module__,
+                                            "device": workload.device, "candidate": p.candidate.to_dict(),
+                                            "meta": meta})
                 progress.phase("checking the artifact in a fresh process")
                 artifact.update(verify_in_subprocess(tmp, workload, settings.level, config.warmup, config.repeats))
+                chosen = p
+                artifact.pop("error", None)
+                break
             except Exception as e:  # noqa: BLE001 - a failed export is reported, not a crash
-                artifact["error"] = f"export failed: {error_line(e)}"
+                error = f"export failed: {error_line(e)}"
+                artifact.setdefault("error", error)
+                artifact.setdefault("fallbacks", []).append({"trial": p.trial, "candidate": p.candidate.describe(),
+                                                             "error": error})
+                progress.message(f"trial {p.trial}: {error}" + (": trying the next finalist" if p is not order[-1]
+                                                                 else ""))
                 # No half-artifact: the folder keeps only the report and the config.
-                for p in tmp.iterdir():
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+                for f in tmp.iterdir():
+                    shutil.rmtree(f) if f.is_dir() else f.unlink()
+        if order:
             artifact["export_s"] = round(time.perf_counter() - t0, 2)
-            artifact["files"] = sorted(p.name for p in tmp.iterdir())
-        report = build_report(chosen=candidate, chosen_trial=trial.number, pre_total_s=pre_s, post_total_s=post_s,
-                              accuracy=accuracy, artifact=artifact, **common)
-        written["report"] = report
+        artifact["files"] = sorted(f.name for f in tmp.iterdir())
+        res = results[chosen.name]
+        accuracy = ({"ok": True, "max_abs_err": res.max_abs_err, "max_rel_err": res.max_rel_err, "detail": ""}
+                    if res.ok else None)
+        best_config = {**chosen.candidate.to_dict(), "trial": chosen.trial, "objective_ms": chosen.objective_s * 1e3,
+                       "side_by_side_ms": res.total_ms, "study": study.study_name, "level": settings.level,
+                       "device": workload.device}
+        report = build_report(chosen=chosen.candidate, chosen_trial=chosen.trial, pre_total_s=pre_s,
+                              post_total_s=res.total_ms / 1e3 if res.ok and res.total_ms else None,
+                              accuracy=accuracy, artifact=artifact, finalists=record(picks, results, chosen), **common)
+        written.update(report=report, best_config=best_config)
         write_json(tmp / "report.json", report)
         write_json(tmp / "best_config.json", best_config)
 
     write_dir_atomically(settings.best_dir, fill)
-    report = written["report"]
+    report, best_config = written["report"], written["best_config"]
     if "error" in artifact:
         progress.message(f"warning: {artifact['error']}")
     if tracker is not None:

@@ -81,6 +81,7 @@ def build_report(
     context: dict[str, Any],
     level: str,
     locations: dict[str, Any],
+    finalists: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Assemble the report (``report.json``).
 
@@ -101,6 +102,7 @@ def build_report(
         context: Software and hardware.
         level: ``o1`` or ``o2``.
         locations: Study name, storage, MLflow URI, output folder.
+        finalists: The fastest distinct candidates measured again side by side, and which won.
 
     Returns:
         The report.
@@ -132,6 +134,7 @@ def build_report(
         "tolerance": {"rtol": tol.rtol, "atol": tol.atol,
                       "rule": "|out - ref| <= atol + rtol * |ref| for every output element; integers exact"},
         "accuracy": accuracy,
+        "finalists": finalists or [],
         "search": search,
         "measurement": measurement,
         "artifact": artifact,

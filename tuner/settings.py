@@ -36,6 +36,8 @@ class TuneSettings(BaseModel):
         workers: Worker processes measuring candidates in parallel (one per GPU on a GPU study).
         memory_limit_gb: Resident memory one worker's process tree may use before its candidate
             fails with ``out of memory``; None: 80 % of RAM shared by the workers.
+        finalists: The fastest distinct candidates measured again side by side with eager after
+            the trial loop; the fastest of them that runs correctly (and exports) is emitted.
         isolate: Run candidates in worker processes (False: in this process, without the
             protection against segfaults, hangs in native code and runaway memory).
     """
@@ -59,6 +61,7 @@ class TuneSettings(BaseModel):
     repeats: int = 20
     workers: int | None = None
     memory_limit_gb: float | None = None
+    finalists: int = 3
     isolate: bool = True
 
     @field_validator("trials")
@@ -117,6 +120,14 @@ class TuneSettings(BaseModel):
     def _positive_memory(cls, v: float | None) -> float | None:
         if v is not None and v <= 0:
             raise UserError(f"--memory-limit must be positive, got {v}", "pass GiB per worker, e.g. --memory-limit 8")
+        return v
+
+    @field_validator("finalists")
+    @classmethod
+    def _some_finalists(cls, v: int) -> int:
+        if v < 1:
+            raise UserError(f"--finalists must be at least 1, got {v}",
+                            "pass --finalists 1 (the study's best as measured) or more (e.g. 3)")
         return v
 
     @field_validator("warmup", "repeats")

@@ -70,6 +70,21 @@ def test_every_row_has_a_figure_or_a_reason(results: tuple[Path, dict]) -> None:
     assert tf["tuner best @4"]["candidate"].startswith(("onnxruntime", "tvm"))
 
 
+def test_a_tuner_row_is_the_fastest_of_its_finalists_measured_side_by_side(results: tuple[Path, dict]) -> None:
+    _, doc = results
+    for name, rec in doc["workloads"].items():
+        for row in (r for r in rec["rows"] if r["role"] == "tuner"):
+            fin = row["finalists"]
+            assert 1 <= len(fin) <= 3 and len({f["candidate"] for f in fin}) == len(fin), (name, fin)
+            # The study's order: its best objective first, as tune's finalize takes them.
+            assert [f["objective_ms"] for f in fin] == sorted(f["objective_ms"] for f in fin)
+            assert fin[0]["trial"] == row["study_best_trial"]
+            (chosen,) = [f for f in fin if f["chosen"]]
+            assert chosen["trial"] == row["trial"] and chosen["side_by_side_ms"] == row["total_ms"]
+            assert row["total_ms"] == min(f["side_by_side_ms"] for f in fin if f["side_by_side_ms"] and
+                                          not f["error"])
+
+
 def test_floor_convergence_and_files(results: tuple[Path, dict]) -> None:
     tmp, doc = results
     for name, rec in doc["workloads"].items():
@@ -83,7 +98,7 @@ def test_floor_convergence_and_files(results: tuple[Path, dict]) -> None:
         assert (tmp / "results" / rec["plot_html"]).is_file()
     assert doc["workloads"]["mlp"]["floor"]["launch_bound_ms"] > 0
     md = (tmp / "results" / "2000-01-01-cpu-test.md").read_text()
-    assert "## mlp" in md and "## tf_asr" in md and "Floor:" in md
+    assert "## mlp" in md and "## tf_asr" in md and "Floor:" in md and "(its finalists, as `tune` picks)" in md
 
 
 def test_mlflow_runs(results: tuple[Path, dict]) -> None:

@@ -1,6 +1,7 @@
 """Configs measured side by side: each built once, then timed in alternating rounds in one process.
 
-Shared by the benchmarks (``bench.py``, ``bench_demo.py``): every config is built through the
+Used by the tuner to pick its winner among its finalists (:mod:`tuner.finalize`) and by the
+benchmarks (``experiments/bench.py``, ``bench_demo.py``): every config is built through the
 project's own backends and timed with DESIGN.md's protocol (:func:`tuner.measure.measure`: warm-up
 excluded, CUDA events on the GPU, the median of the repeats per sample, summed over the test data).
 The first round measures each config right after its build (so that its compile time is its
@@ -38,6 +39,7 @@ class Result:
         per_sample_ms: The fastest round's median latency of each sample.
         compile_s: Build time plus the first call of each shape (compiles on first call).
         max_abs_err: Largest absolute error against the reference outputs.
+        max_rel_err: Largest relative error against the reference outputs.
         error: Why there is no figure (build or run failure, wrong results); None when it ran.
     """
 
@@ -48,6 +50,7 @@ class Result:
     per_sample_ms: tuple[float, ...] = ()
     compile_s: float | None = None
     max_abs_err: float | None = None
+    max_rel_err: float | None = None
     error: str | None = None
 
     @property
@@ -58,7 +61,7 @@ class Result:
 
 def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: MeasureConfig, *, rounds: int = 3,
                      level: str = "o1", cache_dir: Path | None = None, say: Say | None = None,
-                     step: Callable[[], None] | None = None) -> list[Result]:
+                     step: Callable[[], None] | None = None, keep: dict[str, Built] | None = None) -> list[Result]:
     """Build and time each config once (checking its outputs), then time them all in alternating rounds.
 
     Args:
@@ -71,6 +74,8 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
         cache_dir: Backends' cache (TVM's tuning database: a tuned candidate is rebuilt from it).
         say: Progress lines.
         step: Called after each build and each measurement (a progress bar's advance).
+        keep: When given, receives name -> built config for every config that built (the tuner
+            exports its winner from it instead of building it again).
 
     Returns:
         One :class:`Result` per entry, in ``entries`` order.
@@ -84,7 +89,7 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
     compile_s: dict[str, float] = {}
     totals: dict[str, list[float]] = {}
     per_sample: dict[str, tuple[float, ...]] = {}
-    errors: dict[str, float] = {}
+    errors: dict[str, tuple[float, float]] = {}
 
     def measure_once(name: str, first: bool) -> None:
         cand, b = built[name]
@@ -98,7 +103,7 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
             compile_s[name] += m.warmup_s
             tol = TOLERANCES["o2" if cand.precision != "fp32" else level]
             verdict = check_outputs(m.outputs, workload.reference, tol)
-            errors[name] = verdict.max_abs_err
+            errors[name] = (verdict.max_abs_err, verdict.max_rel_err)
             if not verdict.ok:
                 say(f"{name}: WRONG: {verdict.detail}")
                 results[name] = Result(name, cand.describe(), compile_s=compile_s[name],
@@ -122,6 +127,8 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
                 step()
             continue
         built[name] = (cand, res.built)
+        if keep is not None:
+            keep[name] = res.built
         compile_s[name] = res.built.build_s
         totals[name] = []
         measure_once(name, first=True)
@@ -138,7 +145,9 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
             continue
         vals = totals[name]
         out.append(Result(name, cand.describe(), total_ms=min(vals) * 1e3, rounds_ms=tuple(v * 1e3 for v in vals),
-                          per_sample_ms=per_sample[name], compile_s=compile_s[name], max_abs_err=errors.get(name)))
+                          per_sample_ms=per_sample[name], compile_s=compile_s[name],
+                          max_abs_err=errors[name][0] if name in errors else None,
+                          max_rel_err=errors[name][1] if name in errors else None))
     return out
 
 
