@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--phase", choices=("all", "tune", "measure"), default="all")
     ap.add_argument("--tune-timeout", type=float, help="seconds for this call's trial loop (the next call continues)")
     ap.add_argument("--workers", type=int, help="tuner worker processes (default: the tuner's)")
+    ap.add_argument("--memory-limit", type=float, metavar="GIB",
+                    help="GiB one tuner worker may use (default: the tuner's; set it when bench.py runs share a host)")
     ap.add_argument("--backends", help="comma list of backends the tuner searches (default: every available one)")
     ap.add_argument("--track-trials", action="store_true", help="let the tuner log every trial to MLflow too")
     ap.add_argument("--finalists", type=int, default=3,
@@ -264,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"{name}: tuning up to {args.trials} trials (study in {out})")
                 bench_study.tune(workload, out, device=device, trials=args.trials, timeout_s=args.tune_timeout,
                                  workers=args.workers, backends=backends, progress=RichProgress(console),
+                                 memory_limit_gb=args.memory_limit,
                                  track=args.track_trials)
             if args.phase in ("all", "measure"):
                 args.results.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,8 @@ def study_name(workload: str) -> str:
 
 
 def tune(workload: Workload, out: Path, *, device: str, trials: int, timeout_s: float | None,
-         workers: int | None, backends: tuple[str, ...] | None, progress: Progress, track: bool) -> dict[str, Any]:
+         workers: int | None, backends: tuple[str, ...] | None, progress: Progress, track: bool,
+         memory_limit_gb: float | None = None) -> dict[str, Any]:
     """Run the tuner on the workload until its study counts ``trials`` trials (or ``timeout_s`` passes).
 
     Args:
@@ -53,6 +54,8 @@ def tune(workload: Workload, out: Path, *, device: str, trials: int, timeout_s: 
         backends: Backends to search (None: every available one).
         progress: The tuner's progress display.
         track: Let the tuner log its trials to MLflow (its own tracking store under ``out``).
+        memory_limit_gb: GiB one worker may use (None: the tuner's default, 80 % of RAM shared by
+            this process's workers, which over-commits a host shared by several bench processes).
 
     Returns:
         This call's record: wall seconds and trials counted before and after.
@@ -62,7 +65,7 @@ def tune(workload: Workload, out: Path, *, device: str, trials: int, timeout_s: 
         progress.message(f"{workload.name}: the study already counts {before} trials (>= {trials}): not tuning")
         return {"wall_s": 0.0, "before": before, "after": before}
     settings = TuneSettings(study_name=study_name(workload.name), output_dir=out, trials=trials, timeout_s=timeout_s,
-                            workers=workers, backends=backends)
+                            workers=workers, backends=backends, memory_limit_gb=memory_limit_gb)
     t0 = time.perf_counter()
     run(workload, settings, device=device, track=track, progress=progress)
     call = {"wall_s": round(time.perf_counter() - t0, 2), "before": before, "after": counted(out, workload.name),

@@ -29,14 +29,19 @@ if [ "$mode" = start ]; then
   IFS=';' read -r -a groups <<< "${BENCH_GROUPS:-demo,mlp;bert,resnet}"
   ngpu=$(nvidia-smi -L | wc -l); ncpu=$(nproc)
   per=$(( ncpu / ${#groups[@]} ))
+  # Each tuner would give its workers 80 % of the host's RAM; the groups share the host, so each
+  # worker gets its part of 80 % of RAM over every group's workers (8 each: the tuner's default on
+  # 16 cores). On 2026-11-30, without this, two groups' limits added up to 1.6x the RAM, and
+  # workers died of SIGKILL near the studies' ends (the sender was not established).
+  mem_gib=$(awk -v g=${#groups[@]} '/MemTotal/ {printf "%.1f", $2 / 2^20 * 0.8 / (8 * g)}' /proc/meminfo)
   nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader | tee $R/gpus.txt
   for i in "${!groups[@]}"; do
     gpu=$(( i % ngpu )); lo=$(( i * per )); hi=$(( lo + per - 1 ))
-    echo "group $i: ${groups[$i]} on GPU $gpu, cores $lo-$hi" | tee -a $R/groups.txt
+    echo "group $i: ${groups[$i]} on GPU $gpu, cores $lo-$hi, $mem_gib GiB per worker" | tee -a $R/groups.txt
     # shellcheck disable=SC2086
     CUDA_VISIBLE_DEVICES=$gpu setsid nohup taskset -c "$lo-$hi" python3 experiments/bench.py --device gpu \
       --workloads "${groups[$i]}" --trials 200 --snapshot 50 --tune-timeout "${TUNE_SECONDS:-330}" \
-      --work-dir $R/work$i --results $R/res$i --date "$DATE" ${BENCH_ARGS:-} \
+      --memory-limit "$mem_gib" --work-dir $R/work$i --results $R/res$i --date "$DATE" ${BENCH_ARGS:-} \
       > $R/group$i.log 2>&1 < /dev/null &
     echo $! > $R/group$i.pid
   done
