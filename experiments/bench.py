@@ -34,7 +34,7 @@ from experiments.peers import peers_for
 from experiments.workloads import registry
 from tuner.devices import device_name, hardware_context, resolve_device
 from tuner.errors import UserError
-from tuner.finalists import ranked
+from tuner.finalists import fastest
 from tuner.finalists import record as finalists_record
 from tuner.measure import MeasureConfig
 from tuner.progress import RichProgress
@@ -184,9 +184,8 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
                                   "see its failures in the study)"})
             continue
         picks = list(snap.finalists)
-        order = ranked(picks, by_name)
-        res = by_name[(order[0] if order else picks[0]).name]
-        chosen = next(p for p in picks if p.name == res.name)
+        chosen = fastest(picks, by_name)
+        res = by_name[chosen.name]
         rec = {**result_dict(res), "name": row_name, "role": "tuner", "trial": chosen.trial, "counted": snap.counted,
                "objective_ms": chosen.objective_s * 1e3, "study_best_trial": snap.trial,
                "tuning_s": snap.time_to_n_s, "finalists": finalists_record(picks, by_name, chosen)}

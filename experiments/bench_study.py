@@ -18,14 +18,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search_space import build_candidate
-from search_space.base import SpaceContext
 from tuner.api import quiet_optuna, run
 from tuner.artifact import write_json
 from tuner.claims import counted_trials
 from tuner.finalists import Pick, top_picks
 from tuner.progress import Progress
-from tuner.records import Candidate
 from tuner.settings import TuneSettings
 from tuner.study import load_study
 from tuner.workload import Workload
@@ -95,28 +92,27 @@ def counted(out: Path, workload: str) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
-    """The tuner's best after its first ``n`` counted trials.
+    """The tuner's best candidates after its first ``n`` counted trials.
 
     Attributes:
         n: Trials asked for.
         counted: Trials the study really had (fewer than ``n`` when it stopped early).
-        trial: The winning trial's number.
-        candidate: Its candidate.
-        objective_ms: Its objective as the study measured it.
         time_to_n_s: From the first trial's start to the last end among the first n counted
             trials (gaps between calls included when the study ran over several calls).
-        finalists: The fastest distinct candidates among those trials (the study's best first),
-            which the tuner would measure again side by side before emitting one
+        finalists: The fastest distinct candidates among those trials (the study's best first,
+            never empty), which the tuner measures again side by side before emitting one
             (:mod:`tuner.finalists`).
     """
 
     n: int
     counted: int
-    trial: int
-    candidate: Candidate
-    objective_ms: float
     time_to_n_s: float | None
-    finalists: tuple[Pick, ...] = ()
+    finalists: tuple[Pick, ...]
+
+    @property
+    def trial(self) -> int:
+        """The study's best trial among the first ``n`` (as measured in its trial)."""
+        return self.finalists[0].trial
 
 
 def read_study(out: Path, workload: str, snapshots: list[int], finalists: int = 3
@@ -137,7 +133,6 @@ def read_study(out: Path, workload: str, snapshots: list[int], finalists: int = 
     with quiet_optuna():
         study = load_study(study_name(workload), storage_url(out))
     trials = counted_trials(study.get_trials(deepcopy=False))
-    ctx = SpaceContext.from_dict(study.user_attrs["space"])
     numbers, states, values, best = [], [], [], []
     run_min: float | None = None
     for t in trials:
@@ -155,17 +150,14 @@ def read_study(out: Path, workload: str, snapshots: list[int], finalists: int = 
     start = min((t.datetime_start for t in trials if t.datetime_start is not None), default=None)
     for n in snapshots:
         first = trials[:n]
-        done = [t for t in first if t.state == TrialState.COMPLETE and t.value is not None]
-        if not done:
+        picks = tuple(top_picks(study, finalists, first))
+        if not picks:
             continue
-        win = min(done, key=lambda t: float(t.value or 0.0))
         # With several workers the n-th trial by number need not be the last of the n to finish.
         end = max((t.datetime_complete for t in first if t.datetime_complete is not None), default=None)
-        out_snaps.append(Snapshot(n=n, counted=len(first), trial=win.number,
-                                  candidate=build_candidate(optuna.trial.FixedTrial(win.params), ctx),
-                                  objective_ms=float(win.value or 0.0) * 1e3,
+        out_snaps.append(Snapshot(n=n, counted=len(first),
                                   time_to_n_s=(end - start).total_seconds() if start and end else None,
-                                  finalists=tuple(top_picks(study, finalists, first))))
+                                  finalists=picks))
     return convergence, out_snaps
 
 

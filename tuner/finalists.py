@@ -13,6 +13,8 @@ correctly (if its export fails, the next one).
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -20,7 +22,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search_space import build_candidate
 from search_space.base import SpaceContext
-from tuner.cache import KEY_ATTR
 from tuner.records import Candidate
 from tuner.sidebyside import Result
 
@@ -45,38 +46,47 @@ class Pick:
         return f"trial {self.trial}"
 
 
-def top_picks(study: optuna.Study, k: int, trials: list[FrozenTrial] | None = None) -> list[Pick]:
-    """The ``k`` fastest distinct candidates among the study's complete trials.
+def distinct_picks(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> Iterator[Pick]:
+    """The study's complete trials, fastest objective first, one per distinct candidate.
 
     Identical candidates (a cached repeat has the same key and objective) count once, by their
-    first trial.
+    first trial. Lazy: each trial is decoded only when it is reached.
 
     Args:
         study: A study created by this tool.
-        k: How many.
         trials: The trials to choose from (e.g. the first 50 counted); None: all of the study's.
+
+    Yields:
+        Picks, fastest objective first (ties: lower trial number first).
+    """
+    pool = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if trials is None else trials
+    done = sorted((t for t in pool if t.state == TrialState.COMPLETE and t.value is not None),
+                  key=lambda t: (float(t.value or 0.0), t.number))
+    if not done:
+        return
+    ctx = SpaceContext.from_dict(study.user_attrs["space"])
+    seen: set[str] = set()
+    for t in done:
+        cand = build_candidate(optuna.trial.FixedTrial(t.params), ctx)
+        if cand.key() in seen:
+            continue
+        seen.add(cand.key())
+        yield Pick(t.number, cand, float(t.value or 0.0))
+
+
+def top_picks(study: optuna.Study, k: int, trials: list[FrozenTrial] | None = None) -> list[Pick]:
+    """The ``k`` fastest distinct candidates among the study's complete trials (:func:`distinct_picks`).
 
     Returns:
         Up to ``k`` picks, fastest objective first; empty when no trial completed.
     """
-    pool = study.get_trials(deepcopy=False) if trials is None else trials
-    done = sorted((t for t in pool if t.state == TrialState.COMPLETE and t.value is not None),
-                  key=lambda t: (float(t.value or 0.0), t.number))
-    if not done:
-        return []
-    ctx = SpaceContext.from_dict(study.user_attrs["space"])
-    picks: list[Pick] = []
-    seen: set[str] = set()
-    for t in done:
-        cand = build_candidate(optuna.trial.FixedTrial(t.params), ctx)
-        key = str(t.user_attrs.get(KEY_ATTR) or cand.key())
-        if key in seen:
-            continue
-        seen.add(key)
-        picks.append(Pick(t.number, cand, float(t.value or 0.0)))
-        if len(picks) == k:
-            break
-    return picks
+    return list(itertools.islice(distinct_picks(study, trials), k))
+
+
+def fastest(picks: list[Pick], results: dict[str, Result]) -> Pick:
+    """The pick that ran fastest side by side; the study's best when none ran correctly."""
+    order = ranked(picks, results)
+    return order[0] if order else picks[0]
 
 
 def ranked(picks: list[Pick], results: dict[str, Result]) -> list[Pick]:
@@ -97,4 +107,4 @@ def record(picks: list[Pick], results: dict[str, Result], chosen: Pick | None) -
     return out
 
 
-__all__ = ["Pick", "ranked", "record", "top_picks"]
+__all__ = ["Pick", "distinct_picks", "fastest", "ranked", "record", "top_picks"]

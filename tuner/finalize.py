@@ -18,14 +18,13 @@ import optuna
 from backends import error_line, get_backend
 from tuner.artifact import MANIFEST, write_dir_atomically, write_json
 from tuner.devices import hardware_context
-from tuner.finalists import Pick, ranked, record, top_picks
-from tuner.measure import MeasureConfig, measure
+from tuner.finalists import Pick, fastest, ranked, record, top_picks
 from tuner.progress import NullProgress, Progress
-from tuner.records import Built, Candidate, Measurement
+from tuner.records import Built, Candidate
 from tuner.report import build_report
 from tuner.settings import TuneSettings
 from tuner.sidebyside import Result, run_side_by_side
-from tuner.study import LoopResult, best_candidate, redact, summary
+from tuner.study import LoopResult, redact, summary
 from tuner.tracking import Tracker
 from tuner.verify import verify_in_subprocess
 from tuner.workload import Workload
@@ -53,19 +52,6 @@ class TuneResult:
     artifact_dir: Path | None
     storage: str
     mlflow_uri: str | None
-
-
-def side_by_side(eager: Built, best: Built, backend_measure: Any, workload: Workload,
-                  config: MeasureConfig, rounds: int = 2) -> tuple[Measurement, Measurement]:
-    """Measure eager and the winner alternately; keep each one's faster round (less noise)."""
-    pairs: list[tuple[Measurement, Measurement]] = []
-    for _ in range(rounds):
-        pairs.append((measure(eager.fn, workload, config), backend_measure(best, workload, config)))
-
-    def pick(ms: list[Measurement]) -> Measurement:
-        return min(ms, key=lambda m: m.total_s if m.ok else float("inf"))
-
-    return pick([p[0] for p in pairs]), pick([p[1] for p in pairs])
 
 
 def _measure_finalists(workload: Workload, picks: list[Pick], settings: TuneSettings
@@ -108,10 +94,10 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
     """
     progress = progress or NullProgress()
     config = settings.measure_config()
-    found = best_candidate(study)
+    picks = top_picks(study, settings.finalists)
     search = {**summary(study), "stopped_by": loop.stopped_by, "wall_s": round(loop.wall_s, 2),
-              "best_trial": found[0].number if found else None,
-              "best_objective_ms": found[0].value * 1e3 if found and found[0].value is not None else None,
+              "best_trial": picks[0].trial if picks else None,
+              "best_objective_ms": picks[0].objective_s * 1e3 if picks else None,
               "seed": settings.seed, "workers": loop.workers}
     common: dict[str, Any] = dict(
         study=study, samples=len(workload.samples), search=search, level=settings.level,
@@ -125,7 +111,7 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
                    "mlflow_uri": redact(settings.tracking_uri) if tracker else None, "output_dir": str(settings.out)},
         baseline_total_s=loop.baseline_s,
     )
-    if found is None:
+    if not picks:
         report = build_report(chosen=None, chosen_trial=None, pre_total_s=loop.baseline_s, post_total_s=None,
                               accuracy=None, artifact=None, **common)
         where = "the study and MLflow" if tracker is not None else "the study"
@@ -137,7 +123,6 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
         return TuneResult(study.study_name, None, report, None, settings.storage_url,
                           settings.tracking_uri if tracker else None)
 
-    picks = top_picks(study, settings.finalists)
     progress.phase(f"measuring the {len(picks)} fastest distinct candidate(s) again, side by side with eager: "
                    + ", ".join(f"trial {p.trial} ({p.candidate.backend})" for p in picks))
     results, built = _measure_finalists(workload, picks, settings)
@@ -153,7 +138,7 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
     def fill(tmp: Path) -> None:
         # The fastest finalist that ran correctly and exports wins; if its export (or the check
         # of the reloaded artifact) fails, the next one is tried, and the report says why.
-        chosen = order[0] if order else picks[0]
+        chosen = fastest(picks, results)
         if not order:
             artifact["error"] = "no finalist rebuilt and ran correctly: " + "; ".join(
                 f"trial {p.trial}: {results[p.name].error}" for p in picks)

@@ -40,18 +40,19 @@ import optuna
 from optuna.trial import TrialState
 
 from backends import backend_class, error_line, get_backend
-from search_space import SpaceContext, build_candidate
 from tuner.api import run
 from tuner.artifact import MANIFEST, load_optimized, write_dir_atomically, write_json
 from tuner.config import Config
 from tuner.devices import cuda_available
 from tuner.errors import UserError
-from tuner.finalize import TuneResult, side_by_side
+from tuner.finalists import distinct_picks
+from tuner.finalize import TuneResult
 from tuner.kinds import GRAPHDEF, NN_MODULE, OTHER, TORCHSCRIPT, fits, model_kind
 from tuner.progress import RichProgress
 from tuner.records import Built, Candidate
 from tuner.report import optimization_entry
 from tuner.settings import TuneSettings
+from tuner.sidebyside import side_by_side
 from tuner.study import load_study
 from tuner.verify import verify_in_subprocess
 from tuner.workload import Workload, make_workload
@@ -210,22 +211,17 @@ def _accepts(backend: str, kind: str) -> bool:
 
 def _pick_native(study: optuna.Study, workload: Workload, settings: TuneSettings, kind: str) -> _Pick | None:
     """The fastest complete trial whose candidate a backend can give as a model of ``kind``."""
-    ctx = SpaceContext.from_dict(study.user_attrs["space"])
-    trials = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                     if t.value is not None), key=lambda t: (t.value, t.number))
-    seen: set[str] = set()
-    for trial in trials:
-        candidate = build_candidate(optuna.trial.FixedTrial(trial.params), ctx)
-        if candidate.key() in seen or not _accepts(candidate.backend, kind):
+    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    for pick in distinct_picks(study, list(trials.values())):
+        if not _accepts(pick.candidate.backend, kind):
             continue
-        seen.add(candidate.key())
-        backend = get_backend(candidate.backend, cache_dir=settings.cache_dir)
-        result = backend.build(workload, candidate)
+        backend = get_backend(pick.candidate.backend, cache_dir=settings.cache_dir)
+        result = backend.build(workload, pick.candidate)
         if result.built is None:
             continue
-        model = backend.native_model(result.built, workload, candidate)
+        model = backend.native_model(result.built, workload, pick.candidate)
         if model is not None and fits(model, kind):
-            return _Pick(trial, candidate, result.built, model)
+            return _Pick(trials[pick.trial], pick.candidate, result.built, model)
     return None
 
 

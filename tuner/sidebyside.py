@@ -19,8 +19,8 @@ from typing import Any
 
 from backends import get_backend
 from tuner.correctness import TOLERANCES, check_outputs
-from tuner.measure import MeasureConfig
-from tuner.records import Built, Candidate
+from tuner.measure import MeasureConfig, measure
+from tuner.records import Built, Candidate, Measurement
 from tuner.workload import Workload
 
 #: Called with a line of progress (a step starts or a config fails).
@@ -151,6 +151,19 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
     return out
 
 
+def side_by_side(eager: Built, best: Built, backend_measure: Any, workload: Workload,
+                 config: MeasureConfig, rounds: int = 2) -> tuple[Measurement, Measurement]:
+    """Measure eager and the winner alternately; keep each one's faster round (less noise)."""
+    pairs: list[tuple[Measurement, Measurement]] = []
+    for _ in range(rounds):
+        pairs.append((measure(eager.fn, workload, config), backend_measure(best, workload, config)))
+
+    def pick(ms: list[Measurement]) -> Measurement:
+        return min(ms, key=lambda m: m.total_s if m.ok else float("inf"))
+
+    return pick([p[0] for p in pairs]), pick([p[1] for p in pairs])
+
+
 def _room_for_compiled_configs() -> None:
     """Let several ``torch.compile`` configs of one model live in one process.
 
@@ -170,4 +183,4 @@ def result_dict(result: Result) -> dict[str, Any]:
     return dataclasses.asdict(result)
 
 
-__all__ = ["Result", "result_dict", "run_side_by_side"]
+__all__ = ["Result", "result_dict", "run_side_by_side", "side_by_side"]
