@@ -167,7 +167,7 @@ def tune(
 
 
 def best_config(study_name: str, storage: str = "sqlite:///tune-output/study.db") -> dict[str, Any]:
-    """The best config of a study, rebuilt from its stored params (the same decoding as tuning).
+    """The config ``tune`` emitted for a study (else its best trial's), rebuilt from its stored params.
 
     Args:
         study_name: The study.

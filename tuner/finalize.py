@@ -24,7 +24,7 @@ from tuner.records import Built, Candidate
 from tuner.report import build_report
 from tuner.settings import TuneSettings
 from tuner.sidebyside import Result, run_side_by_side
-from tuner.study import LoopResult, redact, summary
+from tuner.study import EMITTED_ATTR, LoopResult, redact, summary
 from tuner.tracking import Tracker
 from tuner.verify import verify_in_subprocess
 from tuner.workload import Workload
@@ -184,6 +184,8 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
 
     write_dir_atomically(settings.best_dir, fill)
     report, best_config = written["report"], written["best_config"]
+    # tuner.best_config(study) answers with what was emitted, not with the best single measurement.
+    study.set_user_attr(EMITTED_ATTR, best_config["trial"])
     if "error" in artifact:
         progress.message(f"warning: {artifact['error']}")
     if tracker is not None:

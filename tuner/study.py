@@ -488,10 +488,16 @@ def _record(trial: optuna.Trial, outcome: Outcome, cached: bool) -> None:
         trial.set_user_attr("failure_reason", outcome.failure_reason)
 
 
-def best_candidate(study: optuna.Study) -> tuple[FrozenTrial, Candidate] | None:
-    """The best complete trial and its candidate, rebuilt from its params with ``FixedTrial``.
+#: Study attribute: the number of the trial whose candidate ``tune`` last emitted (the winner of
+#: its finalists, :mod:`tuner.finalists`), which need not be the trial with the best objective.
+EMITTED_ATTR = "emitted_trial"
 
-    This is the code path tuning used to decode the trial, so the config is exactly what ran.
+
+def best_candidate(study: optuna.Study) -> tuple[FrozenTrial, Candidate] | None:
+    """The candidate ``tune`` emitted for the study, else its best complete trial's, rebuilt from its params.
+
+    The params are decoded with ``FixedTrial``, the code path tuning used, so the config is exactly
+    what ran.
 
     Args:
         study: A study created by this tool.
@@ -499,12 +505,18 @@ def best_candidate(study: optuna.Study) -> tuple[FrozenTrial, Candidate] | None:
     Returns:
         ``(trial, candidate)``, or None when no trial completed.
     """
-    try:
-        best = study.best_trial
-    except ValueError:
-        return None
+    emitted = study.user_attrs.get(EMITTED_ATTR)
+    trial = None
+    if emitted is not None:
+        trial = next((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                      if t.number == emitted), None)
+    if trial is None:
+        try:
+            trial = study.best_trial
+        except ValueError:
+            return None
     ctx = SpaceContext.from_dict(study.user_attrs["space"])
-    return best, build_candidate(optuna.trial.FixedTrial(best.params), ctx)
+    return trial, build_candidate(optuna.trial.FixedTrial(trial.params), ctx)
 
 
 def load_study(study_name: str, storage: str) -> optuna.Study:
@@ -557,4 +569,5 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     }
 
 
-__all__ = ["CandidateFailed", "LoopResult", "best_candidate", "load_study", "open_study", "run_trials", "summary"]
+__all__ = ["EMITTED_ATTR", "CandidateFailed", "LoopResult", "best_candidate", "load_study", "open_study", "run_trials",
+           "summary"]

@@ -44,6 +44,9 @@ def test_a_lucky_trial_loses_the_side_by_side_and_an_unexportable_winner_gives_w
     manifest = json.loads((result.artifact_dir / MANIFEST).read_text())
     assert manifest["candidate"]["options"] == {"test_lucky/variant": 1}
     assert report["chosen"]["trial"] == fin[1]["trial"]
+    # The API's best_config answers with what was emitted, not with the study's best measurement.
+    cfg = tuner.best_config("l", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert cfg["trial"] == fin[1]["trial"] and cfg["options"] == {"test_lucky/variant": 1}
 
 
 def test_one_finalist_emits_the_study_best_as_measured(tmp_path):
