@@ -14,7 +14,10 @@ The study ranks them 2, 3, 1, 0; measured again, 3 is the fastest, and 1 is what
 ``test_cheap`` has 400 fault-free variants of the same kind (sleep ``variant % 20`` x 0.1 ms per
 call): a space large enough for 200-trial benchmarks of the study machinery itself.
 
-All three are ``test_only``: kept out of the default backend list; ask for them with ``--backends``.
+``test_slow`` has 2 variants: 0 runs as eager does; 1 compiles for an hour in Python code (a
+compiler that is slow, not stuck: the ``SIGALRM`` of a compile or time limit interrupts it).
+
+All four are ``test_only``: kept out of the default backend list; ask for them with ``--backends``.
 """
 
 from __future__ import annotations
@@ -146,3 +149,28 @@ class LuckyBackend(FaultyBackend):
         if int(candidate.option("variant", 0)) == self.UNEXPORTABLE:
             raise RuntimeError("test_lucky variant 3 cannot be exported (injected)")
         return super().export(built, workload, candidate, directory)
+
+
+class SlowBackend(FaultyBackend):
+    """A compiler that takes an hour on variant 1, in interruptible Python code (see the module doc)."""
+
+    name = "test_slow"
+    #: The variant that compiles for an hour.
+    SLOW = 1
+    SLOW_COMPILE_S = 3600.0
+
+    def compile(self, workload: Workload, candidate: Candidate) -> Built:
+        """Eager's callable, after an hour's sleep on the slow variant.
+
+        Args:
+            workload: The model.
+            candidate: Its ``test_slow/variant`` option.
+
+        Returns:
+            The callable.
+        """
+        if int(candidate.option("variant", 0)) == self.SLOW:
+            end = time.monotonic() + self.SLOW_COMPILE_S
+            while time.monotonic() < end:
+                time.sleep(0.05)  # short sleeps: a signal handler's exception surfaces within one
+        return super().compile(workload, candidate)

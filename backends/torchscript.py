@@ -131,6 +131,30 @@ def _bool_option(candidate: Candidate, name: str) -> bool:
     return value
 
 
+#: The first ``torch.jit.script`` error of each module class in this process. A failed script
+#: leaves the class half-defined in TorchScript's compilation unit, and every later script of the
+#: class in the process fails with "Can't redefine method: forward", which hides the real error
+#: (seen on the BERT workload on the H200: a warm worker reported that for 22 script candidates).
+_SCRIPT_ERRORS: dict[type, str] = {}
+
+
+def _script_module(module: nn.Module) -> torch.jit.ScriptModule:
+    """``torch.jit.script(module)``, failing with the class's first script error if it had one here.
+
+    Raises:
+        RuntimeError: When TorchScript cannot script the module's class (now or earlier in this process).
+    """
+    cls = type(module)
+    if cls in _SCRIPT_ERRORS:
+        raise RuntimeError(_SCRIPT_ERRORS[cls])
+    try:
+        scripted: torch.jit.ScriptModule = torch.jit.script(module)
+    except Exception as e:
+        _SCRIPT_ERRORS[cls] = str(e).strip() or type(e).__name__
+        raise
+    return scripted
+
+
 def _script(model: Any, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
     if isinstance(model, torch.jit.ScriptModule):
         return model
@@ -139,12 +163,11 @@ def _script(model: Any, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptMo
         # wrapped model and trace the thin cast layer around it (a traced module keeps a scripted
         # submodule's control flow as a call).
         if not isinstance(model.model, torch.jit.ScriptModule):
-            model.model = torch.jit.script(model.model)
+            model.model = _script_module(model.model)
         traced: torch.jit.ScriptModule = torch.jit.trace(  # type: ignore[no-untyped-call]
             model, example, check_trace=False, strict=False)
         return traced
-    scripted: torch.jit.ScriptModule = torch.jit.script(model)
-    return scripted
+    return _script_module(model)
 
 
 class TorchScriptBackend(Backend):

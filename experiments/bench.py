@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--finalists", type=int, default=3,
                     help="the tuner's finalists: its pick after N trials is the fastest of them measured here")
     ap.add_argument("--peers", help="comma list of peer rows to measure (default: all; others get a reason)")
+    ap.add_argument("--compile-limit", type=float, default=None, metavar="SECONDS",
+                    help="seconds each row may take to build and compile; a row past it gets that reason "
+                         "instead of a figure (default: no limit)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=30)
@@ -158,7 +161,8 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
                   transient=True) as bar:
         task = bar.add_task("measure", total=total)
         results = run_side_by_side(workload, entries, config, rounds=args.rounds, level=args.level,
-                                   cache_dir=out / "cache", say=say, step=lambda: bar.advance(task))
+                                   cache_dir=out / "cache", say=say, step=lambda: bar.advance(task),
+                                   compile_limit_s=args.compile_limit)
     by_name: dict[str, Result] = {r.name: r for r in results}
     try:
         floor: Floor | None = floor_of(workload, args.data, device)
@@ -206,7 +210,8 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
         "size": args.size, "device": device_tag(device), "device_name": device_name(device), "date": args.date,
         "trials": args.trials, "snapshot": args.snapshot, "command": " ".join(["python", *sys.argv]),
         "samples": len(workload.samples), "shapes": workload.shapes_summary(),
-        "measure": {"warmup": config.warmup, "repeats": config.repeats, "rounds": args.rounds, "level": args.level},
+        "measure": {"warmup": config.warmup, "repeats": config.repeats, "rounds": args.rounds, "level": args.level,
+                    "compile_limit_s": args.compile_limit},
         "rows": rows, "floor": floor_rec, "convergence": convergence,
         "tuning": {"calls": len(calls), "wall_s": tuning_total, "per_call": calls},
     }

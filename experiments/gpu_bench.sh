@@ -13,6 +13,8 @@
 #   BENCH_GROUPS  workload groups, one per GPU, ';'-separated (default "demo,mlp;bert,resnet")
 #   TUNE_SECONDS  each workload's trial-loop limit in seconds (default 330)
 #   WAIT_SECONDS  how long this call waits for the runs (default 560)
+#   COMPILE_LIMIT seconds each side-by-side row may compile (default 600: on 2026-11-30 the ResNet's
+#                 torch.compile max-autotune peer compiled for over 20 minutes and held up the run)
 #   BENCH_ARGS    more bench.py arguments
 #   DATE          the results' date (default today, UTC)
 # Every 30 s, and at the end, $OUT/bench.tar.gz is rewritten with the logs, the results JSON/MD
@@ -33,7 +35,8 @@ if [ "$mode" = start ]; then
   # worker gets its part of 80 % of RAM over every group's workers (8 each: the tuner's default on
   # 16 cores). On 2026-11-30, without this, two groups' limits added up to 1.6x the RAM, and
   # workers died of SIGKILL near the studies' ends (the sender was not established).
-  mem_gib=$(awk -v g=${#groups[@]} '/MemTotal/ {printf "%.1f", $2 / 2^20 * 0.8 / (8 * g)}' /proc/meminfo)
+  # (The RAM is the host's, or the container's memory cgroup limit where lower: tuner.hostmem.)
+  mem_gib=$(python3 -c "from tuner.hostmem import memory_total_bytes as m; print(f'{m() / 2**30 * 0.8 / (8 * ${#groups[@]}):.1f}')")
   nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader | tee $R/gpus.txt
   for i in "${!groups[@]}"; do
     gpu=$(( i % ngpu )); lo=$(( i * per )); hi=$(( lo + per - 1 ))
@@ -41,7 +44,7 @@ if [ "$mode" = start ]; then
     # shellcheck disable=SC2086
     CUDA_VISIBLE_DEVICES=$gpu setsid nohup taskset -c "$lo-$hi" python3 experiments/bench.py --device gpu \
       --workloads "${groups[$i]}" --trials 200 --snapshot 50 --tune-timeout "${TUNE_SECONDS:-330}" \
-      --memory-limit "$mem_gib" --work-dir $R/work$i --results $R/res$i --date "$DATE" ${BENCH_ARGS:-} \
+      --memory-limit "$mem_gib" --compile-limit "${COMPILE_LIMIT:-600}" --work-dir $R/work$i --results $R/res$i --date "$DATE" ${BENCH_ARGS:-} \
       > $R/group$i.log 2>&1 < /dev/null &
     echo $! > $R/group$i.pid
   done

@@ -144,8 +144,9 @@ def tune(
         track: Log every trial to MLflow.
         verbose: Show the progress bar on stderr.
         workers: Worker processes measuring candidates in parallel (one per GPU on a GPU study).
-        memory_limit: GiB of resident memory one worker may use (default: 80 % of RAM shared by
-            the workers); a candidate over it fails with ``out of memory``.
+        memory_limit: GiB of resident memory one worker may use (default: 80 % of RAM, or of the
+            container's memory limit where lower, shared by the workers); a candidate over it
+            fails with ``out of memory``.
         finalists: How many of the fastest distinct candidates are measured again side by side
             with eager after the trials; the fastest that runs correctly and exports is emitted.
 

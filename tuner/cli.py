@@ -90,7 +90,8 @@ def tune_command(
              "sharing --storage.")] = None,
     memory_limit: Annotated[float | None, typer.Option(
         "--memory-limit", help="GiB of resident memory one worker may use; a candidate over it fails with "
-                               "'out of memory'. Default: 80% of RAM shared by the workers.")] = None,
+                               "'out of memory'. Default: 80% of RAM (or of the container's memory limit, "
+                               "where lower) shared by the workers.")] = None,
     output_dir: Annotated[Path, typer.Option(
         "--output-dir", help="Folder for study.db, mlflow.db, mlruns/ and <study>/best/.")] = Path("tune-output"),
     seed: Annotated[int, typer.Option(help="Seed of the TPE sampler.")] = 0,

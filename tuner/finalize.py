@@ -66,8 +66,9 @@ def _measure_finalists(workload: Workload, picks: list[Pick], settings: TuneSett
     entries = {"eager": eager, **{p.name: p.candidate for p in picks if p.candidate.key() != eager.key()}}
     built: dict[str, Built] = {}
     # The study's cache dir: a TVM finalist is rebuilt from its tuning records, not tuned again.
+    # Each gets the time a trial gets: a rebuild here must not hold the study process forever.
     rows = run_side_by_side(workload, entries, settings.measure_config(), rounds=FINAL_ROUNDS, level=settings.level,
-                            cache_dir=settings.cache_dir, keep=built)
+                            cache_dir=settings.cache_dir, keep=built, compile_limit_s=settings.trial_timeout_s)
     results = {r.name: r for r in rows}
     for p in picks:
         if p.name not in entries:

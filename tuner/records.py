@@ -180,10 +180,11 @@ class Correctness:
 
 
 #: Why a trial failed; the failure kinds group the report's "failures by reason".
-#: ``segfault``, ``out of memory``, ``cuda error`` and ``crashed`` are deaths (or poisonings) of the
-#: worker process that ran the candidate (see :mod:`tuner.worker`).
+#: ``segfault``, ``out of memory``, ``cuda error``, ``killed`` (a SIGKILL from outside the tuner that
+#: was not an out-of-memory kill) and ``crashed`` are deaths (or poisonings) of the worker process
+#: that ran the candidate (see :mod:`tuner.worker`).
 FailureKind = Literal["build", "run", "wrong", "timeout", "interrupted", "export", "segfault", "out of memory",
-                      "cuda error", "crashed"]
+                      "cuda error", "killed", "crashed"]
 
 
 @dataclasses.dataclass(frozen=True)

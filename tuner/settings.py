@@ -35,7 +35,8 @@ class TuneSettings(BaseModel):
         repeats: Timed calls per sample.
         workers: Worker processes measuring candidates in parallel (one per GPU on a GPU study).
         memory_limit_gb: Resident memory one worker's process tree may use before its candidate
-            fails with ``out of memory``; None: 80 % of RAM shared by the workers.
+            fails with ``out of memory``; None: 80 % of RAM (or of the container's memory limit,
+            where lower) shared by the workers.
         finalists: The fastest distinct candidates measured again side by side with eager after
             the trial loop; the fastest of them that runs correctly (and exports) is emitted.
         isolate: Run candidates in worker processes (False: in this process, without the

@@ -7,7 +7,9 @@ excluded, CUDA events on the GPU, the median of the repeats per sample, summed o
 The first round measures each config right after its build (so that its compile time is its
 own) and checks its outputs; the later rounds alternate the configs so that drift on a shared
 machine hits all alike; each keeps its fastest round. A config that fails to build, crashes or
-gives wrong results is a row with its reason, not an exception.
+gives wrong results is a row with its reason, not an exception, and so is one that does not compile
+within ``compile_limit_s`` (a benchmark's peer must not hold the whole run: on 2026-11-30
+``torch.compile`` max-autotune compiled the ResNet for over 20 minutes on an H200).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from backends import get_backend
 from tuner.correctness import TOLERANCES, check_outputs
 from tuner.measure import MeasureConfig, measure
 from tuner.records import Built, Candidate, Measurement
+from tuner.timelimit import TrialTimeout, time_limit
 from tuner.workload import Workload
 
 #: Called with a line of progress (a step starts or a config fails).
@@ -61,7 +64,8 @@ class Result:
 
 def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: MeasureConfig, *, rounds: int = 3,
                      level: str = "o1", cache_dir: Path | None = None, say: Say | None = None,
-                     step: Callable[[], None] | None = None, keep: dict[str, Built] | None = None) -> list[Result]:
+                     step: Callable[[], None] | None = None, keep: dict[str, Built] | None = None,
+                     compile_limit_s: float | None = None) -> list[Result]:
     """Build and time each config once (checking its outputs), then time them all in alternating rounds.
 
     Args:
@@ -76,6 +80,9 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
         step: Called after each build and each measurement (a progress bar's advance).
         keep: When given, receives name -> built config for every config that built (the tuner
             exports its winner from it instead of building it again).
+        compile_limit_s: Seconds each config may take for its build and its first round (where
+            ``torch.compile`` compiles); past it, the config is a row with that reason. None: no
+            limit. Enforced only in the main thread (it is a ``SIGALRM``, :mod:`tuner.timelimit`).
 
     Returns:
         One :class:`Result` per entry, in ``entries`` order.
@@ -118,20 +125,35 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
     # their first call of round 1: untimed, as every first call per shape is).
     for name, cand in entries.items():
         say(f"building {name}: {cand.describe()}")
-        res = get_backend(cand.backend, cache_dir=cache_dir).build(workload, cand)
-        step()
-        if res.built is None:
-            say(f"{name}: build failed: {res.error_msg}")
-            results[name] = Result(name, cand.describe(), error=f"build failed: {res.error_msg}")
-            for _ in range(rounds):
+        steps_done = 0
+        try:
+            with time_limit(compile_limit_s):
+                res = get_backend(cand.backend, cache_dir=cache_dir).build(workload, cand)
                 step()
-            continue
-        built[name] = (cand, res.built)
-        if keep is not None:
-            keep[name] = res.built
-        compile_s[name] = res.built.build_s
-        totals[name] = []
-        measure_once(name, first=True)
+                steps_done += 1
+                if res.built is None:
+                    say(f"{name}: build failed: {res.error_msg}")
+                    results[name] = Result(name, cand.describe(), error=f"build failed: {res.error_msg}")
+                    for _ in range(rounds):
+                        step()
+                    continue
+                built[name] = (cand, res.built)
+                if keep is not None:
+                    keep[name] = res.built
+                compile_s[name] = res.built.build_s
+                totals[name] = []
+                measure_once(name, first=True)
+        except TrialTimeout:
+            assert compile_limit_s is not None
+            say(f"{name}: not compiled within {compile_limit_s:g} s: left out")
+            results[name] = Result(name, cand.describe(), compile_s=compile_limit_s,
+                                   error=f"not compiled within the {compile_limit_s:g} s compile limit")
+            built.pop(name, None)
+            if keep is not None:
+                keep.pop(name, None)
+            _forget_partial_compile(cand)
+            for _ in range(steps_done, 1 + rounds):
+                step()
     for _ in range(1, rounds):
         for name in built:
             if name in results:
@@ -162,6 +184,14 @@ def side_by_side(eager: Built, best: Built, backend_measure: Any, workload: Work
         return min(ms, key=lambda m: m.total_s if m.ok else float("inf"))
 
     return pick([p[0] for p in pairs]), pick([p[1] for p in pairs])
+
+
+def _forget_partial_compile(candidate: Candidate) -> None:
+    """Drop what an interrupted ``torch.compile`` left behind (its half-built graphs and guards)."""
+    if candidate.backend == "inductor":
+        import torch._dynamo as dynamo
+
+        dynamo.reset()
 
 
 def _room_for_compiled_configs() -> None:

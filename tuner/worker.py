@@ -14,8 +14,13 @@ RSS of its process tree over       ``out of memory``   killed, replaced
 ``--memory-limit``
 CUDA error text in the failure     ``cuda error``      replaced (a sticky CUDA error poisons the
                                                        process's context)
-any other death (abort, SIGKILL    ``crashed``         replaced
-from outside, exit)
+SIGKILL from outside while the     ``out of memory``   replaced
+cgroup's ``oom_kill`` count rose
+SIGKILL from outside, that count   ``killed``          replaced
+unchanged
+SIGKILL from outside, that count   ``out of memory``   replaced (a guess: the usual sender)
+unreadable
+any other death (abort, exit)      ``crashed``         replaced
 =================================  ==================  ==========================================
 
 The memory limit is a watchdog on resident memory, not ``RLIMIT_AS``: CUDA reserves a large
@@ -41,7 +46,7 @@ from typing import Any
 import psutil
 
 import tuner
-from tuner import stopping
+from tuner import hostmem, stopping
 from tuner.cache import outcome_from_dict
 from tuner.devices import BUILD_THREADS_ENV, usable_cores
 from tuner.measure import MeasureConfig
@@ -65,7 +70,11 @@ RECYCLE_FRACTION = 0.5
 
 
 def default_memory_limit_bytes(workers: int) -> int:
-    """80 % of this machine's RAM, shared by the workers (each gets its part).
+    """80 % of the RAM this process may use, shared by the workers (each gets its part).
+
+    That RAM is the machine's, or the container's memory cgroup limit where that is lower
+    (:func:`tuner.hostmem.memory_total_bytes`): sharing the host's RAM inside a smaller container
+    would let the workers grow past the cgroup's limit, where its out-of-memory killer ends them.
 
     Args:
         workers: Worker processes on this host.
@@ -73,7 +82,7 @@ def default_memory_limit_bytes(workers: int) -> int:
     Returns:
         Bytes of resident memory one worker's process tree may use.
     """
-    return int(psutil.virtual_memory().total * 0.8 / max(1, workers))
+    return int(hostmem.memory_total_bytes() * 0.8 / max(1, workers))
 
 
 def hard_limit_s(trial_timeout_s: float) -> float:
@@ -153,6 +162,8 @@ class CandidateWorker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._log_offset = 0
+        # The cgroup's out-of-memory kill count when the current candidate was sent (None: unknown).
+        self._oom_kills_at_send: int | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -254,6 +265,8 @@ class CandidateWorker:
         limit = self.spec.trial_timeout_s
         deadline = time.monotonic() + hard_limit_s(limit) if limit else None
         self.stats.trials += 1
+        # Read before sending: a SIGKILL is then told apart from the out-of-memory killer's (``_died``).
+        self._oom_kills_at_send = hostmem.oom_kills()
         try:
             conn.send(("eval", candidate.to_dict(), prune is not None))
             while True:
@@ -327,13 +340,27 @@ class CandidateWorker:
         if code in (-signal.SIGSEGV, -signal.SIGBUS):
             kind = "segfault"
         elif code == -signal.SIGKILL:
-            # Nobody here sent it: on Linux that is most often the kernel's out-of-memory killer.
-            kind, reason = "out of memory", f"{reason} (killed from outside: the system's out-of-memory killer?)"
+            # Nobody here sent it. The kernel counts every out-of-memory kill in the cgroup's
+            # ``oom_kill`` (its own limit's and the machine-wide killer's), so the count tells
+            # the OOM killer from another sender (a container runtime, a job scheduler, a user).
+            kind, reason = self._sigkill_kind(reason)
         else:
             kind = "crashed"
         self.stats.replaced += 1
         self.close()
         return Outcome(candidate=candidate, failure_kind=kind, failure_reason=reason)
+
+    def _sigkill_kind(self, reason: str) -> tuple[str, str]:
+        """The failure kind and reason of a worker killed by a SIGKILL that the tuner did not send."""
+        before, after = self._oom_kills_at_send, hostmem.oom_kills()
+        if before is None or after is None:
+            return "out of memory", f"{reason} (killed from outside: the system's out-of-memory killer?)"
+        if after > before:
+            # Another worker of the same cgroup killed at the same time would count too: then
+            # this death is blamed on memory as well, which is the likelier story anyway.
+            return "out of memory", (f"{reason} (killed by the out-of-memory killer: this cgroup's oom_kill "
+                                     f"count went from {before} to {after} while the candidate ran)")
+        return "killed", "killed by SIGKILL from outside the tuner (no out-of-memory kill recorded in this cgroup)"
 
     def _death_reason(self) -> str:
         assert self._proc is not None

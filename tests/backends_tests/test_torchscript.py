@@ -110,3 +110,24 @@ def test_optimize_for_inference_with_conv_exports(tmp_path: Path) -> None:
     assert meta["optimize_for_inference"] is True
     loaded = type(backend).load(tmp_path, meta, "cpu")
     assert check_outputs(conformance.outputs_of(loaded, workload), workload.reference, TOLERANCES["o1"]).ok
+
+
+def test_a_model_script_refuses_fails_with_its_real_error_every_time() -> None:
+    # A failed script leaves the class half-defined in TorchScript's compilation unit: without
+    # the backend's memo the second build says "Can't redefine method: forward" instead.
+    from tests.backends_tests.unscriptable import Unscriptable
+
+    workload = make_workload(Unscriptable().eval(), [(torch.randn(2, 3),)], "cpu")
+    backend = get_backend(NAME)
+    messages = []
+    for freeze in (False, True):
+        res = backend.build(workload, Candidate(NAME, options={"torchscript/method": "script",
+                                                              "torchscript/freeze": freeze}))
+        assert res.built is None
+        messages.append(res.error_msg or "")
+    for msg in messages:
+        assert "cannot be used as a tuple" in msg, msg
+        assert "redefine" not in msg, msg
+    # Tracing the same class still works in the same process.
+    traced = backend.build(workload, Candidate(NAME, options={"torchscript/method": "trace"}))
+    assert traced.built is not None, traced.error_msg
