@@ -96,20 +96,23 @@ def test_a_sigkill_while_the_oom_kill_count_rises_or_cannot_be_read_is_out_of_me
     try:
         # The count when the candidate is sent, then after the death: it rose.
         monkeypatch.setattr(hostmem, "oom_kills", iter([4, 5]).__next__)
-        worker.start()
-        thread = _kill_when_busy(worker)
-        out = worker.evaluate(HANG)
-        thread.join()
+        out = _killed_while_busy(worker)
         assert out.failure_kind == "out of memory"
         assert "killed by SIGKILL" in (out.failure_reason or "")
         assert "oom_kill count went from 4 to 5" in (out.failure_reason or "")
         # No count to compare: today's guess.
         monkeypatch.setattr(hostmem, "oom_kills", lambda: None)
-        worker.start()
-        thread = _kill_when_busy(worker)
-        out = worker.evaluate(HANG)
-        thread.join()
+        out = _killed_while_busy(worker)
         assert out.failure_kind == "out of memory"
         assert "the system's out-of-memory killer?" in (out.failure_reason or "")
     finally:
         worker.close()
+
+
+def _killed_while_busy(worker):
+    """Evaluate the hanging candidate in a fresh worker that another thread kills while it runs."""
+    worker.start()
+    thread = _kill_when_busy(worker)
+    out = worker.evaluate(HANG)
+    thread.join()
+    return out
