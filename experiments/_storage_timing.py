@@ -29,14 +29,16 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
+from tuner.trial_attrs import BatchRDBStorage
+
 _lock = threading.Lock()
 _current = {"s": 0.0, "calls": 0}
 _per_trial: list[dict[str, float]] = []
 _by_method: dict[str, list[float]] = {}
 
 
-def _wrap(name: str) -> None:
-    original = getattr(RDBStorage, name)
+def _wrap(name: str, cls: type = RDBStorage) -> None:
+    original = getattr(cls, name)
 
     @functools.wraps(original)
     def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -56,13 +58,15 @@ def _wrap(name: str) -> None:
                     _per_trial.append({"storage_s": _current["s"], "calls": _current["calls"]})
                     _current["s"], _current["calls"] = 0.0, 0
 
-    setattr(RDBStorage, name, timed)
+    setattr(cls, name, timed)
 
 
 for _name in [n for n in dir(optuna.storages.BaseStorage) if not n.startswith("_")] + [
         "record_heartbeat", "_get_stale_trial_ids", "_get_trials"]:
     if callable(getattr(RDBStorage, _name, None)):
         _wrap(_name)
+# The tuner's one-transaction write of several attributes (tuner.trial_attrs) is storage time too.
+_wrap("set_trial_user_attrs", BatchRDBStorage)
 
 
 def _add(name: str, dt: float) -> None:

@@ -32,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuner.cache import KEY_ATTR, OUTCOME_ATTR, OutcomeCache
 from tuner.records import Outcome
 from tuner.storage import SURPLUS_ATTR, retried_numbers
+from tuner.trial_attrs import set_user_attrs
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 #: Trial user attribute holding an admitted trial's verdict (see :class:`Admission`).
@@ -138,9 +139,10 @@ def admit_trial(study: optuna.Study, trial: optuna.Trial, key: str, budget: int,
     with lock():
         trials = study.get_trials(deepcopy=False)
         admission = admit(trials, trial.number, key, budget, cache)
+        verdict: dict[str, object] = {CLAIM_ATTR: admission.verdict}
         if admission.verdict == "surplus":
-            trial.set_user_attr(SURPLUS_ATTR, True)
-        trial.set_user_attr(CLAIM_ATTR, admission.verdict)
+            verdict[SURPLUS_ATTR] = True
+        set_user_attrs(trial, verdict)
     return admission, trials
 
 

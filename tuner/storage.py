@@ -38,6 +38,8 @@ import sqlalchemy.exc
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner.trial_attrs import BatchRDBStorage
+
 #: Seconds between heartbeats of a running trial.
 HEARTBEAT_INTERVAL_S = 5
 #: Seconds of silence after which a running trial counts as dead (any process may fail it).
@@ -97,10 +99,11 @@ def open_storage(url: str) -> BaseStorage:
         for attempt in range(SCHEMA_RACE_ATTEMPTS):
             try:
                 with _schema_lock(url):
-                    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                                         heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                                                         grace_period=GRACE_PERIOD_S,
-                                                         heartbeat_stale_trial_callback=retry_callback())
+                    # Optuna's RDBStorage, able to write a trial's attributes in one transaction.
+                    storage = BatchRDBStorage(url, engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                              grace_period=GRACE_PERIOD_S,
+                                              heartbeat_stale_trial_callback=retry_callback())
                 if url.startswith("sqlite"):
                     _serialize_sqlite(storage.engine)
                 return storage

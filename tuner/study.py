@@ -40,6 +40,7 @@ from tuner.storage import JOURNAL_PREFIX, WORKER_ATTR, fail_dead_trials, identit
 from tuner.study_lock import claim_lock
 from tuner.tracking import Tracker
 from tuner.transfer import dump_workload
+from tuner.trial_attrs import set_user_attrs
 from tuner.worker import WorkerSpec, default_memory_limit_bytes, visible_gpus
 from tuner.workload import Workload
 
@@ -330,9 +331,7 @@ def run_trials(
             raise KeyboardInterrupt
         candidate = build_candidate(trial, ctx)
         key = candidate.key()
-        trial.set_user_attr(WORKER_ATTR, me)
-        trial.set_user_attr(KEY_ATTR, key)
-        trial.set_user_attr("candidate", candidate.to_dict())
+        set_user_attrs(trial, {WORKER_ATTR: me, KEY_ATTR: key, "candidate": candidate.to_dict()})
         admission, trials = admit_trial(study, trial, key, settings.trials, cache, claim)
         if admission.verdict == "surplus":
             # Other processes (or threads) took the last slots since this trial was asked for.
@@ -479,13 +478,12 @@ def unseen_params(study: optuna.Study, ctx: SpaceContext) -> list[dict[str, Any]
 
 def _record(trial: optuna.Trial, outcome: Outcome, cached: bool) -> None:
     """Store the outcome in the trial (the cache, the report and the resume path read it back)."""
-    trial.set_user_attr(OUTCOME_ATTR, outcome_to_dict(outcome))
-    trial.set_user_attr("cached", cached)
+    attrs: dict[str, Any] = {OUTCOME_ATTR: outcome_to_dict(outcome), "cached": cached}
     # A retried trial starts with a copy of its dead predecessor's attributes: overwrite those.
-    # Otherwise a success writes none (each attribute is a storage round trip).
+    # Otherwise a success writes none.
     if outcome.failure_kind or "failure_kind" in trial.user_attrs:
-        trial.set_user_attr("failure_kind", outcome.failure_kind)
-        trial.set_user_attr("failure_reason", outcome.failure_reason)
+        attrs.update(failure_kind=outcome.failure_kind, failure_reason=outcome.failure_reason)
+    set_user_attrs(trial, attrs)  # one transaction: each write is a round trip to a database server
 
 
 #: Study attribute: the number of the trial whose candidate ``tune`` last emitted (the winner of
