@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from backends._onnx_unroll import fold_static_shapes, unroll_loops
 from backends._torch_export import cpu_copy, dynamic_shapes_spec
 
 #: Importers, the values of the ``tvm/frontend`` dimension.
@@ -183,10 +184,22 @@ def from_onnx(model: bytes | Any, shapes: dict[str, tuple[int | str, ...]] | Non
     from tvm.relax.frontend.onnx import from_onnx as tvm_from_onnx
 
     proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
+    # TVM's importer has no Loop: unroll the loops that run a fixed number of times (tf2onnx's
+    # form of a tf.while_loop over a constant bound); a loop that is left fails the import as before.
+    proto = unroll_loops(proto)
     # The importer takes every input for float32 unless told (an int64 token id input, say).
     dtypes = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name
               for i in graph_inputs(proto)}
-    return tvm_from_onnx(proto, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=False)
+    try:
+        return tvm_from_onnx(proto, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=False)
+    except Exception:
+        folded = fold_static_shapes(proto, shapes)
+        if folded is None:
+            raise
+    # tf2onnx computes reshape targets at run time (Shape -> Gather -> Concat), where the importer
+    # loses the shape (seen on the TF ASR decoder: ArgMax of a tensor of unknown rank). With every
+    # input dim fixed (static mode), folding those computations gives it constants to work with.
+    return tvm_from_onnx(folded, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=False)
 
 
 def graph_inputs(proto: Any) -> list[Any]:

@@ -9,12 +9,13 @@
 #
 # Needs the packed dependencies unpacked (bash .device/partN/install.sh) and $OUT set by the device
 # tool. The PyTorch workloads' test data is made there from their seeded factories (no carry);
-# tf_asr needs prepared files and TensorFlow or ONNX Runtime's GPU build, which that machine lacks.
+# tf_asr needs prepared files (BENCH_DATA, carried) and runs there through TVM only.
 #   BENCH_GROUPS  workload groups, one per GPU, ';'-separated (default "demo,mlp;bert,resnet")
 #   TUNE_SECONDS  each workload's trial-loop limit in seconds (default 330)
 #   WAIT_SECONDS  how long this call waits for the runs (default 560)
 #   COMPILE_LIMIT seconds each side-by-side row may compile (default 600: on 2026-11-30 the ResNet's
 #                 torch.compile max-autotune peer compiled for over 20 minutes and held up the run)
+#   BENCH_DATA    prepared workload files (bench.py --data; needed for tf_asr, carried to the machine)
 #   BENCH_ARGS    more bench.py arguments
 #   DATE          the results' date (default today, UTC)
 # Every 30 s, and at the end, $OUT/bench.tar.gz is rewritten with the logs, the results JSON/MD
@@ -44,7 +45,7 @@ if [ "$mode" = start ]; then
     # shellcheck disable=SC2086
     CUDA_VISIBLE_DEVICES=$gpu setsid nohup taskset -c "$lo-$hi" python3 experiments/bench.py --device gpu \
       --workloads "${groups[$i]}" --trials 200 --snapshot 50 --tune-timeout "${TUNE_SECONDS:-330}" \
-      --memory-limit "$mem_gib" --compile-limit "${COMPILE_LIMIT:-600}" --work-dir $R/work$i --results $R/res$i --date "$DATE" ${BENCH_ARGS:-} \
+      --memory-limit "$mem_gib" --compile-limit "${COMPILE_LIMIT:-600}" --work-dir $R/work$i --results $R/res$i --date "$DATE" ${BENCH_DATA:+--data "$BENCH_DATA"} ${BENCH_ARGS:-} \
       > $R/group$i.log 2>&1 < /dev/null &
     echo $! > $R/group$i.pid
   done
