@@ -15,7 +15,8 @@
 #   WAIT_SECONDS  how long this call waits for the runs (default 560)
 #   COMPILE_LIMIT seconds each side-by-side row may compile (default 600: on 2026-11-30 the ResNet's
 #                 torch.compile max-autotune peer compiled for over 20 minutes and held up the run)
-#   BENCH_DATA    prepared workload files (bench.py --data; needed for tf_asr, carried to the machine)
+#   BENCH_DATA    prepared workload files, carried to the machine (bench.py --data), for the group
+#                 with tf_asr: prepare its other workloads there too (--prepare DIR --workloads tf_asr,mlp)
 #   BENCH_ARGS    more bench.py arguments
 #   DATE          the results' date (default today, UTC)
 # Every 30 s, and at the end, $OUT/bench.tar.gz is rewritten with the logs, the results JSON/MD
@@ -41,11 +42,13 @@ if [ "$mode" = start ]; then
   nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader | tee $R/gpus.txt
   for i in "${!groups[@]}"; do
     gpu=$(( i % ngpu )); lo=$(( i * per )); hi=$(( lo + per - 1 ))
-    echo "group $i: ${groups[$i]} on GPU $gpu, cores $lo-$hi, $mem_gib GiB per worker" | tee -a $R/groups.txt
+    data=()  # prepared files for the group with tf_asr (the others make their data there)
+    [[ ",${groups[$i]}," == *,tf_asr,* && -n "${BENCH_DATA:-}" ]] && data=(--data "$BENCH_DATA")
+    echo "group $i: ${groups[$i]} on GPU $gpu, cores $lo-$hi, $mem_gib GiB per worker ${data[*]}" | tee -a $R/groups.txt
     # shellcheck disable=SC2086
     CUDA_VISIBLE_DEVICES=$gpu setsid nohup taskset -c "$lo-$hi" python3 experiments/bench.py --device gpu \
       --workloads "${groups[$i]}" --trials 200 --snapshot 50 --tune-timeout "${TUNE_SECONDS:-330}" \
-      --memory-limit "$mem_gib" --compile-limit "${COMPILE_LIMIT:-600}" --work-dir $R/work$i --results $R/res$i --date "$DATE" ${BENCH_DATA:+--data "$BENCH_DATA"} ${BENCH_ARGS:-} \
+      --memory-limit "$mem_gib" --compile-limit "${COMPILE_LIMIT:-600}" --work-dir $R/work$i --results $R/res$i --date "$DATE" "${data[@]}" ${BENCH_ARGS:-} \
       > $R/group$i.log 2>&1 < /dev/null &
     echo $! > $R/group$i.pid
   done
