@@ -76,12 +76,15 @@ def _serve(conn: Connection) -> None:
 
         workload = load_workload_file(spec.workload_path)
         # One untimed pass of the original model: the first calls of a process are slow
-        # (allocator, thread pools), and the first candidate would be judged on them.
-        import torch
+        # (allocator, thread pools), and the first candidate would be judged on them. A TF
+        # model is a frozen graph, not a callable (and TensorFlow may not be here at all: the
+        # GPU machine runs its ONNX export); its backends warm up in their own builds.
+        if workload.framework == "torch":
+            import torch
 
-        with torch.no_grad():
-            for sample in workload.samples:
-                workload.model(*sample)
+            with torch.no_grad():
+                for sample in workload.samples:
+                    workload.model(*sample)
         load_s = time.perf_counter() - t0
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which decides
         conn.send(("error", error_line(e)))

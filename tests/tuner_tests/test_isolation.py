@@ -139,3 +139,4 @@ def test_a_worker_whose_memory_grew_past_half_its_limit_is_retired_between_trial
         assert after.value_s is not None and worker.pid not in (None, first)
     finally:
         worker.close()
+

@@ -128,3 +128,22 @@ def test_cli_wrong_input_name_is_one_line_exit_2(asr_files: dict[str, Path], tmp
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("tune: error:")]
     assert len(errors) == 1 and "input 'nope' is not a node of the graph" in errors[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tf_study_measures_its_candidates_in_worker_processes(asr_files: dict[str, Path], tmp_path: Path) -> None:
+    # Worker start-up once called the model for a warm-up pass, which a frozen TF graph is not:
+    # every TF study then ran its candidates in the study process, without isolation.
+    import json
+
+    cmd = [sys.executable, "-m", "tuner.cli", "--model", str(asr_files["model"]), "--inputs", ",".join(INPUTS),
+           "--outputs", ",".join(OUTPUTS), "--test-data", str(asr_files["test_bc4"]), "--device", "cpu",
+           "--backends", "tf_graph", "--trials", "2", "--workers", "1", "--study-name", "tf",
+           "--output-dir", str(tmp_path / "out"), "--no-mlflow"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "without isolation" not in proc.stderr
+    report = json.loads((tmp_path / "out" / "tf" / "best" / "report.json").read_text())
+    workers = report["search"]["workers"]
+    assert workers["isolated"] is True and workers["starts"] >= 1, workers
+
