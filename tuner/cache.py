@@ -20,6 +20,10 @@ KEY_ATTR = "candidate_key"
 OUTCOME_ATTR = "outcome"
 
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+#: Failures that say nothing of the candidate, so they are not its cached answer: a Ctrl-C, and a
+#: SIGKILL from outside the tuner that was not an out-of-memory kill (an identical candidate
+#: proposed later is measured again).
+NOT_CACHED = frozenset({"interrupted", "killed"})
 
 
 def outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
@@ -46,7 +50,8 @@ class OutcomeCache:
     def get(self, key: str, trials: list[FrozenTrial] | None = None) -> Outcome | None:
         """The outcome of an earlier evaluation of the candidate with this key, if any.
 
-        Interrupted evaluations are not results and are never returned.
+        Failures that say nothing of the candidate (:data:`NOT_CACHED`: interrupted, killed from
+        outside) are not results and are never returned.
 
         Args:
             key: ``Candidate.key()``.
@@ -65,14 +70,14 @@ class OutcomeCache:
                 continue
             if trial.user_attrs.get(KEY_ATTR) == key and isinstance(trial.user_attrs.get(OUTCOME_ATTR), dict):
                 outcome = outcome_from_dict(trial.user_attrs[OUTCOME_ATTR])
-                if outcome.failure_kind != "interrupted":
+                if outcome.failure_kind not in NOT_CACHED:
                     self._memory[key] = outcome
                     return outcome
         return None
 
     def put(self, key: str, outcome: Outcome) -> None:
         """Remember an outcome (the storage copy is written with the trial)."""
-        if outcome.failure_kind != "interrupted":
+        if outcome.failure_kind not in NOT_CACHED:
             self._memory[key] = outcome
 
     def distinct(self, trials: list[FrozenTrial] | None = None) -> int:
