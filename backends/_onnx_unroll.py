@@ -11,7 +11,7 @@ an end token) is left as it is, and so is one whose body holds subgraphs of its 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -54,111 +54,123 @@ def _has_subgraph(node: Any) -> bool:
     return any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute)
 
 
-def _evaluate(targets: list[str], nodes: list[Any], known: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-    """Values of ``targets`` computed from ``known`` values through ``nodes``, or None if they need more.
+def _slice(targets: list[str], nodes: list[Any], given: set[str], opsets: list[Any]
+           ) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None:
+    """What computes ``targets`` through ``nodes`` from tensors whose values will be ``given``, ready to run.
 
     Args:
         targets: Tensor names wanted.
         nodes: Nodes that may produce them (in topological order).
-        known: Values already known (constants, initializers, loop state).
+        given: Names whose values the caller passes (constants, initializers, loop state).
+        opsets: The model's operator sets.
 
     Returns:
-        Name -> value for the targets, or None when one depends on something unknown.
+        A function from the given values to the targets' values (built once, run as often as
+        needed: a loop's condition runs once per trip), or None when a target depends on
+        something not given.
     """
     import onnx
     from onnx.reference import ReferenceEvaluator
 
     producers = _producers(nodes)
-    needed: list[Any] = []
+    needed: set[int] = set()
     seen: set[str] = set()
-    stack = [t for t in targets if t not in known]
+    stack = [t for t in targets if t not in given]
     while stack:
         name = stack.pop()
-        if name in seen or name in known or name == "":
+        if name in seen or name in given or name == "":
             continue
         seen.add(name)
         node = producers.get(name)
         if node is None or _has_subgraph(node):
             return None
-        needed.append(node)
+        needed.add(id(node))
         stack.extend(node.input)
-    order = [n for n in nodes if any(n is m for m in needed)]
-    out = {t: known[t] for t in targets if t in known}
-    rest = [t for t in targets if t not in known]
-    if not rest:
+    order = [n for n in nodes if id(n) in needed]
+    rest = [t for t in targets if t not in given]
+    inputs = sorted({i for n in order for i in n.input if i in given})
+    evaluator: list[Any] = []  # built at the first call, when the inputs' dtypes are known
+
+    def run(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = {t: values[t] for t in targets if t in given}
+        if rest:
+            if not evaluator:
+                graph = onnx.helper.make_graph(
+                    order, "slice",
+                    [onnx.helper.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(values[i].dtype), None)
+                     for i in inputs],
+                    [onnx.helper.make_tensor_value_info(t, onnx.TensorProto.UNDEFINED, None) for t in rest])
+                evaluator.append(ReferenceEvaluator(onnx.helper.make_model(graph, opset_imports=opsets)))
+            results = evaluator[0].run(None, {i: values[i] for i in inputs})
+            out.update({t: np.asarray(v) for t, v in zip(rest, results, strict=True)})
         return out
-    inputs = sorted({i for n in order for i in n.input if i and i in known})
-    graph = onnx.helper.make_graph(
-        list(order), "slice",
-        [onnx.helper.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(known[i].dtype), known[i].shape)
-         for i in inputs],
-        [onnx.helper.make_tensor_value_info(t, onnx.TensorProto.UNDEFINED, None) for t in rest])
-    model = onnx.helper.make_model(graph, opset_imports=_OPSETS)
-    values = ReferenceEvaluator(model).run(None, {i: known[i] for i in inputs})
-    out.update({t: np.asarray(v) for t, v in zip(rest, values, strict=True)})
-    return out
+
+    return run
 
 
-_OPSETS: list[Any] = []
+def _evaluate(targets: list[str], nodes: list[Any], known: dict[str, np.ndarray], opsets: list[Any]
+              ) -> dict[str, np.ndarray] | None:
+    """Values of ``targets`` computed from ``known`` values through ``nodes``, or None if they need more."""
+    run = _slice(targets, nodes, set(known), opsets)
+    return None if run is None else run(known)
 
 
-def _trip_count(loop: Any, body: Any, outer: dict[str, np.ndarray], outer_nodes: list[Any]) -> int | None:
+def _trip_count(loop: Any, body: Any, outer: dict[str, np.ndarray], outer_nodes: list[Any],
+                opsets: list[Any]) -> int | None:
     """How many times ``loop`` runs, when constants decide it; else None."""
     m_name, cond_name = loop.input[0], loop.input[1]
-    start = _evaluate([x for x in (m_name, cond_name) if x], outer_nodes, outer)
+    start = _evaluate([x for x in (m_name, cond_name) if x], outer_nodes, outer, opsets)
     if start is None:
         return None
     max_trips = int(start[m_name]) if m_name else None
-    cond = bool(start[cond_name]) if cond_name else True
-    if not cond:
+    if cond_name and not bool(start[cond_name]):
         return 0
     # Body inputs: iteration number, condition, then the carried values (initialised from the loop's inputs).
-    iter_name, cond_in = body.input[0].name, body.input[1].name
+    iter_name, cond_in, cond_out = body.input[0].name, body.input[1].name, body.output[0].name
     carried_in = [i.name for i in body.input[2:]]
-    carried_out = [o.name for o in body.output[1:1 + len(carried_in)]]
-    cond_out = body.output[0].name
-    # The carried values that the condition depends on, directly or through other carried values:
-    # only those need known starting values (the rest may be the model's inputs).
+    init_of = dict(zip(carried_in, loop.input[2:], strict=True))
+    out_of = dict(zip(carried_in, (o.name for o in body.output[1:]), strict=False))
     body_nodes = list(body.node)
     producers = _producers(body_nodes)
 
-    def deps(name: str) -> set[str]:
-        found, stack, seen = set(), [name], set()
+    def carried_deps(name: str) -> set[str]:
+        found: set[str] = set()
+        stack, seen = [name], set()
         while stack:
             n = stack.pop()
             if n in seen:
                 continue
             seen.add(n)
-            if n in carried_in:
+            if n in init_of:
                 found.add(n)
             node = producers.get(n)
             if node is not None:
                 stack.extend(node.input)
         return found
 
-    state_names = deps(cond_out)
-    grew = True
-    while grew:
-        grew = False
-        for name in list(state_names):
-            extra = deps(carried_out[carried_in.index(name)]) - state_names
-            if extra:
-                state_names |= extra
-                grew = True
-    initial = _evaluate([loop.input[2 + carried_in.index(n)] for n in state_names], outer_nodes, outer)
+    # The carried values that the condition depends on, directly or through other carried values:
+    # only those need known starting values (the rest may be the model's inputs).
+    state_names: set[str] = set()
+    todo = [cond_out]
+    while todo:
+        for n in carried_deps(todo.pop()) - state_names:
+            state_names.add(n)
+            todo.append(out_of[n])
+    names = sorted(state_names)
+    initial = _evaluate([init_of[n] for n in names], outer_nodes, outer, opsets)
     if initial is None:
         return None
-    state = {n: initial[loop.input[2 + carried_in.index(n)]] for n in state_names}
+    state = {n: initial[init_of[n]] for n in names}
     body_known = {**outer, **_initializers(body)}
+    step = _slice([cond_out] + [out_of[n] for n in names], body_nodes,
+                  set(body_known) | state_names | {iter_name, cond_in}, opsets)
+    if step is None:
+        return None
     for k in range(MAX_TRIPS + 1):
         if max_trips is not None and k >= max_trips:
             return k
-        known = {**body_known, **state, iter_name: np.asarray(k, dtype=np.int64), cond_in: np.asarray(True)}
-        wanted = [cond_out] + [carried_out[carried_in.index(n)] for n in state_names]
-        values = _evaluate(wanted, body_nodes, known)
-        if values is None:
-            return None
-        state = {n: values[carried_out[carried_in.index(n)]] for n in state_names}
+        values = step({**body_known, **state, iter_name: np.asarray(k, dtype=np.int64), cond_in: np.asarray(True)})
+        state = {n: values[out_of[n]] for n in names}
         if not bool(values[cond_out]):
             return k + 1
     return None  # more than MAX_TRIPS: left rolled
@@ -232,7 +244,6 @@ def unroll_loops(model: Any) -> Any:
 
     if not any(n.op_type == "Loop" for n in model.graph.node):
         return model
-    _OPSETS[:] = list(model.opset_import)
     outer = _initializers(model.graph)
     for node in model.graph.node:
         if node.op_type == "Constant":
@@ -250,7 +261,7 @@ def unroll_loops(model: Any) -> Any:
         if any(_has_subgraph(n) for n in body.node) or len(node.input) < 2:
             new_nodes.append(node)
             continue
-        trips = _trip_count(node, body, outer, list(model.graph.node[:index]))
+        trips = _trip_count(node, body, outer, list(model.graph.node[:index]), list(model.opset_import))
         if trips is None or (trips == 0 and len(body.output) > 1 + len(body.input) - 2):
             new_nodes.append(node)
             continue
@@ -297,8 +308,9 @@ def fold_static_shapes(model: Any, shapes: dict[str, tuple[int | str, ...]] | No
         return None
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
+    weights = {i.name for i in fixed.graph.initializer}
     for value in fixed.graph.input:
-        if value.name in {i.name for i in fixed.graph.initializer}:
+        if value.name in weights:
             continue
         if value.name not in shapes:
             return None
