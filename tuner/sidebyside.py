@@ -97,14 +97,26 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
     totals: dict[str, list[float]] = {}
     per_sample: dict[str, tuple[float, ...]] = {}
     errors: dict[str, tuple[float, float]] = {}
+    stepped: dict[str, int] = {}
+
+    def advance(name: str) -> None:
+        stepped[name] = stepped.get(name, 0) + 1
+        step()
+
+    def fail(name: str, result: Result) -> None:
+        # A config out of the running: its row says why, and the progress bar gets the steps
+        # (a build and one per round) it will not take.
+        results[name] = result
+        while stepped.get(name, 0) < 1 + rounds:
+            advance(name)
 
     def measure_once(name: str, first: bool) -> None:
         cand, b = built[name]
         m = get_backend(cand.backend).measure(b, workload, config)
-        step()
+        advance(name)
         if not m.ok or m.outputs is None or m.latencies_s is None:
             say(f"{name}: run failed: {m.error_msg}")
-            results[name] = Result(name, cand.describe(), compile_s=compile_s[name], error=f"run failed: {m.error_msg}")
+            fail(name, Result(name, cand.describe(), compile_s=compile_s[name], error=f"run failed: {m.error_msg}"))
             return
         if first:
             compile_s[name] += m.warmup_s
@@ -113,8 +125,8 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
             errors[name] = (verdict.max_abs_err, verdict.max_rel_err)
             if not verdict.ok:
                 say(f"{name}: WRONG: {verdict.detail}")
-                results[name] = Result(name, cand.describe(), compile_s=compile_s[name],
-                                       max_abs_err=verdict.max_abs_err, error=f"wrong results: {verdict.detail}")
+                fail(name, Result(name, cand.describe(), compile_s=compile_s[name],
+                                  max_abs_err=verdict.max_abs_err, error=f"wrong results: {verdict.detail}"))
                 return
         if not totals[name] or m.total_s < min(totals[name]):
             per_sample[name] = tuple(x * 1e3 for x in m.latencies_s)
@@ -125,17 +137,13 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
     # their first call of round 1: untimed, as every first call per shape is).
     for name, cand in entries.items():
         say(f"building {name}: {cand.describe()}")
-        steps_done = 0
         try:
             with time_limit(compile_limit_s):
                 res = get_backend(cand.backend, cache_dir=cache_dir).build(workload, cand)
-                step()
-                steps_done += 1
+                advance(name)
                 if res.built is None:
                     say(f"{name}: build failed: {res.error_msg}")
-                    results[name] = Result(name, cand.describe(), error=f"build failed: {res.error_msg}")
-                    for _ in range(rounds):
-                        step()
+                    fail(name, Result(name, cand.describe(), error=f"build failed: {res.error_msg}"))
                     continue
                 built[name] = (cand, res.built)
                 if keep is not None:
@@ -146,20 +154,16 @@ def run_side_by_side(workload: Workload, entries: dict[str, Candidate], config: 
         except TrialTimeout:
             assert compile_limit_s is not None
             say(f"{name}: not compiled within {compile_limit_s:g} s: left out")
-            results[name] = Result(name, cand.describe(), compile_s=compile_limit_s,
-                                   error=f"not compiled within the {compile_limit_s:g} s compile limit")
             built.pop(name, None)
             if keep is not None:
                 keep.pop(name, None)
             _forget_partial_compile(cand)
-            for _ in range(steps_done, 1 + rounds):
-                step()
+            fail(name, Result(name, cand.describe(), compile_s=compile_limit_s,
+                              error=f"not compiled within the {compile_limit_s:g} s compile limit"))
     for _ in range(1, rounds):
         for name in built:
-            if name in results:
-                step()
-                continue
-            measure_once(name, first=False)
+            if name not in results:
+                measure_once(name, first=False)
     out = []
     for name, cand in entries.items():
         if name in results:
