@@ -38,7 +38,7 @@ import sqlalchemy.exc
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.trial_attrs import BatchRDBStorage
+from tuner.trial_attrs import BatchRDBStorage, write_user_attrs
 
 #: Seconds between heartbeats of a running trial.
 HEARTBEAT_INTERVAL_S = 5
@@ -224,9 +224,9 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
             continue
         try:
             # The retry copies these too; its own outcome overwrites them (see tuner.study._record).
-            storage.set_trial_user_attr(trial._trial_id, "failure_kind", "process died")
-            storage.set_trial_user_attr(trial._trial_id, "failure_reason",
-                                        f"the process running it (pid {worker['pid']}) died; queued again")
+            write_user_attrs(storage, trial._trial_id, {
+                "failure_kind": "process died",
+                "failure_reason": f"the process running it (pid {worker['pid']}) died; queued again"})
             if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
