@@ -326,6 +326,20 @@ def run_trials(
     local = threading.local()
 
     def objective(trial: optuna.Trial) -> float:
+        try:
+            return run_one(trial)
+        except (CandidateFailed, Surplus, optuna.TrialPruned):
+            raise
+        except Exception as e:
+            # Optuna raises an objective's error in the study process, unless the study was
+            # stopping then: the future holding it is never read, and the trial would end FAIL,
+            # uncounted and unexplained (2026-11-30, mlp on an H200: 198 of 200). Raised after
+            # the loop instead (below), so that it is never lost.
+            with lock:
+                state.setdefault("error", e)
+            raise
+
+    def run_one(trial: optuna.Trial) -> float:
         local.last_slot, local.distinct = False, 0
         if stopping.requested():
             raise KeyboardInterrupt
@@ -424,6 +438,8 @@ def run_trials(
                 callbacks=[after_trial],
                 gc_after_trial=True,
             )
+        if "error" in state:
+            raise state["error"]
         if stopping.requested():
             stopped_by = "interrupted"
         elif state["exhausted"] or cache.distinct() >= total_candidates:

@@ -32,6 +32,7 @@ compile workers, TVM's builder pool) count too: the whole process tree is summed
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import os
 import signal
@@ -51,6 +52,15 @@ from tuner.cache import outcome_from_dict
 from tuner.devices import BUILD_THREADS_ENV, usable_cores
 from tuner.measure import MeasureConfig
 from tuner.records import Candidate, Outcome
+
+#: Starts every worker process, from one thread that lives as long as the study process.
+#: A worker asks Linux to kill it when its parent dies (``PR_SET_PDEATHSIG``, see
+#: :mod:`tuner.worker_main`), and Linux takes the *thread* that forked it for the parent. Workers
+#: used to be started from the trial threads of Optuna's pool, which end when the study stops while
+#: other trials still run: each ending thread then SIGKILLed a worker that another thread was using.
+#: That is how healthy candidates died near studies' ends (taken for out-of-memory kills on the
+#: H200s, 2026-11-30) and how a trial could end without an outcome (a broken pipe), one slot short.
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuner-worker-spawner")
 
 #: Seconds a new worker may take to import the frameworks and load the workload.
 STARTUP_TIMEOUT_S = 600.0
@@ -191,13 +201,14 @@ class CandidateWorker:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         self._log_offset = log.tell()
         try:
-            self._proc = subprocess.Popen(
+            self._proc = _SPAWNER.submit(
+                subprocess.Popen,
                 [sys.executable, "-m", "tuner.worker_main", str(child_end.fileno())],
                 pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                 # Its own session: Ctrl-C at the terminal goes to the study process, which stops
                 # the worker itself; and killing the worker's group takes its compile pools along.
                 start_new_session=True,
-            )
+            ).result()
         finally:
             log.close()
             child_end.close()
@@ -277,7 +288,11 @@ class CandidateWorker:
                         return self._died(candidate)
                     if msg[0] == "prune":
                         assert prune is not None
-                        conn.send(("prune", prune(float(msg[1]))))
+                        verdict = prune(float(msg[1]))
+                        try:
+                            conn.send(("prune", verdict))
+                        except OSError:  # it died while the pruner decided
+                            return self._died(candidate)
                         continue
                     if msg[0] == "interrupted":
                         raise KeyboardInterrupt

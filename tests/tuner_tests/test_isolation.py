@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -74,6 +76,27 @@ def test_a_segfault_replaces_the_worker_and_the_next_candidate_runs_in_a_fresh_o
         assert crash.failure_kind == "segfault" and worker.pid is None
         after = worker.evaluate(Candidate("test_faulty", options={"test_faulty/variant": 0}))
         assert after.value_s is not None and worker.pid not in (None, first)
+    finally:
+        worker.close()
+
+
+def test_a_worker_outlives_the_trial_thread_that_started_it(tmp_path):
+    # Optuna's trial threads end when a study stops while other trials still run; a worker one of
+    # them had started is shared by the pool and may be measuring for another thread by then. Linux
+    # kills a PR_SET_PDEATHSIG child when the thread that forked it ends, so workers must be forked
+    # from a thread that lives as long as the study process (2026-11-30: healthy candidates killed
+    # by SIGKILL near studies' ends on an H200, and a trial left without an outcome).
+    worker = _worker(tmp_path)
+    try:
+        starter = threading.Thread(target=worker.start)
+        starter.start()
+        starter.join()
+        pid = worker.pid
+        assert pid is not None
+        time.sleep(0.5)  # the signal is sent when the thread exits; give the kernel its moment
+        out = worker.evaluate(Candidate("test_faulty", options={"test_faulty/variant": 1}))
+        assert out.failure_kind is None, out.failure_reason
+        assert worker.pid == pid and worker.stats.starts == 1
     finally:
         worker.close()
 
