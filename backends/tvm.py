@@ -88,6 +88,11 @@ def tvm_device(device: str) -> Any:
     return tvm.cuda(0) if device == "gpu" else tvm.cpu(0)
 
 
+def torch_device(device: str) -> torch.device:
+    """The torch device of :func:`tvm_device`: where a VM's inputs must be."""
+    return torch.device("cuda", 0) if device == "gpu" else torch.device("cpu")
+
+
 def target_tag(device: str) -> str:
     """A short name of this host's target, part of the tuning database's folder name."""
     if device == "gpu":
@@ -100,18 +105,24 @@ class VmRunner:
     """Runs the compiled Relax VM of each call's input shapes on torch tensors.
 
     Inputs go to TVM and outputs come back through DLPack, without copies (a non-contiguous input
-    is made contiguous first).
+    is made contiguous first). An input on another device than the VM's is copied there first, in
+    the call (and so in its measured time): a TensorFlow workload's test data stays on the host, as
+    a frozen graph's feeds do, and a GPU VM takes only device memory (on 2026-11-30 every ``tvm``
+    candidate of ``tf_asr`` on an H200 failed with "Mismatched ... device_type ... expected cuda").
 
     Args:
         vms: Relax VM per shape key (:func:`~backends._torch_export.shape_key_str`), or one under
             :data:`ANY_SHAPE` for a dynamic module.
+        device: The torch device the VMs run on (:func:`torch_device`).
         single_output: Return the one output as a tensor instead of a 1-tuple.
         calls_python: The VM calls back into Python (the cuBLAS dispatch): the trial's time limit
             is then deferred around each call, where an exception would abort the process.
     """
 
-    def __init__(self, vms: dict[str, Any], single_output: bool = False, calls_python: bool = False) -> None:
+    def __init__(self, vms: dict[str, Any], device: torch.device, single_output: bool = False,
+                 calls_python: bool = False) -> None:
         self.vms = vms
+        self.device = device
         self.single_output = single_output
         self.calls_python = calls_python
         self.mains = {key: vm["main"] for key, vm in vms.items()}
@@ -134,7 +145,7 @@ class VmRunner:
         if main is None:
             main = pick_by_shape(self.mains, args, "TVM module has no build",
                                  "compile in dynamic shape mode for other shapes")
-        tvm_args = [tvm.runtime.from_dlpack(a.contiguous()) for a in args]
+        tvm_args = [tvm.runtime.from_dlpack(a.to(self.device).contiguous()) for a in args]
         if self.calls_python:
             with timelimit.deferred():
                 out = main(*tvm_args)
@@ -279,7 +290,8 @@ class TvmBackend(Backend):
             executables[key] = compile_prepared(mod, opts, workload.device, target, database)
             timelimit.stop_if_expired()
         vms = {key: relax.VirtualMachine(ex, dev) for key, ex in executables.items()}
-        fn = VmRunner(vms, single_output=returns_tensor(workload), calls_python=opts.library)
+        fn = VmRunner(vms, torch_device(workload.device), single_output=returns_tensor(workload),
+                      calls_python=opts.library)
         # The first call of each module loads its kernels onto the device; do it here so that a
         # module that cannot run fails the build, as a compiler error would.
         with torch.no_grad():
@@ -340,7 +352,8 @@ class TvmBackend(Backend):
         dev = tvm_device(device)
         vms = {key: relax.VirtualMachine(tvm.runtime.load_module(str(directory / file)), dev)
                for key, file in meta["libraries"].items()}
-        return VmRunner(vms, single_output=bool(meta.get("single_output")), calls_python=bool(meta.get("torch_matmul")))
+        return VmRunner(vms, torch_device(device), single_output=bool(meta.get("single_output")),
+                        calls_python=bool(meta.get("torch_matmul")))
 
 
 def returns_tensor(workload: Workload) -> bool:

@@ -123,7 +123,7 @@ def test_torch_matmul_dispatch_runs_and_matches() -> None:
     from tvm import relax
 
     vm = relax.VirtualMachine(compile_prepared(prepare(mod, opts, target), opts, "cpu", target, None), tvm.cpu())
-    runner = VmRunner({"*": vm})
+    runner = VmRunner({"*": vm}, torch.device("cpu"))
     out = tuple(tuple(runner(*workload.samples[0])))
     assert check_outputs((out,), workload.reference[:1], TOLERANCES["o1"]).ok
 
@@ -197,6 +197,18 @@ def test_gpu_static_and_dynamic(tmp_path: Path) -> None:
                                 export_dir=tmp_path / "static")
     conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic", options={"tvm/dlight": rules}), "gpu",
                                 export_dir=tmp_path / "dynamic")
+
+
+@pytest.mark.gpu
+def test_gpu_module_takes_test_data_held_on_the_host() -> None:
+    # A TensorFlow workload's samples stay on the host (a frozen graph's feeds are host arrays);
+    # the GPU VM copies them over instead of failing with "Mismatched ... device_type".
+    gpu = conformance.tiny_workload("gpu")
+    host = dataclasses.replace(gpu, samples=tuple(tuple(t.cpu() for t in s) for s in gpu.samples))
+    assert all(t.device.type == "cpu" for s in host.samples for t in s)
+    for mode in ("static", "dynamic"):
+        conformance.check_candidate(NAME, Candidate(NAME, shape_mode=mode, options={
+            "tvm/dlight": "Matmul,Reduction,GeneralReduction,Fallback"}), "gpu", workload=host)
 
 
 @pytest.mark.gpu
