@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -42,7 +42,7 @@ class EagerBackend(Backend):
 
     name = "eager"
     frameworks = frozenset({"torch", "tf"})
-    shape_modes = ("dynamic",)
+    shape_modes: ClassVar[tuple[str, ...]] = ("dynamic",)
     native_kinds = frozenset({"torchscript", "nn.Module", "graphdef"})
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:

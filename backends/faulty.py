@@ -14,10 +14,14 @@ The study ranks them 2, 3, 1, 0; measured again, 3 is the fastest, and 1 is what
 ``test_cheap`` has 400 fault-free variants of the same kind (sleep ``variant % 20`` x 0.1 ms per
 call): a space large enough for 200-trial benchmarks of the study machinery itself.
 
+``test_picky`` is ``test_cheap`` over 20 variants in two shape modes, where dynamic mode always
+fails to build: a region of the space that fails on every candidate, which the sampler must learn
+to leave.
+
 ``test_slow`` has 2 variants: 0 runs as eager does; 1 compiles for an hour in Python code (a
 compiler that is slow, not stuck: the ``SIGALRM`` of a compile or time limit interrupts it).
 
-All four are ``test_only``: kept out of the default backend list; ask for them with ``--backends``.
+All five are ``test_only``: kept out of the default backend list; ask for them with ``--backends``.
 """
 
 from __future__ import annotations
@@ -120,6 +124,30 @@ class CheapBackend(FaultyBackend):
 
     def _delay_s(self, variant: int) -> float:
         return (variant % 20) * 1e-4
+
+
+class PickyBackend(CheapBackend):
+    """``test_cheap``'s speeds over 20 variants, in two shape modes, one of which never builds."""
+
+    name = "test_picky"
+    shape_modes = ("static", "dynamic")
+
+    def compile(self, workload: Workload, candidate: Candidate) -> Built:
+        """``test_cheap``'s callable in static mode.
+
+        Args:
+            workload: The model.
+            candidate: Its shape mode and ``test_picky/variant``.
+
+        Returns:
+            The callable.
+
+        Raises:
+            ValueError: In dynamic mode, always (like ``tvm``'s import of ``tf_asr``).
+        """
+        if candidate.shape_mode == "dynamic":
+            raise ValueError("test_picky cannot build in dynamic mode (injected)")
+        return super().compile(workload, candidate)
 
 
 def in_tuner_worker() -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from search_space.base import Choice, Dimension, SpaceContext
 
 #: Variants per test-only backend.
-VARIANTS = {"test_faulty": 10, "test_cheap": 400, "test_lucky": 4, "test_slow": 2}
+VARIANTS = {"test_faulty": 10, "test_cheap": 400, "test_lucky": 4, "test_slow": 2, "test_picky": 20}
 
 
 class FaultVariantDimension(Dimension):

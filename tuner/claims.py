@@ -71,6 +71,16 @@ def is_counted(trial: FrozenTrial, retried: set[int]) -> bool:
     return isinstance(outcome, dict) and outcome.get("failure_kind") != "interrupted"
 
 
+def is_failure(trial: FrozenTrial) -> bool:
+    """Whether a finished trial's candidate failed (its recorded outcome has a failure kind).
+
+    Read from the outcome, not the trial's state: a failed candidate's trial ends PRUNED so that
+    the sampler steers away from it (see :data:`tuner.study.SAMPLER_BLIND_KINDS`).
+    """
+    outcome = trial.user_attrs.get(OUTCOME_ATTR)
+    return isinstance(outcome, dict) and outcome.get("failure_kind") is not None
+
+
 def counted_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """The trials that count (see :func:`is_counted`), in number order."""
     retried = retried_numbers(trials)
@@ -184,4 +194,4 @@ def wait_for_holder(study: optuna.Study, trial: optuna.Trial, key: str, cache: O
 
 
 __all__ = ["CLAIM_ATTR", "Admission", "admit", "admit_trial", "admitted_running", "counted_count",
-           "counted_trials", "is_counted", "measuring_holder", "wait_for_holder"]
+           "counted_trials", "is_counted", "is_failure", "measuring_holder", "wait_for_holder"]

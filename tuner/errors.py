@@ -2,7 +2,7 @@
 
 A :class:`UserError` stops the tool at once with one line that names the problem and the fix;
 the CLI prints it without a traceback and exits with code 2. Everything that goes wrong with a
-*candidate* is not an error at all but data (a FAIL trial with its reason), see
+*candidate* is not an error at all but data (a failed trial with its reason), see
 :mod:`tuner.records`.
 """
 

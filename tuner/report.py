@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from tuner.claims import is_failure
 from tuner.correctness import TOLERANCES
 from tuner.records import Candidate
 
@@ -60,7 +61,7 @@ def per_backend_best(study: optuna.Study) -> dict[str, tuple[float | None, bool]
                   if t.params.get("backend") == backend and t.state.is_finished()]
         values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         out[backend] = (min(values) if values else None,
-                        bool(trials) and all(t.state == TrialState.FAIL for t in trials))
+                        bool(trials) and all(is_failure(t) for t in trials))
     return out
 
 
