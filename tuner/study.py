@@ -33,6 +33,7 @@ from tuner.claims import admit_trial, counted_count, counted_trials, is_failure,
 from tuner.correctness import TOLERANCES
 from tuner.errors import UserError, error_line
 from tuner.evaluate import evaluate
+from tuner.failing import avoid_failing
 from tuner.pool import Evaluator, InProcessEvaluator, WorkerPool, backend_modules
 from tuner.progress import NullProgress, Progress
 from tuner.records import Candidate, Outcome
@@ -429,7 +430,9 @@ def run_trials(
             # TPE proposes the same point often in a small discrete space: after a repeat, try a
             # candidate nobody has measured yet, so that a budget of trials covers more ground.
             with lock:
-                unseen = unseen_params(study, ctx)
+                trials = study.get_trials(deepcopy=False)  # one read: each costs a storage round trip
+                # Not where every candidate so far failed (a failing shape mode, say), while others remain.
+                unseen = avoid_failing(unseen_params(trials, ctx), trials)
                 if unseen:
                     study.enqueue_trial(rng.choice(unseen), user_attrs={"enqueued": "after a repeated candidate"})
 
@@ -495,9 +498,16 @@ def _make_evaluator(workload: Workload, ctx: SpaceContext, settings: TuneSetting
     return pool
 
 
-def unseen_params(study: optuna.Study, ctx: SpaceContext) -> list[dict[str, Any]]:
-    """Params of the candidates no trial of the study has evaluated or is about to."""
-    trials = study.get_trials(deepcopy=False)  # one read: each costs a storage round trip
+def unseen_params(trials: list[FrozenTrial], ctx: SpaceContext) -> list[dict[str, Any]]:
+    """Params of the candidates no trial of the study has evaluated or is about to.
+
+    Args:
+        trials: The study's trials.
+        ctx: Its search-space context.
+
+    Returns:
+        One params dict per unseen candidate.
+    """
     seen = {json.dumps(t.params, sort_keys=True, default=str) for t in trials}
     seen |= {json.dumps(t.system_attrs.get("fixed_params", {}), sort_keys=True, default=str)
              for t in trials if t.state == TrialState.WAITING}

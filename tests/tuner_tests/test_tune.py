@@ -241,7 +241,8 @@ def test_the_sampler_learns_to_leave_a_region_where_every_candidate_fails(tmp_pa
     # proposing it (19-23 of the 30 trials after its 10 start-up trials, seeds 0-2, when failures
     # ended FAIL; 115 of tf_asr's 177 trials on an H200 went to tvm's failing dynamic mode); a
     # failed candidate's trial ends PRUNED instead, which TPE ranks below every complete one
-    # (6-8 of 30 with seeds 0-2, some of them the tuner's own picks of unseen candidates).
+    # (6-8 of 30 with seeds 0-2; 3-8 once the tuner's own picks of unseen candidates leave
+    # failing values too, the rest being those picks after every static candidate was seen).
     result = run(tmp_path, trials=40, backends=("test_picky",), seed=0, workers=1, track=False)
     study = load_study("t", f"sqlite:///{tmp_path / 'study.db'}")
     modes = [t.params["test_picky/shape_mode"] for t in study.trials if t.state.is_finished()]

@@ -1,0 +1,33 @@
+"""Parameter values on which every candidate failed, and the unseen picks that leave them."""
+
+from __future__ import annotations
+
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState, create_trial
+
+from tuner.cache import OUTCOME_ATTR
+from tuner.failing import MIN_TRIALS, avoid_failing, failing_values
+
+DIST = {"mode": CategoricalDistribution(("static", "dynamic")), "v": CategoricalDistribution((0, 1, 2, 3, 4))}
+
+
+def trial(mode: str, v: int, failed: bool):
+    outcome = {"failure_kind": "build" if failed else None}
+    return create_trial(state=TrialState.PRUNED if failed else TrialState.COMPLETE, value=None if failed else 1.0,
+                        params={"mode": mode, "v": v}, distributions=DIST, user_attrs={OUTCOME_ATTR: outcome})
+
+
+def test_a_value_fails_only_when_every_one_of_enough_trials_with_it_failed():
+    trials = [trial("dynamic", v, True) for v in range(MIN_TRIALS)] + [trial("static", 0, False),
+                                                                      trial("static", 1, True)]
+    assert failing_values(trials) == {("mode", '"dynamic"')}
+    assert failing_values(trials[: MIN_TRIALS - 1]) == set()  # too few to tell
+    # One success with the value clears it.
+    assert failing_values([*trials, trial("dynamic", 4, False)]) == set()
+
+
+def test_unseen_picks_leave_failing_values_until_nothing_else_is_left():
+    trials = [trial("dynamic", v, True) for v in range(MIN_TRIALS)] + [trial("static", 0, False)]
+    unseen = [{"mode": "dynamic", "v": 4}, {"mode": "static", "v": 4}]
+    assert avoid_failing(unseen, trials) == [{"mode": "static", "v": 4}]
+    assert avoid_failing(unseen[:1], trials) == unseen[:1]  # exhaustive in the end
