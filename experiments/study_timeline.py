@@ -29,10 +29,11 @@ def timeline(storage: str, study_name: str) -> dict[str, Any]:
         states[t.state.name] += 1
         if t.user_attrs.get("failure_kind"):  # a failed candidate's trial may be PRUNED (tuner.study)
             reasons[str(t.user_attrs.get("failure_kind", "?"))] += 1
-        if t.datetime_complete is not None:
+        if t.datetime_complete is not None and t.datetime_start is not None:
             per[str(t.params.get("backend", "?"))].append((t.datetime_complete - t.datetime_start).total_seconds())
     ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
-    span = (max(ends) - min(t.datetime_start for t in trials)).total_seconds() if ends else 0.0
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    span = (max(ends) - min(starts)).total_seconds() if ends and starts else 0.0
     return {
         "trials": len(trials), "states": dict(states), "fail_reasons": dict(reasons), "span_s": round(span, 1),
         "busy_s": round(sum(sum(v) for v in per.values()), 1),

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from optuna.distributions import CategoricalDistribution
-from optuna.trial import TrialState, create_trial
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from tuner.cache import OUTCOME_ATTR
 from tuner.failing import MIN_TRIALS, avoid_failing, failing_values
 
-DIST = {"mode": CategoricalDistribution(("static", "dynamic")), "v": CategoricalDistribution((0, 1, 2, 3, 4))}
+DIST: dict[str, BaseDistribution] = {"mode": CategoricalDistribution(("static", "dynamic")),
+                                     "v": CategoricalDistribution((0, 1, 2, 3, 4))}
 
 
-def trial(mode: str, v: int, failed: bool):
+def trial(mode: str, v: int, failed: bool) -> FrozenTrial:
     outcome = {"failure_kind": "build" if failed else None}
     return create_trial(state=TrialState.PRUNED if failed else TrialState.COMPLETE, value=None if failed else 1.0,
                         params={"mode": mode, "v": v}, distributions=DIST, user_attrs={OUTCOME_ATTR: outcome})
 
 
-def test_a_value_fails_only_when_every_one_of_enough_trials_with_it_failed():
+def test_a_value_fails_only_when_every_one_of_enough_trials_with_it_failed() -> None:
     trials = [trial("dynamic", v, True) for v in range(MIN_TRIALS)] + [trial("static", 0, False),
                                                                       trial("static", 1, True)]
     assert failing_values(trials) == {("mode", '"dynamic"')}
@@ -26,7 +27,7 @@ def test_a_value_fails_only_when_every_one_of_enough_trials_with_it_failed():
     assert failing_values([*trials, trial("dynamic", 4, False)]) == set()
 
 
-def test_unseen_picks_leave_failing_values_until_nothing_else_is_left():
+def test_unseen_picks_leave_failing_values_until_nothing_else_is_left() -> None:
     trials = [trial("dynamic", v, True) for v in range(MIN_TRIALS)] + [trial("static", 0, False)]
     unseen = [{"mode": "dynamic", "v": 4}, {"mode": "static", "v": 4}]
     assert avoid_failing(unseen, trials) == [{"mode": "static", "v": 4}]
