@@ -22,7 +22,8 @@ OUTCOME_ATTR = "outcome"
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 #: Failures that say nothing of the candidate, so they are not its cached answer: a Ctrl-C, and a
 #: SIGKILL from outside the tuner that was not an out-of-memory kill (an identical candidate
-#: proposed later is measured again).
+#: proposed later is measured again). Nor do they steer the sampler (``tuner.study``: their trials
+#: end FAIL, which TPE ignores, where other failures end PRUNED).
 NOT_CACHED = frozenset({"interrupted", "killed"})
 
 

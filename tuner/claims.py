@@ -75,7 +75,7 @@ def is_failure(trial: FrozenTrial) -> bool:
     """Whether a finished trial's candidate failed (its recorded outcome has a failure kind).
 
     Read from the outcome, not the trial's state: a failed candidate's trial ends PRUNED so that
-    the sampler steers away from it (see :data:`tuner.study.SAMPLER_BLIND_KINDS`).
+    the sampler steers away from it (see :func:`tuner.study.run_trials`).
     """
     outcome = trial.user_attrs.get(OUTCOME_ATTR)
     return isinstance(outcome, dict) and outcome.get("failure_kind") is not None

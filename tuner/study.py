@@ -4,7 +4,7 @@ One study holds one workload (its fingerprint is kept in the study) and one sear
 :class:`~search_space.SpaceContext` is kept too: Optuna refuses categoricals whose choices change).
 A trial decodes its parameters into a candidate, looks the candidate up in the result cache, and
 otherwise evaluates it; a failed candidate's trial records its reason and ends PRUNED (so that
-TPE moves away from it, see :data:`SAMPLER_BLIND_KINDS`), slow candidates are pruned after a short
+TPE moves away from it; see ``run_trials``), slow candidates are pruned after a short
 first measurement, and Ctrl-C stops the loop cleanly.
 """
 
@@ -28,7 +28,7 @@ from backends import available_backends, backend_class, backend_names
 from search_space import SpaceContext, all_params, build_candidate, space_size
 from search_space.shape_mode import modes_for
 from tuner import stopping
-from tuner.cache import KEY_ATTR, OUTCOME_ATTR, OutcomeCache, outcome_to_dict
+from tuner.cache import KEY_ATTR, NOT_CACHED, OUTCOME_ATTR, OutcomeCache, outcome_to_dict
 from tuner.claims import admit_trial, counted_count, counted_trials, is_failure, wait_for_holder
 from tuner.correctness import TOLERANCES
 from tuner.errors import UserError, error_line
@@ -56,15 +56,6 @@ PRUNE_STARTUP_TRIALS = 5
 
 class CandidateFailed(Exception):
     """Raised from the objective so that Optuna records a FAIL trial (the reason is in user attrs)."""
-
-
-#: Failure kinds that end their trial FAIL, which Optuna's samplers ignore. Every other failure
-#: ends its trial PRUNED (the outcome in its attributes still says how it failed): TPE ranks pruned
-#: trials below every complete one and steers away from them, as Optuna's maintainers advise for
-#: configurations known to fail, while it ignores FAIL trials and proposes the same region again.
-#: On 2026-11-30 (H200), 115 of tf_asr's 177 trials went to ``tvm`` dynamic mode, which fails at
-#: import on every candidate. A SIGKILL from outside (``killed``) says nothing of the candidate.
-SAMPLER_BLIND_KINDS = frozenset({"killed"})
 
 
 class Surplus(Exception):
@@ -408,7 +399,13 @@ def run_trials(
                 tracker.log_trial(trial.number, outcome, dict(trial.params), baseline_s=baseline_s, cached=cached,
                                   state=status)
             progress.trial(trial.number, outcome, status, cached, best, state["failures"])
-        if outcome.failure_kind in SAMPLER_BLIND_KINDS:
+        # A failure ends its trial PRUNED (the outcome in its attributes still says how it failed):
+        # TPE ranks pruned trials below every complete one and steers away from them, as Optuna's
+        # maintainers advise for configurations known to fail, while it ignores FAIL trials and
+        # proposes the same region again (2026-11-30, H200: 115 of tf_asr's 177 trials went to
+        # tvm's dynamic mode, which fails at import on every candidate). A failure that says
+        # nothing of the candidate (NOT_CACHED: killed from outside) stays FAIL, unseen by TPE.
+        if outcome.failure_kind in NOT_CACHED:
             raise CandidateFailed(outcome.failure_reason)
         if outcome.failure_kind:
             raise optuna.TrialPruned(f"failed ({outcome.failure_kind}): {outcome.failure_reason}")
