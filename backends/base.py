@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from tuner.errors import error_line
 from tuner.measure import MeasureConfig, measure
 from tuner.records import BuildResult, Built, Candidate, Measurement
+from tuner.switches import with_switches
 from tuner.workload import Workload
 
 
@@ -96,6 +97,9 @@ class Backend(abc.ABC):
     def build(self, workload: Workload, candidate: Candidate) -> BuildResult:
         """Compile, timing it, and turn any failure into data.
 
+        The built model is wrapped in the candidate's process-wide torch switches
+        (:mod:`tuner.switches`, options ``torch/...``), which no backend reads itself.
+
         Args:
             workload: The model, test data and device.
             candidate: What to build.
@@ -106,10 +110,11 @@ class Backend(abc.ABC):
         t0 = time.perf_counter()
         try:
             built = self.compile(workload, candidate)
+            fn = with_switches(built.fn, candidate.options)
         except Exception as e:  # noqa: BLE001 - a candidate that fails to build is data
             return BuildResult(error_msg=error_line(e))
         build_s = time.perf_counter() - t0
-        return BuildResult(built=dataclasses.replace(built, build_s=build_s))
+        return BuildResult(built=dataclasses.replace(built, fn=fn, build_s=build_s))
 
     def measure(self, built: Built, workload: Workload, config: MeasureConfig, *, quick: bool = False) -> Measurement:
         """Time the built candidate over the test data (DESIGN.md's protocol).

@@ -30,6 +30,8 @@ class SpaceContext:
             ``enable_static_shape_compilation_opt``).
         expensive: Also search the choices that cost minutes per candidate (``--expensive``):
             Inductor's max-autotune modes on the GPU, the larger MetaSchedule budgets.
+        convolutions: The model holds convolution modules
+            (:meth:`tuner.workload.Workload.has_convolutions`): cuDNN's choices apply.
     """
 
     backends: tuple[str, ...]
@@ -38,6 +40,7 @@ class SpaceContext:
     framework: str = "torch"
     static_only: bool = False
     expensive: bool = False
+    convolutions: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (kept in the study's user attributes)."""

@@ -24,6 +24,7 @@ from typing import Any
 
 from backends import Backend, backend_class
 from tuner.errors import UserError, error_line
+from tuner.switches import with_switches
 
 MANIFEST = "artifact.json"
 
@@ -134,7 +135,8 @@ def load_optimized(directory: str | os.PathLike[str], device: str | None = None)
             where they were saved from).
 
     Returns:
-        For a folder, a callable with the original model's inputs and outputs; for a ``.pb``, the
+        For a folder, a callable with the original model's inputs and outputs (run under the
+        torch switches its candidate was measured with, :mod:`tuner.switches`); for a ``.pb``, the
         ``tf.compat.v1.GraphDef``; for a TorchScript file, the ScriptModule.
 
     Raises:
@@ -150,7 +152,10 @@ def load_optimized(directory: str | os.PathLike[str], device: str | None = None)
                         "pass the best/ folder that tune wrote (its path is in the tune output and report), "
                         "or a file or folder tuner.save wrote")
     meta = json.loads((path / MANIFEST).read_text())
-    return _backend_of(meta).load(path, meta.get("meta", {}), device or meta.get("device", "cpu"))
+    model = _backend_of(meta).load(path, meta.get("meta", {}), device or meta.get("device", "cpu"))
+    # The process-wide switches the candidate was measured under (cuDNN's benchmark mode, ...)
+    # are not in the model's files: set them around each call again.
+    return with_switches(model, meta.get("candidate", {}).get("options", {}))
 
 
 def _backend_of(meta: dict[str, Any]) -> type[Backend]:

@@ -40,6 +40,7 @@ import optuna
 from optuna.trial import TrialState
 
 from backends import backend_class, error_line, get_backend
+from tuner import switches
 from tuner.api import run
 from tuner.artifact import MANIFEST, load_optimized, write_dir_atomically, write_json
 from tuner.config import Config
@@ -213,7 +214,8 @@ def _pick_native(study: optuna.Study, workload: Workload, settings: TuneSettings
     """The fastest complete trial whose candidate a backend can give as a model of ``kind``."""
     trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     for pick in distinct_picks(study, list(trials.values())):
-        if not _accepts(pick.candidate.backend, kind):
+        if not _accepts(pick.candidate.backend, kind) or switches.any_on(pick.candidate.options):
+            # A returned model cannot carry a process-wide switch (cuDNN's benchmark mode ...).
             continue
         backend = get_backend(pick.candidate.backend, cache_dir=settings.cache_dir)
         result = backend.build(workload, pick.candidate)

@@ -103,6 +103,22 @@ class Workload:
         """
         return max(range(len(self.samples)), key=lambda i: sum(t.numel() for t in self.samples[i]))
 
+    def has_convolutions(self) -> bool:
+        """Whether the model holds torch convolution modules (cuDNN runs them on the GPU).
+
+        Scripted submodules keep their class name in ``original_name``. Convolutions called as
+        functions (``F.conv2d``) are not seen; such a model is searched without the cuDNN choices.
+
+        Returns:
+            True for a torch model with a ``Conv1d/2d/3d`` or ``ConvTranspose`` module; False for
+            TF models and everything else.
+        """
+        if self.framework != "torch" or not isinstance(self.model, torch.nn.Module):
+            return False
+        names = {"Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"}
+        return any(isinstance(m, torch.nn.modules.conv._ConvNd) or getattr(m, "original_name", None) in names
+                   for m in self.model.modules())
+
     def shapes_summary(self) -> list[dict[str, Any]]:
         """The test-data shape distribution, for the report."""
         return [{"shapes": [list(s) for s in key], "count": n} for key, n in self.shape_counts().items()]

@@ -87,3 +87,25 @@ def test_choices_that_cost_minutes_are_searched_only_with_expensive() -> None:
     # A study stored before the flag existed reads back as the quick space.
     old = {"backends": ["tvm"], "device": "gpu", "level": "o1", "framework": "torch", "static_only": False}
     assert SpaceContext.from_dict(old).expensive is False
+
+
+def test_cudnn_benchmark_is_searched_only_for_torch_conv_models_on_the_gpu():
+    backends = ("eager", "torchscript", "inductor", "tvm")
+    conv_gpu = SpaceContext(backends=backends, device="gpu", level="o1", convolutions=True)
+    key = "torch/cudnn_benchmark"
+
+    def keys(ctx: SpaceContext, backend: str) -> set[str]:
+        return {c.key for d in dimensions() for c in d.choices(backend, ctx)}
+
+    for backend in ("eager", "torchscript", "inductor"):
+        assert key in keys(conv_gpu, backend)
+    assert key not in keys(conv_gpu, "tvm")
+    for ctx in (SpaceContext(backends=backends, device="gpu", level="o1"),
+                SpaceContext(backends=backends, device="cpu", level="o1", convolutions=True),
+                SpaceContext(backends=backends, device="gpu", level="o1", framework="tf", convolutions=True)):
+        assert key not in keys(ctx, "eager")
+    # Off first: the study's default candidate of each backend is torch's default.
+    choice = next(c for d in dimensions() for c in d.choices("eager", conv_gpu) if c.key == key)
+    assert choice.values == (False, True)
+    params = {"backend": "eager", key: True}
+    assert build_candidate(optuna.trial.FixedTrial(params), conv_gpu).options == {key: True}

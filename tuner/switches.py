@@ -1,0 +1,121 @@
+"""Process-wide torch switches a candidate runs under, set around each call of the built model.
+
+Some choices are not a property of the compiled model but of the process that runs it: cuDNN's
+benchmark mode (``torch.backends.cudnn.benchmark``, which times every convolution algorithm on
+the first call of each shape and keeps the fastest) is one. A candidate holds them as options
+keyed ``torch/<switch>``, outside every backend's own ``<backend>/`` namespace, so that backends
+need not know them. They are set around each call, not once per build, because one process
+runs several candidates (a warm worker in turn, the finalists side by side) and each must run
+under its own.
+
+An artifact keeps its candidate in ``artifact.json``; :func:`tuner.artifact.load_optimized`
+wraps the loaded model in the same switches. A model handed back by ``tuner.optimize`` cannot
+carry them, so a candidate with a switch on is not returned that way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import torch
+
+#: Option-key prefix of the switches.
+PREFIX = "torch/"
+#: cuDNN's benchmark mode.
+CUDNN_BENCHMARK = "torch/cudnn_benchmark"
+#: Every switch, with the torch flag it sets as a getter/setter pair.
+_FLAGS: dict[str, tuple[Callable[[], bool], Callable[[bool], None]]] = {
+    CUDNN_BENCHMARK: (lambda: bool(torch.backends.cudnn.benchmark),
+                      lambda v: setattr(torch.backends.cudnn, "benchmark", v)),
+}
+
+
+def switches_of(options: Mapping[str, Any]) -> dict[str, bool]:
+    """The switches among a candidate's options.
+
+    Args:
+        options: A candidate's options (``Candidate.options``).
+
+    Returns:
+        ``{key: value}`` for each ``torch/`` option.
+
+    Raises:
+        ValueError: For an unknown ``torch/`` key or a value that is not a bool (a typo would
+            otherwise be ignored and two "different" candidates measured as one).
+    """
+    out: dict[str, bool] = {}
+    for key, value in options.items():
+        if not key.startswith(PREFIX):
+            continue
+        if key not in _FLAGS:
+            raise ValueError(f"unknown torch switch {key!r}; known: {sorted(_FLAGS)}")
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be a bool, got {value!r}")
+        out[key] = value
+    return out
+
+
+def any_on(options: Mapping[str, Any]) -> bool:
+    """Whether a candidate needs a switch set away from torch's default (all default to off)."""
+    return any(switches_of(options).values())
+
+
+@contextlib.contextmanager
+def applied(switches: Mapping[str, bool]) -> Iterator[None]:
+    """Set the switches for the duration, restoring the previous values afterwards.
+
+    Args:
+        switches: What :func:`switches_of` returned.
+    """
+    old = {key: _FLAGS[key][0]() for key in switches}
+    for key, value in switches.items():
+        _FLAGS[key][1](value)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            _FLAGS[key][1](value)
+
+
+class SwitchedCall:
+    """A model called under its switches on every call.
+
+    Args:
+        fn: The model (any callable).
+        switches: The switches to set around each call.
+    """
+
+    def __init__(self, fn: Callable[..., Any], switches: Mapping[str, bool]) -> None:
+        self.fn = fn
+        self.switches = dict(switches)
+
+    def __call__(self, *args: Any) -> Any:
+        """Run the model under the switches.
+
+        Args:
+            *args: The model's inputs.
+
+        Returns:
+            The model's outputs.
+        """
+        with applied(self.switches):
+            return self.fn(*args)
+
+
+def with_switches(fn: Callable[..., Any], options: Mapping[str, Any]) -> Callable[..., Any]:
+    """``fn`` wrapped in the candidate's switches, or ``fn`` itself when it has none.
+
+    Args:
+        fn: The built or loaded model.
+        options: The candidate's options.
+
+    Returns:
+        A callable with ``fn``'s signature.
+
+    Raises:
+        ValueError: See :func:`switches_of`.
+    """
+    switches = switches_of(options)
+    return SwitchedCall(fn, switches) if switches else fn
