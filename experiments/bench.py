@@ -251,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
             # Checked before any workload runs, so that nothing is half done.
             raise UserError("tf_asr is measured from prepared files (its ONNX export and TF's reference outputs)",
                             "run bench.py --prepare DIR where TensorFlow is installed and pass --data DIR")
+        # Also before any workload runs: on 2026-11-30 a GPU run measured tf_asr, then stopped at
+        # bert, which its --data folder lacked.
+        registry.check_prepared(names, args.data)
         device = resolve_device(args.device)
         tag = device_tag(device)
         stem = bench_report.results_stem(args.results, args.date, tag, args.tag)

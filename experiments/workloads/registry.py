@@ -156,6 +156,26 @@ def load(name: str, size: str, device: str, data_dir: Path | None) -> Workload:
     return make_workload(model, samples, device, name=name, source=f"experiments.workloads.{w.module}")
 
 
+def check_prepared(names: list[str], data_dir: Path | None) -> None:
+    """Fail before anything runs when ``data_dir`` lacks one of the workloads (:func:`load` would fail at its turn).
+
+    Args:
+        names: The workloads of the run, in order.
+        data_dir: What :func:`prepare` wrote, or None (every workload made here; see :func:`load`).
+
+    Raises:
+        UserError: Naming every missing workload, and the command that prepares them.
+    """
+    if data_dir is None:
+        return
+    missing = [n for n in names if not (data_dir / n).is_dir()] if (data_dir / "manifest.json").is_file() else names
+    if missing:
+        raise UserError(f"{data_dir} holds no prepared files for {', '.join(missing)}: with --data every workload "
+                        "of the run comes from it",
+                        f"run bench.py --prepare {data_dir} --workloads {','.join(names)} first, or run "
+                        f"{', '.join(missing)} in a call without --data")
+
+
 def prepared_size(data_dir: Path) -> str:
     """The size the files in ``data_dir`` were prepared at (its manifest's)."""
     return str(json.loads((data_dir / "manifest.json").read_text())["size"])

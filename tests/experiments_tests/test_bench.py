@@ -121,3 +121,15 @@ def test_tf_workload_without_prepared_files_is_a_one_line_error(tmp_path: Path) 
     proc = bench("--workloads", "tf_asr", "--device", "cpu", "--work-dir", tmp_path, "--results", tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: tf_asr is measured from prepared files")
+
+
+def test_a_data_folder_missing_a_workload_is_a_one_line_error_before_anything_runs(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    prep = bench("--prepare", data, "--size", "small", "--workloads", "mlp")
+    assert prep.returncode == 0, prep.stderr
+    proc = bench("--workloads", "mlp,resnet", "--device", "cpu", "--size", "small", "--data", data,
+                 "--work-dir", tmp_path / "work", "--results", tmp_path / "results")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {data} holds no prepared files for resnet")
+    assert not (tmp_path / "work").exists() and not (tmp_path / "results").exists()
