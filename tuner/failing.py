@@ -4,8 +4,12 @@ After TPE repeats a candidate, the study queues one nobody has measured yet (``t
 uniformly, that pick lands in regions where every candidate fails as often as anywhere else (a
 ``tvm`` shape mode whose import always fails, TorchScript's ``script`` on a model it cannot script).
 The sampler learns to leave such regions (failed trials end PRUNED); this module lets the unseen
-pick leave them too: a value is *failing* when at least :data:`MIN_TRIALS` finished trials had it
-and every one of them failed.
+pick leave them too: a value is *failing* when at least :data:`MIN_TRIALS` distinct candidates were
+measured with it and every one of them failed. Distinct, because TPE repeats a candidate often (each
+repeat is a trial of its own, with the cached outcome): three repeats of one failing candidate say
+nothing of the others that share its values. Failures that say nothing of the candidate
+(:data:`tuner.cache.NOT_CACHED`: interrupted, killed from outside) and trials without an outcome
+are left out.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
+from tuner.cache import NOT_CACHED, OUTCOME_ATTR
 from tuner.claims import FINISHED, is_failure
 
-#: Finished trials a value needs, all failed, before it counts as failing.
+#: Distinct candidates a value needs, all failed, before it counts as failing.
 MIN_TRIALS = 3
 
 
@@ -26,8 +31,26 @@ def _value_key(name: str, value: Any) -> tuple[str, str]:
     return name, json.dumps(value, sort_keys=True, default=str)
 
 
+def _candidates(trials: Iterable[FrozenTrial]) -> dict[str, tuple[dict[str, Any], bool]]:
+    """Each distinct candidate's params and whether it failed, from the finished trials that tell.
+
+    A candidate that failed in one trial and ran in another (a flaky build, say) counts as running.
+    """
+    out: dict[str, tuple[dict[str, Any], bool]] = {}
+    for t in trials:
+        outcome = t.user_attrs.get(OUTCOME_ATTR)
+        if t.state not in FINISHED or not isinstance(outcome, dict) or outcome.get("failure_kind") in NOT_CACHED:
+            continue
+        key = json.dumps(t.params, sort_keys=True, default=str)
+        failed = is_failure(t)
+        if key in out:
+            failed = failed and out[key][1]
+        out[key] = (t.params, failed)
+    return out
+
+
 def failing_values(trials: Iterable[FrozenTrial]) -> set[tuple[str, str]]:
-    """The ``(param name, value)`` pairs every finished trial with them failed on (at least :data:`MIN_TRIALS`).
+    """The ``(param name, value)`` pairs every distinct candidate with them failed on (at least :data:`MIN_TRIALS`).
 
     Args:
         trials: The study's trials.
@@ -36,11 +59,8 @@ def failing_values(trials: Iterable[FrozenTrial]) -> set[tuple[str, str]]:
         The pairs, values JSON-encoded.
     """
     seen: dict[tuple[str, str], list[int]] = {}
-    for t in trials:
-        if t.state not in FINISHED:
-            continue
-        failed = is_failure(t)
-        for name, value in t.params.items():
+    for params, failed in _candidates(trials).values():
+        for name, value in params.items():
             counts = seen.setdefault(_value_key(name, value), [0, 0])
             counts[0] += 1
             counts[1] += failed

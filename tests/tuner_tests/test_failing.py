@@ -32,3 +32,19 @@ def test_unseen_picks_leave_failing_values_until_nothing_else_is_left() -> None:
     unseen = [{"mode": "dynamic", "v": 4}, {"mode": "static", "v": 4}]
     assert avoid_failing(unseen, trials) == [{"mode": "static", "v": 4}]
     assert avoid_failing(unseen[:1], trials) == unseen[:1]  # exhaustive in the end
+
+
+def test_repeats_of_one_candidate_count_once_and_kills_or_missing_outcomes_not_at_all() -> None:
+    # TPE repeating one failing candidate says nothing of the other candidates with its values.
+    assert failing_values([trial("dynamic", 0, True)] * MIN_TRIALS) == set()
+    killed = create_trial(state=TrialState.FAIL, params={"mode": "static", "v": 3}, distributions=DIST,
+                          user_attrs={OUTCOME_ATTR: {"failure_kind": "killed"}})
+    no_outcome = create_trial(state=TrialState.FAIL, params={"mode": "static", "v": 4}, distributions=DIST)
+    failed = [trial("static", v, True) for v in range(MIN_TRIALS - 1)]
+    # A kill (from outside) is not a failure of the candidate, nor a success: still too few to tell.
+    assert failing_values([*failed, killed]) == set()
+    assert failing_values([*failed, no_outcome]) == set()
+    assert failing_values([*failed, trial("static", 4, True)]) == {("mode", '"static"')}
+    # A candidate that ran once is not failing, though another of its trials failed.
+    flaky = [trial("dynamic", v, True) for v in range(MIN_TRIALS)] + [trial("dynamic", 0, False)]
+    assert ("mode", '"dynamic"') not in failing_values(flaky)
