@@ -98,7 +98,8 @@ class Backend(abc.ABC):
         """Compile, timing it, and turn any failure into data.
 
         The built model is wrapped in the candidate's process-wide torch switches
-        (:mod:`tuner.switches`, options ``torch/...``), which no backend reads itself.
+        (:mod:`tuner.switches`: options ``torch/...`` and TF32 for a ``tf32`` candidate), which no
+        backend sets itself.
 
         Args:
             workload: The model, test data and device.
@@ -110,7 +111,7 @@ class Backend(abc.ABC):
         t0 = time.perf_counter()
         try:
             built = self.compile(workload, candidate)
-            fn = with_switches(built.fn, candidate.options)
+            fn = with_switches(built.fn, candidate.options, candidate.precision)
         except Exception as e:  # noqa: BLE001 - a candidate that fails to build is data
             return BuildResult(error_msg=error_line(e))
         build_s = time.perf_counter() - t0

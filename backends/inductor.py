@@ -43,7 +43,7 @@ from backends._torch_export import (
     shape_key_str,
 )
 from backends.base import Backend
-from tuner.precision import apply_precision
+from tuner.precision import apply_precision, tf32
 from tuner.records import Built, Candidate
 from tuner.workload import Workload
 
@@ -303,6 +303,14 @@ class InductorBackend(Backend):
         Raises:
             Exception: Whatever ``torch.export`` or AOTInductor raise.
         """
+        # AOTInductor bakes TF32 into the GEMM kernels it generates: compile under the
+        # candidate's own (the process's is off, tuner.switches).
+        with tf32(candidate.precision == "tf32"):
+            return self._export_packages(built, workload, candidate, directory)
+
+    def _export_packages(self, built: Built, workload: Workload, candidate: Candidate,
+                         directory: Path) -> dict[str, Any]:
+        """:meth:`export`, under the candidate's TF32 setting."""
         from torch._inductor import aoti_compile_and_package
 
         model = built.state.get("model")

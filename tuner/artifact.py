@@ -155,7 +155,8 @@ def load_optimized(directory: str | os.PathLike[str], device: str | None = None)
     model = _backend_of(meta).load(path, meta.get("meta", {}), device or meta.get("device", "cpu"))
     # The process-wide switches the candidate was measured under (cuDNN's benchmark mode, ...)
     # are not in the model's files: set them around each call again.
-    return with_switches(model, meta.get("candidate", {}).get("options", {}))
+    candidate = meta.get("candidate", {})
+    return with_switches(model, candidate.get("options", {}), candidate.get("precision", "fp32"))
 
 
 def _backend_of(meta: dict[str, Any]) -> type[Backend]:

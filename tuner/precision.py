@@ -31,7 +31,7 @@ def tf32(enabled: bool) -> Iterator[None]:
 
 
 def set_tf32(enabled: bool) -> None:
-    """Set TF32 for the whole process (a candidate's precision holds while it is built and run)."""
+    """Set TF32 for the whole process (builds leave it off; :mod:`tuner.switches` turns it on per call)."""
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
 
@@ -67,7 +67,10 @@ def apply_precision(model: nn.Module, precision: str) -> nn.Module:
     Returns:
         ``model`` itself for fp32/tf32, else a :class:`CastWrapper` around a cast copy.
     """
-    set_tf32(precision == "tf32")
+    # TF32 off for the process, whatever the precision: torch leaves cuDNN's on by default, which
+    # o1's fp32 must not have. A tf32 candidate turns it on around each of its calls
+    # (tuner.switches), so that candidates built one after another each run under their own.
+    set_tf32(False)
     if precision in DTYPES:
         return CastWrapper(copy.deepcopy(model), DTYPES[precision]).eval()
     return model

@@ -8,6 +8,12 @@ need not know them. They are set around each call, not once per build, because o
 runs several candidates (a warm worker in turn, the finalists side by side) and each must run
 under its own.
 
+TF32 is one too, taken from the candidate's precision rather than an option: a ``tf32``
+candidate runs with TF32 matmuls and convolutions on, every other with them off, which the
+build (:func:`tuner.precision.apply_precision`) makes the process's state. Set once at build time
+instead, TF32 would follow whichever candidate was built last: the finalists, built one after
+another and then measured in alternating rounds, would all run under the last one's.
+
 An artifact keeps its candidate in ``artifact.json``; :func:`tuner.artifact.load_optimized`
 wraps the loaded model in the same switches. A model handed back by ``tuner.optimize`` cannot
 carry them, so a candidate with a switch on is not returned that way.
@@ -25,10 +31,26 @@ import torch
 PREFIX = "torch/"
 #: cuDNN's benchmark mode.
 CUDNN_BENCHMARK = "torch/cudnn_benchmark"
+#: TF32 matmuls and convolutions: from the precision, not an option (so not under :data:`PREFIX`).
+TF32 = "tf32"
+
+
+def _get_tf32() -> tuple[bool, bool]:
+    # Both flags, so that a call restores them as they were (torch's defaults differ: cuDNN's on).
+    return bool(torch.backends.cuda.matmul.allow_tf32), bool(torch.backends.cudnn.allow_tf32)
+
+
+def _set_tf32(value: bool | tuple[bool, bool]) -> None:
+    matmul, cudnn = (value, value) if isinstance(value, bool) else value
+    torch.backends.cuda.matmul.allow_tf32 = matmul
+    torch.backends.cudnn.allow_tf32 = cudnn
+
+
 #: Every switch, with the torch flag it sets as a getter/setter pair.
-_FLAGS: dict[str, tuple[Callable[[], bool], Callable[[bool], None]]] = {
+_FLAGS: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
     CUDNN_BENCHMARK: (lambda: bool(torch.backends.cudnn.benchmark),
                       lambda v: setattr(torch.backends.cudnn, "benchmark", v)),
+    TF32: (_get_tf32, _set_tf32),
 }
 
 
@@ -104,12 +126,16 @@ class SwitchedCall:
             return self.fn(*args)
 
 
-def with_switches(fn: Callable[..., Any], options: Mapping[str, Any]) -> Callable[..., Any]:
+def with_switches(fn: Callable[..., Any], options: Mapping[str, Any], precision: str = "fp32") -> Callable[..., Any]:
     """``fn`` wrapped in the candidate's switches, or ``fn`` itself when it has none.
+
+    Only switches that differ from the state a build leaves (TF32 off, benchmark mode off) cost a
+    wrapper: a launch-bound model's call is tens of microseconds, and each flag set is about one.
 
     Args:
         fn: The built or loaded model.
         options: The candidate's options.
+        precision: The candidate's precision (``tf32`` turns TF32 on around each call).
 
     Returns:
         A callable with ``fn``'s signature.
@@ -117,5 +143,8 @@ def with_switches(fn: Callable[..., Any], options: Mapping[str, Any]) -> Callabl
     Raises:
         ValueError: See :func:`switches_of`.
     """
-    switches = switches_of(options)
+    # Off is the state every build leaves; a switch left off costs no wrapper.
+    switches = {key: True for key, on in switches_of(options).items() if on}
+    if precision == "tf32":
+        switches[TF32] = True
     return SwitchedCall(fn, switches) if switches else fn

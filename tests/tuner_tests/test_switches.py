@@ -29,6 +29,18 @@ class Recorder(nn.Module):
         return x * 2
 
 
+class TF32Recorder(nn.Module):
+    """Records whether TF32 matmuls and convolutions are on at each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((bool(torch.backends.cuda.matmul.allow_tf32), bool(torch.backends.cudnn.allow_tf32)))
+        return x * 2
+
+
 class ConvNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -105,3 +117,30 @@ def test_a_model_with_convolution_modules_is_told_apart_scripted_or_not() -> Non
     plain = make_workload(nn.Sequential(nn.Linear(3, 3)).eval(), [(torch.randn(2, 3),)], "cpu", name="mlp")
     assert conv.has_convolutions() and scripted.has_convolutions()
     assert not plain.has_convolutions()
+
+
+def test_each_candidate_runs_under_its_own_tf32_whichever_was_built_last() -> None:
+    # The finalists are built one after another, then measured in alternating rounds: a TF32 flag
+    # set at build time would hold for all of them.
+    model = TF32Recorder()
+    workload = make_workload(model, [(torch.ones(2, 3),)], "cpu", name="tf32")
+    model.seen.clear()
+    backend = get_backend("eager")
+    tf32 = backend.build(workload, Candidate("eager", precision="tf32")).built
+    fp32 = backend.build(workload, Candidate("eager")).built
+    assert tf32 is not None and fp32 is not None
+    for fn in (tf32.fn, fp32.fn, tf32.fn):
+        fn(torch.ones(2, 3))
+    assert model.seen == [(True, True), (False, False), (True, True)]
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, False)
+    assert not isinstance(fp32.fn, switches.SwitchedCall)  # nothing to switch: no wrapper, no cost
+
+
+def test_a_call_restores_both_tf32_flags_as_they_were() -> None:
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True  # torch's defaults
+        switches.with_switches(lambda: None, {}, "tf32")()
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, True)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
