@@ -14,7 +14,7 @@ from pathlib import Path
 from backends import get_backend
 from tuner.correctness import Tolerance, check_outputs
 from tuner.measure import MeasureConfig
-from tuner.records import Candidate, Measurement, Outcome
+from tuner.records import Candidate, Correctness, Measurement, Outcome
 from tuner.workload import Workload
 
 #: Called with the short first measurement's objective (seconds); True means "prune".
@@ -52,6 +52,14 @@ def summarize(candidate: Candidate, m: Measurement, build_s: float, tuning_s: fl
     )
 
 
+def _wrong(candidate: Candidate, verdict: Correctness, m: Measurement, build_s: float,
+           tuning_s: float | None) -> Outcome:
+    """The ``wrong`` outcome of a measurement whose outputs missed the reference."""
+    return Outcome(candidate=candidate, failure_kind="wrong", failure_reason=f"wrong results: {verdict.detail}",
+                   compile_s=build_s + m.warmup_s, tuning_s=tuning_s, max_abs_err=verdict.max_abs_err,
+                   max_rel_err=verdict.max_rel_err)
+
+
 def evaluate(
     candidate: Candidate,
     workload: Workload,
@@ -83,6 +91,12 @@ def evaluate(
         if quick.latencies_s is None:
             return Outcome(candidate=candidate, failure_kind="run", failure_reason=quick.error_msg,
                            compile_s=built.build_s, tuning_s=built.tuning_s)
+        # Checked before the pruner hears the latency: a wrong candidate's figure must not rank
+        # it (TPE orders pruned trials by their reported value), nor its full measurement run.
+        if quick.outputs is not None:
+            verdict = check_outputs(quick.outputs, workload.reference, tolerance)
+            if not verdict.ok:
+                return _wrong(candidate, verdict, quick, built.build_s, built.tuning_s)
         if prune(quick.total_s):
             return summarize(candidate, quick, built.build_s, built.tuning_s, pruned=True)
     m = backend.measure(built, workload, config)
@@ -91,9 +105,6 @@ def evaluate(
                        compile_s=built.build_s)
     verdict = check_outputs(m.outputs, workload.reference, tolerance)
     if not verdict.ok:
-        return Outcome(candidate=candidate, failure_kind="wrong", failure_reason=f"wrong results: {verdict.detail}",
-                       compile_s=built.build_s + m.warmup_s, tuning_s=built.tuning_s,
-                       max_abs_err=verdict.max_abs_err,
-                       max_rel_err=verdict.max_rel_err)
+        return _wrong(candidate, verdict, m, built.build_s, built.tuning_s)
     return summarize(candidate, m, built.build_s, built.tuning_s, max_abs_err=verdict.max_abs_err,
                      max_rel_err=verdict.max_rel_err)

@@ -154,6 +154,9 @@ def test_wrong_and_broken_candidates_are_fail_trials_never_winners(tmp_path):
     for t in study.trials:
         if t.params["backend"] != "eager":
             assert t.state == TrialState.PRUNED  # failed: the sampler steers away (its outcome says why)
+        if t.params["backend"] == "test_wrong":
+            # Judged wrong before the pruner heard its latency: no figure ranks it among the pruned.
+            assert t.value is None and not t.intermediate_values
     assert "this compiler always crashes" in str(result.report["search"]["failures"])
     assert result.best_config["backend"] == "eager"
     assert result.report["search"]["failures_by_reason"]["wrong"] >= 1
