@@ -17,6 +17,9 @@
 #                 torch.compile max-autotune peer compiled for over 20 minutes and held up the run)
 #   BENCH_DATA    prepared workload files, carried to the machine (bench.py --data), for the group
 #                 with tf_asr: prepare its other workloads there too (--prepare DIR --workloads tf_asr,mlp)
+#   ROUNDS        alternating side-by-side rounds per workload (default 5: each row's figure is its
+#                 fastest round, and on a host whose other group is compiling some rounds are slow;
+#                 on 2026-11-30 the demo's eager rounds were 6.1, 10.1 and 8.7 ms of 3)
 #   BENCH_ARGS    more bench.py arguments
 #   DATE          the results' date (default today, UTC)
 # Every 30 s, and at the end, $OUT/bench.tar.gz is rewritten with the logs, the results JSON/MD
@@ -48,7 +51,7 @@ if [ "$mode" = start ]; then
     # shellcheck disable=SC2086
     CUDA_VISIBLE_DEVICES=$gpu setsid nohup taskset -c "$lo-$hi" python3 experiments/bench.py --device gpu \
       --workloads "${groups[$i]}" --trials 200 --snapshot 50 --tune-timeout "${TUNE_SECONDS:-330}" \
-      --memory-limit "$mem_gib" --compile-limit "${COMPILE_LIMIT:-600}" --work-dir $R/work$i --results $R/res$i --date "$DATE" "${data[@]}" ${BENCH_ARGS:-} \
+      --memory-limit "$mem_gib" --compile-limit "${COMPILE_LIMIT:-600}" --rounds "${ROUNDS:-5}" --work-dir $R/work$i --results $R/res$i --date "$DATE" "${data[@]}" ${BENCH_ARGS:-} \
       > $R/group$i.log 2>&1 < /dev/null &
     echo $! > $R/group$i.pid
   done
