@@ -30,6 +30,6 @@ def tiny_samples(batches: tuple[int, ...] = (4, 4, 2)) -> list[tuple[torch.Tenso
     return [(torch.randn(b, 16, generator=gen), torch.randn(b, 16, generator=gen)) for b in batches]
 
 
-def make_tiny():
+def make_tiny() -> tuple[TinyNet, list[tuple[torch.Tensor, torch.Tensor]]]:
     """Factory for ``--model tests.helpers:make_tiny`` (returns the model and its test data)."""
     return tiny_model(), tiny_samples()

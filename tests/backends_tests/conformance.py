@@ -171,7 +171,7 @@ def check_export_load(backend_name: str, built: Built, candidate: Candidate, dir
     directory.mkdir(parents=True, exist_ok=True)
     meta = backend.export(built, workload, candidate, directory)
     # The caller stores meta in artifact.json: it must survive JSON unchanged.
-    stored = json.loads(json.dumps(meta))
+    stored: dict[str, object] = json.loads(json.dumps(meta))
     assert stored == meta
     assert any(directory.iterdir()), "export wrote no files"
     # As the tuner checks an artifact: loaded by load_optimized in a fresh process.
