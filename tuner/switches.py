@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from tuner.precision import tf32
+
 #: Option-key prefix of the switches.
 PREFIX = "torch/"
 #: cuDNN's benchmark mode.
@@ -35,22 +37,21 @@ CUDNN_BENCHMARK = "torch/cudnn_benchmark"
 TF32 = "tf32"
 
 
-def _get_tf32() -> tuple[bool, bool]:
-    # Both flags, so that a call restores them as they were (torch's defaults differ: cuDNN's on).
-    return bool(torch.backends.cuda.matmul.allow_tf32), bool(torch.backends.cudnn.allow_tf32)
+@contextlib.contextmanager
+def _cudnn_benchmark(enabled: bool) -> Iterator[None]:
+    """Turn cuDNN's benchmark mode on or off for the duration (restored afterwards)."""
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = old
 
 
-def _set_tf32(value: bool | tuple[bool, bool]) -> None:
-    matmul, cudnn = (value, value) if isinstance(value, bool) else value
-    torch.backends.cuda.matmul.allow_tf32 = matmul
-    torch.backends.cudnn.allow_tf32 = cudnn
-
-
-#: Every switch, with the torch flag it sets as a getter/setter pair.
-_FLAGS: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
-    CUDNN_BENCHMARK: (lambda: bool(torch.backends.cudnn.benchmark),
-                      lambda v: setattr(torch.backends.cudnn, "benchmark", v)),
-    TF32: (_get_tf32, _set_tf32),
+#: Every switch, as the context that sets it for a call and restores it after.
+_FLAGS: dict[str, Callable[[bool], contextlib.AbstractContextManager[None]]] = {
+    CUDNN_BENCHMARK: _cudnn_benchmark,
+    TF32: tf32,
 }
 
 
@@ -91,14 +92,10 @@ def applied(switches: Mapping[str, bool]) -> Iterator[None]:
     Args:
         switches: What :func:`switches_of` returned.
     """
-    old = {key: _FLAGS[key][0]() for key in switches}
-    for key, value in switches.items():
-        _FLAGS[key][1](value)
-    try:
+    with contextlib.ExitStack() as stack:
+        for key, value in switches.items():
+            stack.enter_context(_FLAGS[key](value))
         yield
-    finally:
-        for key, value in old.items():
-            _FLAGS[key][1](value)
 
 
 class SwitchedCall:
