@@ -140,10 +140,8 @@ def load(name: str, size: str, device: str, data_dir: Path | None) -> Workload:
     mod = w.factories()
     folder = data_dir / name if data_dir is not None else None
     if data_dir is not None:
-        if folder is None or not folder.is_dir() or not (data_dir / "manifest.json").is_file():
-            raise UserError(f"{data_dir / name} was not prepared",
-                            f"run bench.py --prepare {data_dir} --workloads {name} first")
-        size = str(json.loads((data_dir / "manifest.json").read_text())["size"])
+        check_prepared([name], data_dir)
+        size = prepared_size(data_dir)
     if w.framework == "tf":
         if folder is None:
             raise UserError("tf_asr is measured from prepared files (its ONNX export and TF's reference outputs)",
