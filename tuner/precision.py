@@ -18,22 +18,31 @@ from torch import nn
 DTYPES: dict[str, torch.dtype] = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def tf32_flags() -> tuple[bool, bool]:
+    """TF32 for matmuls and for cuDNN's convolutions, as they are now (torch's defaults differ: cuDNN's on)."""
+    return bool(torch.backends.cuda.matmul.allow_tf32), bool(torch.backends.cudnn.allow_tf32)
+
+
+def set_tf32(enabled: bool | tuple[bool, bool]) -> None:
+    """Set TF32 for the whole process (builds leave it off; :mod:`tuner.switches` turns it on per call).
+
+    Args:
+        enabled: One value for both flags, or ``(matmul, cudnn)`` as :func:`tf32_flags` gives them.
+    """
+    matmul, cudnn = (enabled, enabled) if isinstance(enabled, bool) else enabled
+    torch.backends.cuda.matmul.allow_tf32 = matmul
+    torch.backends.cudnn.allow_tf32 = cudnn
+
+
 @contextlib.contextmanager
 def tf32(enabled: bool) -> Iterator[None]:
     """Turn TF32 matmuls and convolutions on or off for the duration (restored afterwards)."""
-    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = enabled
-    torch.backends.cudnn.allow_tf32 = enabled
+    old = tf32_flags()
+    set_tf32(enabled)
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
-def set_tf32(enabled: bool) -> None:
-    """Set TF32 for the whole process (builds leave it off; :mod:`tuner.switches` turns it on per call)."""
-    torch.backends.cuda.matmul.allow_tf32 = enabled
-    torch.backends.cudnn.allow_tf32 = enabled
+        set_tf32(old)
 
 
 class CastWrapper(nn.Module):

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from tuner.precision import tf32
+from tuner.precision import set_tf32, tf32_flags
 
 #: Option-key prefix of the switches.
 PREFIX = "torch/"
@@ -37,21 +37,12 @@ CUDNN_BENCHMARK = "torch/cudnn_benchmark"
 TF32 = "tf32"
 
 
-@contextlib.contextmanager
-def _cudnn_benchmark(enabled: bool) -> Iterator[None]:
-    """Turn cuDNN's benchmark mode on or off for the duration (restored afterwards)."""
-    old = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = old
-
-
-#: Every switch, as the context that sets it for a call and restores it after.
-_FLAGS: dict[str, Callable[[bool], contextlib.AbstractContextManager[None]]] = {
-    CUDNN_BENCHMARK: _cudnn_benchmark,
-    TF32: tf32,
+#: Every switch, with the torch flags it sets as a getter/setter pair (plain calls, no context
+#: manager: they run around every call of a measured model).
+_FLAGS: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
+    CUDNN_BENCHMARK: (lambda: bool(torch.backends.cudnn.benchmark),
+                      lambda v: setattr(torch.backends.cudnn, "benchmark", v)),
+    TF32: (tf32_flags, set_tf32),
 }
 
 
@@ -92,10 +83,14 @@ def applied(switches: Mapping[str, bool]) -> Iterator[None]:
     Args:
         switches: What :func:`switches_of` returned.
     """
-    with contextlib.ExitStack() as stack:
-        for key, value in switches.items():
-            stack.enter_context(_FLAGS[key](value))
+    old = {key: _FLAGS[key][0]() for key in switches}
+    for key, value in switches.items():
+        _FLAGS[key][1](value)
+    try:
         yield
+    finally:
+        for key, value in old.items():
+            _FLAGS[key][1](value)
 
 
 class SwitchedCall:
