@@ -27,6 +27,11 @@ from tuner.claims import FINISHED, is_failure
 MIN_TRIALS = 3
 
 
+def params_key(params: dict[str, Any]) -> str:
+    """One candidate's params as a string, the same for equal params (what tells candidates apart)."""
+    return json.dumps(params, sort_keys=True, default=str)
+
+
 def _value_key(name: str, value: Any) -> tuple[str, str]:
     return name, json.dumps(value, sort_keys=True, default=str)
 
@@ -41,7 +46,7 @@ def _candidates(trials: Iterable[FrozenTrial]) -> dict[str, tuple[dict[str, Any]
         outcome = t.user_attrs.get(OUTCOME_ATTR)
         if t.state not in FINISHED or not isinstance(outcome, dict) or outcome.get("failure_kind") in NOT_CACHED:
             continue
-        key = json.dumps(t.params, sort_keys=True, default=str)
+        key = params_key(t.params)
         failed = is_failure(t)
         if key in out:
             failed = failed and out[key][1]
@@ -84,4 +89,4 @@ def avoid_failing(candidates: Sequence[dict[str, Any]], trials: Iterable[FrozenT
     return kept or candidates
 
 
-__all__ = ["MIN_TRIALS", "avoid_failing", "failing_values"]
+__all__ = ["MIN_TRIALS", "avoid_failing", "failing_values", "params_key"]

@@ -11,7 +11,6 @@ first measurement, and Ctrl-C stops the loop cleanly.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import random
 import sys
@@ -33,7 +32,7 @@ from tuner.claims import admit_trial, counted_count, counted_trials, is_failure,
 from tuner.correctness import TOLERANCES
 from tuner.errors import UserError, error_line
 from tuner.evaluate import evaluate
-from tuner.failing import avoid_failing
+from tuner.failing import avoid_failing, params_key
 from tuner.pool import Evaluator, InProcessEvaluator, WorkerPool, backend_modules
 from tuner.progress import NullProgress, Progress
 from tuner.records import Candidate, Outcome
@@ -531,10 +530,9 @@ def unseen_params(trials: list[FrozenTrial], ctx: SpaceContext) -> list[dict[str
     Returns:
         One params dict per unseen candidate.
     """
-    seen = {json.dumps(t.params, sort_keys=True, default=str) for t in trials}
-    seen |= {json.dumps(t.system_attrs.get("fixed_params", {}), sort_keys=True, default=str)
-             for t in trials if t.state == TrialState.WAITING}
-    return [p for p in all_params(ctx) if json.dumps(p, sort_keys=True, default=str) not in seen]
+    seen = {params_key(t.params) for t in trials}
+    seen |= {params_key(t.system_attrs.get("fixed_params", {})) for t in trials if t.state == TrialState.WAITING}
+    return [p for p in all_params(ctx) if params_key(p) not in seen]
 
 
 def _record(trial: optuna.Trial, outcome: Outcome, cached: bool) -> None:
