@@ -214,8 +214,9 @@ def _pick_native(study: optuna.Study, workload: Workload, settings: TuneSettings
     """The fastest complete trial whose candidate a backend can give as a model of ``kind``."""
     trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     for pick in distinct_picks(study, list(trials.values())):
-        if not _accepts(pick.candidate.backend, kind) or switches.any_on(pick.candidate.options):
-            # A returned model cannot carry a process-wide switch (cuDNN's benchmark mode ...).
+        if not _accepts(pick.candidate.backend, kind) or switches.any_on(pick.candidate.options,
+                                                                         pick.candidate.precision):
+            # A returned model cannot carry a process-wide switch (cuDNN's benchmark mode, TF32).
             continue
         backend = get_backend(pick.candidate.backend, cache_dir=settings.cache_dir)
         result = backend.build(workload, pick.candidate)

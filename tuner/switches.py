@@ -71,9 +71,28 @@ def switches_of(options: Mapping[str, Any]) -> dict[str, bool]:
     return out
 
 
-def any_on(options: Mapping[str, Any]) -> bool:
-    """Whether a candidate needs a switch set away from torch's default (all default to off)."""
-    return any(switches_of(options).values())
+def needed(options: Mapping[str, Any], precision: str = "fp32") -> dict[str, bool]:
+    """The switches a candidate runs under, away from the state every build leaves (all off).
+
+    Args:
+        options: The candidate's options.
+        precision: The candidate's precision (``tf32`` needs TF32 on).
+
+    Returns:
+        ``{switch: True}`` for each one; empty when the candidate runs as the process is.
+
+    Raises:
+        ValueError: See :func:`switches_of`.
+    """
+    out = {key: True for key, on in switches_of(options).items() if on}
+    if precision == "tf32":
+        out[TF32] = True
+    return out
+
+
+def any_on(options: Mapping[str, Any], precision: str = "fp32") -> bool:
+    """Whether a candidate needs a switch set (what :func:`with_switches` wraps a model for)."""
+    return bool(needed(options, precision))
 
 
 @contextlib.contextmanager
@@ -136,7 +155,5 @@ def with_switches(fn: Callable[..., Any], options: Mapping[str, Any], precision:
         ValueError: See :func:`switches_of`.
     """
     # Off is the state every build leaves; a switch left off costs no wrapper.
-    switches = {key: True for key, on in switches_of(options).items() if on}
-    if precision == "tf32":
-        switches[TF32] = True
+    switches = needed(options, precision)
     return SwitchedCall(fn, switches) if switches else fn
