@@ -32,6 +32,10 @@ class SpaceContext:
             Inductor's max-autotune modes on the GPU, the larger MetaSchedule budgets.
         convolutions: The model holds convolution modules
             (:meth:`tuner.workload.Workload.has_convolutions`): cuDNN's choices apply.
+        cuda_graphs: Offer CUDA-graph replay for eager and TorchScript
+            (:mod:`search_space.cuda_graph`). Every new study sets it; a study created before the
+            choice existed reads False, so its trials' stored params still decode (``FixedTrial``
+            raises on a parameter it was not given).
     """
 
     backends: tuple[str, ...]
@@ -41,6 +45,7 @@ class SpaceContext:
     static_only: bool = False
     expensive: bool = False
     convolutions: bool = False
+    cuda_graphs: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (kept in the study's user attributes)."""

@@ -175,7 +175,7 @@ def open_study(settings: TuneSettings, workload: Workload, device: str) -> tuple
     backends = resolve_backends(settings.backends, workload, device, settings.static_only)
     ctx = SpaceContext(backends=backends, device=device, level=settings.level, framework=workload.framework,
                        static_only=settings.static_only, expensive=settings.expensive,
-                       convolutions=workload.has_convolutions())
+                       convolutions=workload.has_convolutions(), cuda_graphs=True)
     study.set_user_attr("fingerprint", workload.fingerprint)
     study.set_user_attr("workload_source", workload.source)
     study.set_user_attr("workload_name", workload.name)

@@ -14,6 +14,11 @@ build (:func:`tuner.precision.apply_precision`) makes the process's state. Set o
 instead, TF32 would follow whichever candidate was built last: the finalists, built one after
 another and then measured in alternating rounds, would all run under the last one's.
 
+One ``torch/`` option is not a flag but a wrapper: ``torch/cuda_graph`` replays the model from
+CUDA graphs (:mod:`tuner.cuda_graphs`). It is applied inside the flags, so that the warm-up and
+capture on each input shape's first call run under them too (cuDNN's benchmark mode picks its
+algorithms there, and the graph keeps them).
+
 An artifact keeps its candidate in ``artifact.json``; :func:`tuner.artifact.load_optimized`
 wraps the loaded model in the same switches. A model handed back by ``tuner.optimize`` cannot
 carry them, so a candidate with a switch on is not returned that way.
@@ -27,12 +32,15 @@ from typing import Any
 
 import torch
 
+from tuner.cuda_graphs import GraphedCall
 from tuner.precision import set_tf32, tf32_flags
 
 #: Option-key prefix of the switches.
 PREFIX = "torch/"
 #: cuDNN's benchmark mode.
 CUDNN_BENCHMARK = "torch/cudnn_benchmark"
+#: Replay from CUDA graphs (:class:`tuner.cuda_graphs.GraphedCall`): a wrapper, not a flag.
+CUDA_GRAPH = "torch/cuda_graph"
 #: TF32 matmuls and convolutions: from the precision, not an option (so not under :data:`PREFIX`).
 TF32 = "tf32"
 
@@ -44,6 +52,8 @@ _FLAGS: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
                       lambda v: setattr(torch.backends.cudnn, "benchmark", v)),
     TF32: (tf32_flags, set_tf32),
 }
+#: Every ``torch/`` option: the flags and the wrappers.
+KNOWN: frozenset[str] = frozenset({*_FLAGS, CUDA_GRAPH})
 
 
 def switches_of(options: Mapping[str, Any]) -> dict[str, bool]:
@@ -63,8 +73,8 @@ def switches_of(options: Mapping[str, Any]) -> dict[str, bool]:
     for key, value in options.items():
         if not key.startswith(PREFIX):
             continue
-        if key not in _FLAGS:
-            raise ValueError(f"unknown torch switch {key!r}; known: {sorted(_FLAGS)}")
+        if key not in KNOWN:
+            raise ValueError(f"unknown torch switch {key!r}; known: {sorted(KNOWN - {TF32})}")
         if not isinstance(value, bool):
             raise ValueError(f"{key} must be a bool, got {value!r}")
         out[key] = value
@@ -100,7 +110,7 @@ def applied(switches: Mapping[str, bool]) -> Iterator[None]:
     """Set the switches for the duration, restoring the previous values afterwards.
 
     Args:
-        switches: What :func:`switches_of` returned.
+        switches: Flags (what :func:`switches_of` returned, less :data:`CUDA_GRAPH`).
     """
     old = {key: _FLAGS[key][0]() for key in switches}
     for key, value in switches.items():
@@ -142,6 +152,7 @@ def with_switches(fn: Callable[..., Any], options: Mapping[str, Any], precision:
 
     Only switches that differ from the state a build leaves (TF32 off, benchmark mode off) cost a
     wrapper: a launch-bound model's call is tens of microseconds, and each flag set is about one.
+    ``torch/cuda_graph`` wraps ``fn`` in a :class:`~tuner.cuda_graphs.GraphedCall` inside the flags.
 
     Args:
         fn: The built or loaded model.
@@ -156,4 +167,6 @@ def with_switches(fn: Callable[..., Any], options: Mapping[str, Any], precision:
     """
     # Off is the state every build leaves; a switch left off costs no wrapper.
     switches = needed(options, precision)
+    if switches.pop(CUDA_GRAPH, False):
+        fn = GraphedCall(fn)
     return SwitchedCall(fn, switches) if switches else fn

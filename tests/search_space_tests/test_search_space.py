@@ -109,3 +109,24 @@ def test_cudnn_benchmark_is_searched_only_for_torch_conv_models_on_the_gpu():
     assert choice.values == (False, True)
     params = {"backend": "eager", key: True}
     assert build_candidate(optuna.trial.FixedTrial(params), conv_gpu).options == {key: True}
+
+
+def test_cuda_graphs_are_searched_for_eager_and_torchscript_on_the_gpu_for_torch_models():
+    backends = ("eager", "torchscript", "inductor", "tvm")
+    gpu = SpaceContext(backends=backends, device="gpu", level="o1", cuda_graphs=True)
+    key = "torch/cuda_graph"
+
+    def keys(ctx: SpaceContext, backend: str) -> set[str]:
+        return {c.key for d in dimensions() for c in d.choices(backend, ctx)}
+
+    assert key in keys(gpu, "eager") and key in keys(gpu, "torchscript")
+    assert key not in keys(gpu, "inductor") and key not in keys(gpu, "tvm")
+    for ctx in (SpaceContext(backends=backends, device="cpu", level="o1", cuda_graphs=True),
+                SpaceContext(backends=backends, device="gpu", level="o1", framework="tf", cuda_graphs=True),
+                # A study created before the choice existed: its stored params must still decode.
+                SpaceContext.from_dict({k: v for k, v in gpu.to_dict().items() if k != "cuda_graphs"})):
+        assert key not in keys(ctx, "eager")
+    choice = next(c for d in dimensions() for c in d.choices("torchscript", gpu) if c.key == key)
+    assert choice.values == (False, True)
+    params = {"backend": "eager", key: True}
+    assert build_candidate(optuna.trial.FixedTrial(params), gpu).options == {key: True}

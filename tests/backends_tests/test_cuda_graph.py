@@ -1,0 +1,33 @@
+"""CUDA-graph replay (``torch/cuda_graph``) on every backend that offers it, via the conformance suite."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+
+from search_space.cuda_graph import BACKENDS
+from tests.backends_tests import conformance
+from tuner.demo import make_demo
+from tuner.records import Candidate
+from tuner.switches import CUDA_GRAPH
+from tuner.workload import Workload, make_workload
+
+
+@functools.cache
+def demo_workload() -> Workload:
+    # The demo decoder: launch-bound, six inputs (one integer), four outputs, three batch sizes.
+    model, samples = make_demo()
+    by_batch = {s[0].shape[0]: s for s in samples}
+    return make_workload(model, [by_batch[b] for b in sorted(by_batch)] * 2, "gpu", name="demo")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_a_cuda_graph_candidate_builds_runs_exports_and_loads_on_the_gpu(backend: str, tmp_path: Path) -> None:
+    built, _ = conformance.check_candidate(backend, Candidate(backend, options={CUDA_GRAPH: True}), "gpu",
+                                           export_dir=tmp_path, workload=demo_workload())
+    assert len(built.fn.graphs) == 3  # type: ignore[attr-defined]
+    assert not torch.cuda.is_current_stream_capturing()
