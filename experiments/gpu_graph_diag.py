@@ -33,11 +33,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="demo,mlp")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--with-compile", action="store_true",
+                        help="also build torch.compile's default (does eager slow down in a process that used it?)")
     parser.add_argument("--device", default="gpu", help="cpu only checks the script: graphs need the GPU")
     args = parser.parse_args()
     for name in registry.parse_names(args.workloads):
         workload = registry.load(name, "full", args.device, None)
-        results = run_side_by_side(workload, ENTRIES, MeasureConfig(), rounds=args.rounds,
+        entries = dict(ENTRIES)
+        if args.with_compile:
+            entries["torch.compile default"] = Candidate("inductor", options={"inductor/mode": "default"})
+        results = run_side_by_side(workload, entries, MeasureConfig(), rounds=args.rounds,
                                    say=lambda text: print(f"  {text}", flush=True))
         eager = next((r.total_ms for r in results if r.name == "eager" and r.ok), None)
         print(f"== {name}: fastest of {args.rounds} rounds, total over {len(workload.samples)} samples")
