@@ -49,8 +49,12 @@ def kill_mid_trial(out: Path, trials: int, after: int) -> tuple[set[int], list[i
         ts = study_trials(out)
         if len(counted_trials(ts)) >= after and any(t.state == TrialState.RUNNING for t in ts):
             workers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-            os.kill(proc.pid, signal.SIGKILL)
-            break
+            # A trial can be RUNNING in the database while tune has no worker child yet (one is
+            # started, or replaced, around a trial's start): kill only once one exists, so that
+            # the check below has a worker to look for (a CI run of 50060ae once found none).
+            if workers:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
         time.sleep(0.05)
     proc.wait()
     log.close()
