@@ -17,7 +17,8 @@ compares it with the reference on the test data only):
   model whose computation depends on input *values* through host code (``if x.sum() > 0``) gives
   wrong results or fails to capture (a host sync is not allowed while capturing).
 * It runs under ``torch.no_grad()``: the outputs never require grad (an inference wrapper).
-* Every input must be a CUDA tensor.
+* Every input must be a CUDA tensor, on the current CUDA device (the capture runs on that
+  device's streams; inputs on another GPU are not handled).
 * Calls are sequential on the caller's current stream; the wrapper is not thread-safe.
 """
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import optuna
 import pytest
 import torch
@@ -89,44 +91,34 @@ def test_choices_that_cost_minutes_are_searched_only_with_expensive() -> None:
     assert SpaceContext.from_dict(old).expensive is False
 
 
-def test_cudnn_benchmark_is_searched_only_for_torch_conv_models_on_the_gpu():
-    backends = ("eager", "torchscript", "inductor", "tvm")
-    conv_gpu = SpaceContext(backends=backends, device="gpu", level="o1", convolutions=True)
-    key = "torch/cudnn_benchmark"
+_TORCH_BACKENDS = ("eager", "torchscript", "inductor", "tvm")
+_CONV_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", convolutions=True)
+_GRAPHS_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", cuda_graphs=True)
 
+
+@pytest.mark.parametrize(("key", "on", "backends", "off"), [
+    # cuDNN's benchmark mode: torch models with convolutions, on the GPU.
+    ("torch/cudnn_benchmark", _CONV_GPU, ("eager", "torchscript", "inductor"),
+     (dataclasses.replace(_CONV_GPU, convolutions=False), dataclasses.replace(_CONV_GPU, device="cpu"),
+      dataclasses.replace(_CONV_GPU, framework="tf"))),
+    # CUDA-graph replay: eager and TorchScript on the GPU, for torch models, in studies made since it
+    # exists (a study created before reads cuda_graphs=False, so its stored params still decode).
+    ("torch/cuda_graph", _GRAPHS_GPU, ("eager", "torchscript"),
+     (dataclasses.replace(_GRAPHS_GPU, device="cpu"), dataclasses.replace(_GRAPHS_GPU, framework="tf"),
+      SpaceContext.from_dict({k: v for k, v in _GRAPHS_GPU.to_dict().items() if k != "cuda_graphs"}))),
+])
+def test_a_torch_switch_is_searched_only_where_it_applies(key: str, on: SpaceContext, backends: tuple[str, ...],
+                                                          off: tuple[SpaceContext, ...]) -> None:
     def keys(ctx: SpaceContext, backend: str) -> set[str]:
         return {c.key for d in dimensions() for c in d.choices(backend, ctx)}
 
-    for backend in ("eager", "torchscript", "inductor"):
-        assert key in keys(conv_gpu, backend)
-    assert key not in keys(conv_gpu, "tvm")
-    for ctx in (SpaceContext(backends=backends, device="gpu", level="o1"),
-                SpaceContext(backends=backends, device="cpu", level="o1", convolutions=True),
-                SpaceContext(backends=backends, device="gpu", level="o1", framework="tf", convolutions=True)):
+    for backend in _TORCH_BACKENDS:
+        assert (key in keys(on, backend)) == (backend in backends), backend
+    for ctx in off:
         assert key not in keys(ctx, "eager")
     # Off first: the study's default candidate of each backend is torch's default.
-    choice = next(c for d in dimensions() for c in d.choices("eager", conv_gpu) if c.key == key)
+    choice = next(c for d in dimensions() for c in d.choices("eager", on) if c.key == key)
     assert choice.values == (False, True)
-    params = {"backend": "eager", key: True}
-    assert build_candidate(optuna.trial.FixedTrial(params), conv_gpu).options == {key: True}
-
-
-def test_cuda_graphs_are_searched_for_eager_and_torchscript_on_the_gpu_for_torch_models():
-    backends = ("eager", "torchscript", "inductor", "tvm")
-    gpu = SpaceContext(backends=backends, device="gpu", level="o1", cuda_graphs=True)
-    key = "torch/cuda_graph"
-
-    def keys(ctx: SpaceContext, backend: str) -> set[str]:
-        return {c.key for d in dimensions() for c in d.choices(backend, ctx)}
-
-    assert key in keys(gpu, "eager") and key in keys(gpu, "torchscript")
-    assert key not in keys(gpu, "inductor") and key not in keys(gpu, "tvm")
-    for ctx in (SpaceContext(backends=backends, device="cpu", level="o1", cuda_graphs=True),
-                SpaceContext(backends=backends, device="gpu", level="o1", framework="tf", cuda_graphs=True),
-                # A study created before the choice existed: its stored params must still decode.
-                SpaceContext.from_dict({k: v for k, v in gpu.to_dict().items() if k != "cuda_graphs"})):
-        assert key not in keys(ctx, "eager")
-    choice = next(c for d in dimensions() for c in d.choices("torchscript", gpu) if c.key == key)
-    assert choice.values == (False, True)
-    params = {"backend": "eager", key: True}
-    assert build_candidate(optuna.trial.FixedTrial(params), gpu).options == {key: True}
+    params = {"backend": "eager", **{c.key: c.values[0] for d in dimensions() for c in d.choices("eager", on)},
+              key: True}
+    assert build_candidate(optuna.trial.FixedTrial(params), on).options[key] is True
