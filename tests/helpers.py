@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from tuner.records import Built, Candidate
+    from tuner.workload import Workload
 
 
 class TinyNet(nn.Module):
@@ -33,3 +40,32 @@ def tiny_samples(batches: tuple[int, ...] = (4, 4, 2)) -> list[tuple[torch.Tenso
 def make_tiny() -> tuple[TinyNet, list[tuple[torch.Tensor, torch.Tensor]]]:
     """Factory for ``--model tests.helpers:make_tiny`` (returns the model and its test data)."""
     return tiny_model(), tiny_samples()
+
+
+def write_artifact(directory: Path, workload: Workload, candidate: Candidate, built: Built,
+                   device: str = "cpu") -> Path:
+    """Export a built candidate as ``tune`` emits it (its files and ``artifact.json``), atomically.
+
+    Args:
+        directory: The artifact folder to create.
+        workload: The workload it was built for.
+        candidate: The candidate, kept in ``artifact.json`` (what ``load_optimized`` wraps it by).
+        built: What the candidate's backend built.
+        device: ``"cpu"`` or ``"gpu"``.
+
+    Returns:
+        ``directory``.
+    """
+    # Imported here: ``tune`` subprocesses import this module for its models alone.
+    from backends import get_backend
+    from tuner.artifact import MANIFEST, write_dir_atomically, write_json
+
+    backend = get_backend(candidate.backend)
+
+    def fill(tmp: Path) -> None:
+        meta = backend.export(built, workload, candidate, tmp)
+        write_json(tmp / MANIFEST, {"backend": candidate.backend, "device": device,
+                                    "candidate": candidate.to_dict(), "meta": meta})
+
+    write_dir_atomically(directory, fill)
+    return directory

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
+from backends import get_backend
 from tests.backends_tests.conformance import check_failure_is_data, tiny_workload
+from tests.helpers import write_artifact
 from tuner import switches
+from tuner.artifact import load_optimized
 from tuner.cuda_graphs import CaptureError, GraphedCall, signature
 from tuner.records import Candidate
 
@@ -60,6 +65,19 @@ def test_inputs_that_are_not_cuda_tensors_are_a_one_line_error_naming_the_fix() 
 def test_on_the_cpu_such_a_candidate_fails_as_data_not_as_a_crash() -> None:
     message = check_failure_is_data("eager", Candidate("eager", options=ON), tiny_workload("cpu"))
     assert "CUDA tensors only" in message
+
+
+def test_an_artifact_of_such_a_candidate_loads_wrapped_in_its_graphs(tmp_path: Path) -> None:
+    # Built and exported on the CPU (the export is the plain model); load_optimized applies the
+    # replay from the candidate that artifact.json keeps.
+    workload = tiny_workload("cpu")
+    candidate = Candidate("eager", options=ON)
+    built = get_backend("eager").build(workload, candidate).built
+    assert built is not None and isinstance(built.fn, GraphedCall)
+    loaded = load_optimized(write_artifact(tmp_path / "best", workload, candidate, built))
+    assert isinstance(loaded, GraphedCall) and not isinstance(loaded.fn, GraphedCall)
+    with pytest.raises(ValueError, match="CUDA tensors only"):
+        loaded(*workload.samples[0])
 
 
 @pytest.mark.gpu

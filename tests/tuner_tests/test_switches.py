@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from backends import get_backend
+from tests.helpers import write_artifact
 from tuner import switches
-from tuner.artifact import MANIFEST, load_optimized, write_dir_atomically, write_json
+from tuner.artifact import load_optimized
 from tuner.records import Candidate
 from tuner.workload import make_workload
 
@@ -96,17 +97,9 @@ def test_an_unknown_switch_is_a_failed_build_not_a_crash() -> None:
 def test_a_loaded_artifact_runs_under_the_switches_of_its_candidate(tmp_path: Path) -> None:
     workload = make_workload(ConvNet().eval(), [(torch.randn(1, 3, 8, 8),)], "cpu", name="conv")
     candidate = Candidate("eager", options=ON)
-    backend = get_backend("eager")
-    built = backend.build(workload, candidate).built
+    built = get_backend("eager").build(workload, candidate).built
     assert built is not None
-
-    def fill(tmp: Path) -> None:
-        meta = backend.export(built, workload, candidate, tmp)
-        write_json(tmp / MANIFEST, {"backend": "eager", "device": "cpu", "candidate": candidate.to_dict(),
-                                    "meta": meta})
-
-    write_dir_atomically(tmp_path / "best", fill)
-    loaded = load_optimized(tmp_path / "best")
+    loaded = load_optimized(write_artifact(tmp_path / "best", workload, candidate, built))
     assert isinstance(loaded, switches.SwitchedCall) and loaded.switches == ON
     torch.testing.assert_close(loaded(*workload.samples[0]), workload.model(*workload.samples[0]))
 
