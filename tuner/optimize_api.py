@@ -216,7 +216,8 @@ def _pick_native(study: optuna.Study, workload: Workload, settings: TuneSettings
     for pick in distinct_picks(study, list(trials.values())):
         if not _accepts(pick.candidate.backend, kind) or switches.any_on(pick.candidate.options,
                                                                          pick.candidate.precision):
-            # A returned model cannot carry a process-wide switch (cuDNN's benchmark mode, TF32).
+            # A returned model cannot carry what tuner.switches wraps around each call (cuDNN's
+            # benchmark mode, TF32, CUDA-graph replay).
             continue
         backend = get_backend(pick.candidate.backend, cache_dir=settings.cache_dir)
         result = backend.build(workload, pick.candidate)

@@ -13,7 +13,7 @@ from tests.backends_tests.conformance import check_failure_is_data, tiny_workloa
 from tests.helpers import write_artifact
 from tuner import switches
 from tuner.artifact import load_optimized
-from tuner.cuda_graphs import CaptureError, GraphedCall, signature
+from tuner.cuda_graphs import CaptureError, GraphedCall, _Graph, signature
 from tuner.records import Candidate
 
 ON = {switches.CUDA_GRAPH: True}
@@ -60,6 +60,18 @@ def test_inputs_that_are_not_cuda_tensors_are_a_one_line_error_naming_the_fix() 
     assert "\n" not in str(e.value)
     with pytest.raises(ValueError, match="input 0 is int"):
         signature((3,))
+
+
+def test_the_outputs_come_back_as_fresh_copies_in_the_captured_structure() -> None:
+    # What a replay returns, checked without a GPU: the graph is not touched by the copy.
+    outputs = (torch.ones(2), {"a": [torch.zeros(3), 7]}, None)
+    graph = _Graph([], None, outputs)  # type: ignore[arg-type]
+    fresh = graph.fresh_outputs()
+    assert isinstance(fresh, tuple) and fresh[2] is None and fresh[1]["a"][1] == 7
+    torch.testing.assert_close(fresh[0], outputs[0])
+    torch.testing.assert_close(fresh[1]["a"][0], outputs[1]["a"][0])
+    fresh[0].add_(1)  # the caller's own tensors: the graph's outputs stay as they were
+    assert fresh[0].data_ptr() != outputs[0].data_ptr() and outputs[0].eq(1).all()
 
 
 def test_on_the_cpu_such_a_candidate_fails_as_data_not_as_a_crash() -> None:
