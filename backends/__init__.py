@@ -11,7 +11,7 @@ import pkgutil
 from pathlib import Path
 
 from backends.base import Backend
-from tuner.errors import error_line
+from tuner.core.errors import error_line
 
 _loaded = False
 

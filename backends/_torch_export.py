@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from tuner.workload import Workload
+from tuner.core.workload import Workload
 
 T = TypeVar("T")
 

@@ -214,7 +214,7 @@ def import_model(frontend: str, model: Any, args: tuple[torch.Tensor, ...], dyna
 
     Args:
         frontend: One of :data:`FRONTENDS`.
-        model: The PyTorch module, or a :class:`~tuner.tf_model.TFModel` (through tf2onnx).
+        model: The PyTorch module, or a :class:`~tuner.core.tf_model.TFModel` (through tf2onnx).
         args: The example inputs (static mode: a sample of the shape to compile for).
         dynamic: Whether to keep the varying dims symbolic.
         spec: ``dynamic_shapes`` for the dynamic import (ignored when static).
@@ -227,12 +227,12 @@ def import_model(frontend: str, model: Any, args: tuple[torch.Tensor, ...], dyna
     """
     if frontend not in FRONTENDS:
         raise ValueError(f"tvm/frontend {frontend!r} is not one of {FRONTENDS}")
-    from tuner.tf_model import TFModel
+    from tuner.core.tf_model import TFModel
 
     if isinstance(model, TFModel):
         if frontend != "onnx":
             raise ValueError(f"a TensorFlow graph reaches TVM through ONNX, not {frontend}")
-        from backends._tf_runtime import to_onnx as tf_to_onnx
+        from tuner.runtime.tf_session import to_onnx as tf_to_onnx
 
         # tf2onnx keeps the dims TF leaves unknown as dim_params: symbolic in TVM (dynamic mode).
         data = tf_to_onnx(model)

@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from tuner.devices import usable_cores
+from tuner.core.devices import usable_cores
 
 #: DLight rules per device, by name (``tvm.s_tir.dlight.gpu.<Name>`` / ``.cpu.<Name>``). Tests add
 #: rules here (a rule that crashes, say) to inject faults.
@@ -79,7 +79,7 @@ def gpu_target(arch: str | None = None) -> Any:
         smem = int(getattr(props, "shared_memory_per_block", 49152))
     else:
         smem = 49152
-    # MetaSchedule on CUDA refuses a target without these three (DESIGN.md).
+    # MetaSchedule on CUDA refuses a target without these three.
     return tvm.target.Target({"kind": "cuda", "arch": arch, "max_threads_per_block": 1024,
                               "max_shared_memory_per_block": smem, "thread_warp_size": 32,
                               "host": {"kind": "llvm"}})

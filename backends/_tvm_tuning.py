@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import functools
 import json
 import logging
@@ -29,9 +28,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tuner import stopping, timelimit
-from tuner.artifact import write_json
-from tuner.devices import build_threads
+from tuner.core import stopping
+from tuner.core.devices import build_threads
+from tuner.core.files import file_lock, write_json
+from tuner.runtime import timelimit
 
 #: Values of the ``tvm/metaschedule`` dimension: ``"off"`` (DLight only) or
 #: ``"<trials per task>@top<k>"``.
@@ -366,12 +366,8 @@ class TuningStore:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the store's lock (one tuner at a time per database, across processes)."""
-        with open(self.directory / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with file_lock(self.directory / ".lock"):
+            yield
 
 
 def valid_records(database: Any, task: Any) -> int:

@@ -1,6 +1,6 @@
 """The contract every backend fulfils.
 
-A backend turns a :class:`~tuner.records.Candidate` into something that runs (``compile``), is
+A backend turns a :class:`~tuner.core.records.Candidate` into something that runs (``compile``), is
 timed on the test data (``measure``), writes a deployable artifact (``export``) and reads it back
 (``load``). Subclasses register themselves by defining ``name``; a new backend is one new file in
 this package. Framework imports happen inside methods, so a missing framework makes its backend
@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tuner.errors import error_line
-from tuner.measure import MeasureConfig, measure
-from tuner.records import BuildResult, Built, Candidate, Measurement
-from tuner.switches import with_switches
-from tuner.workload import Workload
+from tuner.core.errors import error_line
+from tuner.core.records import BuildResult, Built, Candidate, MeasureConfig, Measurement
+from tuner.core.workload import Workload
+from tuner.runtime.measure import measure
+from tuner.runtime.switches import with_switches
 
 
 class Backend(abc.ABC):
@@ -32,11 +32,11 @@ class Backend(abc.ABC):
     Class attributes a subclass sets:
         name: Registered name, used on the CLI (``--backends``) and in the search space.
         frameworks: Workload frameworks it accepts (``"torch"``, ``"tf"``).
-        shape_modes: Shape modes it can compile in (see :data:`tuner.records.SHAPE_MODES`).
+        shape_modes: Shape modes it can compile in (see :data:`tuner.core.records.SHAPE_MODES`).
         devices: ``"cpu"`` and/or ``"gpu"``.
         test_only: Kept out of ``backend_names()`` unless asked for (fault-injection backends).
         precisions: Precisions it supports (None: all that the level allows).
-        native_kinds: Model kinds (:func:`tuner.kinds.model_kind`: ``"torchscript"``,
+        native_kinds: Model kinds (:func:`tuner.core.kinds.model_kind`: ``"torchscript"``,
             ``"nn.Module"``, ``"graphdef"``) that :meth:`native_model` can return a candidate as.
     """
 
@@ -75,7 +75,7 @@ class Backend(abc.ABC):
             True when the backend can build candidates for that device. The default: the device
             is one of ``devices``, and for ``gpu`` torch sees a working CUDA GPU.
         """
-        from tuner.devices import cuda_available
+        from tuner.core.devices import cuda_available
 
         return device in cls.devices and (device != "gpu" or cuda_available())
 
@@ -98,7 +98,7 @@ class Backend(abc.ABC):
         """Compile, timing it, and turn any failure into data.
 
         The built model is wrapped in the candidate's process-wide torch switches
-        (:mod:`tuner.switches`: options ``torch/...`` and TF32 for a ``tf32`` candidate), which no
+        (:mod:`tuner.runtime.switches`: options ``torch/...`` and TF32 for a ``tf32`` candidate), which no
         backend sets itself.
 
         Args:
@@ -118,7 +118,7 @@ class Backend(abc.ABC):
         return BuildResult(built=dataclasses.replace(built, fn=fn, build_s=build_s))
 
     def measure(self, built: Built, workload: Workload, config: MeasureConfig, *, quick: bool = False) -> Measurement:
-        """Time the built candidate over the test data (DESIGN.md's protocol).
+        """Time the built candidate over the test data (:func:`tuner.runtime.measure.measure`'s protocol).
 
         Args:
             built: What :meth:`build` returned.

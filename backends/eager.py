@@ -18,11 +18,11 @@ import torch
 
 from backends._torch_export import dynamic_shapes_spec, example_inputs, export_program
 from backends.base import Backend
-from tuner.devices import torch_device
-from tuner.errors import error_line
-from tuner.precision import apply_precision
-from tuner.records import Built, Candidate
-from tuner.workload import Workload
+from tuner.core.devices import torch_device
+from tuner.core.errors import error_line
+from tuner.core.records import Built, Candidate
+from tuner.core.workload import Workload
+from tuner.runtime.precision import apply_precision
 
 #: Artifact formats :meth:`EagerBackend.export` writes.
 EXPORT_FORMAT = "torch.export"
@@ -60,7 +60,7 @@ class EagerBackend(Backend):
         """
         _check_no_options(candidate, self.name)
         if workload.framework == "tf":
-            from backends._tf_runtime import plain_runner
+            from tuner.runtime.tf_session import plain_runner
 
             if candidate.precision != "fp32":
                 raise ValueError(f"plain TensorFlow runs the graph as frozen (fp32), not {candidate.precision}")
@@ -98,7 +98,7 @@ class EagerBackend(Backend):
             Exception: When the ``torch.jit.trace`` fallback fails too.
         """
         if workload.framework == "tf":
-            from backends._tf_runtime import export_graph
+            from tuner.runtime.tf_session import export_graph
 
             return export_graph(workload.model.parse(), workload.model, directory)
         model = built.state.get("model", built.fn)
@@ -132,7 +132,7 @@ class EagerBackend(Backend):
             ValueError: For an unknown artifact format.
         """
         if meta["format"] == "tf-graphdef":
-            from backends._tf_runtime import load_graph
+            from tuner.runtime.tf_session import load_graph
 
             return load_graph(directory, meta)
         path = directory / str(meta["file"])

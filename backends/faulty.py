@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from backends.eager import EagerBackend
-from tuner.records import Built, Candidate
-from tuner.workload import Workload
+from tuner.core.records import Built, Candidate
+from tuner.core.workload import Workload
 
 #: variant % 10 -> the fault injected.
 FAULTS = {3: "segfault", 5: "hang", 7: "oom", 9: "cuda"}
@@ -151,9 +151,9 @@ class PickyBackend(CheapBackend):
 
 
 def in_tuner_worker() -> bool:
-    """Whether this process is a tuner worker (``python -m tuner.worker_main``), where trials run."""
+    """Whether this process is a tuner worker (``python -m tuner.runner.worker_main``), where trials run."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return getattr(spec, "name", None) == "tuner.worker_main"
+    return getattr(spec, "name", None) == "tuner.runner.worker_main"
 
 
 class LuckyBackend(FaultyBackend):

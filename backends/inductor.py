@@ -43,9 +43,9 @@ from backends._torch_export import (
     shape_key_str,
 )
 from backends.base import Backend
-from tuner.precision import apply_precision, tf32
-from tuner.records import Built, Candidate
-from tuner.workload import Workload
+from tuner.core.records import Built, Candidate
+from tuner.core.workload import Workload
+from tuner.runtime.precision import apply_precision, tf32
 
 #: ``torch.compile`` modes.
 MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
@@ -304,7 +304,7 @@ class InductorBackend(Backend):
             Exception: Whatever ``torch.export`` or AOTInductor raise.
         """
         # AOTInductor bakes TF32 into the GEMM kernels it generates: compile under the
-        # candidate's own (the process's is off, tuner.switches).
+        # candidate's own (the process's is off, tuner.runtime.switches).
         with tf32(candidate.precision == "tf32"):
             return self._export_packages(built, workload, candidate, directory)
 

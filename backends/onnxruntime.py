@@ -19,7 +19,6 @@ is the ONNX model(s) (``model.onnx``, or ``model_<i>.onnx`` per shape) with the 
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,38 +28,15 @@ import torch
 
 from backends._torch_export import pick_by_shape, shape_key_str
 from backends.base import Backend
-from tuner.records import Built, Candidate
-from tuner.workload import Workload
+from tuner.core.records import Built, Candidate
+from tuner.core.workload import Workload
+from tuner.runtime.onnx_providers import providers_for
 
 #: ``onnxruntime/graph_optimization_level`` values -> ``GraphOptimizationLevel`` member names.
 LEVELS: dict[str, str] = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC",
                           "disabled": "ORT_DISABLE_ALL"}
 #: Key of the single session of a dynamic-shape build.
 ANY_SHAPE = "*"
-#: Providers that are no compute device (ONNX Runtime lists them as available all the same).
-NOT_COMPUTE: frozenset[str] = frozenset({"AzureExecutionProvider"})
-
-
-def providers_for(device: str) -> tuple[str, ...]:
-    """The execution providers this ONNX Runtime build offers for ``device``, the usual one first.
-
-    Args:
-        device: ``"cpu"`` or ``"gpu"``.
-
-    Returns:
-        Provider names (empty when none fits).
-    """
-    if importlib.util.find_spec("onnxruntime") is None:
-        return ()
-    import onnxruntime as ort
-
-    available = [p for p in ort.get_available_providers() if p not in NOT_COMPUTE]
-    gpu_side = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider")
-    if device == "gpu":
-        return tuple(p for p in gpu_side if p in available)
-    return tuple(["CPUExecutionProvider"] + [p for p in available if p not in gpu_side and p != "CPUExecutionProvider"])
-
-
 def fixed_shapes(proto_bytes: bytes, shapes: Sequence[tuple[int, ...]]) -> bytes:
     """The ONNX model with every graph input's dims set to ``shapes`` (static mode).
 
@@ -151,7 +127,7 @@ def onnx_of(workload: Workload) -> bytes:
     """
     if workload.framework != "tf":
         raise ValueError(f"onnxruntime takes TensorFlow workloads (through tf2onnx), not {workload.framework}")
-    from backends._tf_runtime import to_onnx
+    from tuner.runtime.tf_session import to_onnx
 
     return to_onnx(workload.model)
 

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from backends._tf_runtime import SessionRunner, export_graph, load_graph, quiet_tf, session_config
 from backends.base import Backend
-from tuner.records import Built, Candidate
-from tuner.tf_model import TFModel
-from tuner.workload import Workload
+from tuner.core.records import Built, Candidate
+from tuner.core.tf_model import TFModel
+from tuner.core.workload import Workload
+from tuner.runtime.tf_session import SessionRunner, export_graph, load_graph, quiet_tf, session_config
 
 #: Option name -> Grappler ``RewriterConfig`` field.
 REWRITERS: dict[str, str] = {
@@ -157,7 +157,7 @@ class TFGraphBackend(Backend):
             directory: Where to write.
 
         Returns:
-            The artifact meta (see ``backends._tf_runtime.export_graph``).
+            The artifact meta (see ``tuner.runtime.tf_session.export_graph``).
         """
         return export_graph(built.state["graph_def"], workload.model, directory, config=session_config(grappler=False))
 

@@ -29,7 +29,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from backends._tf_runtime import (
+from backends.base import Backend
+from tuner.core.records import Built, Candidate
+from tuner.core.tf_model import TFModel
+from tuner.core.workload import Workload
+from tuner.runtime.tf_session import (
     FunctionRunner,
     SessionRunner,
     export_graph,
@@ -39,14 +43,9 @@ from backends._tf_runtime import (
     session_config,
     xla_ops,
 )
-from backends.base import Backend
-from tuner.records import Built, Candidate
-from tuner.tf_model import TFModel
-from tuner.workload import Workload
 
 #: The clustering choices (``tf_xla/clustering``).
 JIT_COMPILE = "jit_compile"
-AUTO_SIZES: tuple[int, ...] = (4, 2, 8, 16, 64)
 #: TF's default minimum cluster size (restored after a build).
 DEFAULT_MIN_CLUSTER_SIZE = 4
 SAVED_MODEL = "saved_model"
@@ -77,7 +76,7 @@ def xla_cpu_flags(min_size: int) -> Iterator[None]:
     The flag is process-wide (TF reads it when a session builds its executors, which
     ``SessionRunner`` does at once); it is put back to TF's default on exit, and sessions made
     inside keep their clusters. CPU auto-clustering itself is allowed by
-    :func:`backends._tf_runtime.quiet_tf`, before the process's first session.
+    :func:`tuner.runtime.tf_session.quiet_tf`, before the process's first session.
 
     Args:
         min_size: ``--tf_xla_min_cluster_size``.

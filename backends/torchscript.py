@@ -24,10 +24,10 @@ from torch import nn
 
 from backends._torch_export import example_inputs
 from backends.base import Backend
-from tuner.devices import torch_device
-from tuner.precision import CastWrapper, apply_precision
-from tuner.records import Built, Candidate
-from tuner.workload import Workload
+from tuner.core.devices import torch_device
+from tuner.core.records import Built, Candidate
+from tuner.core.workload import Workload
+from tuner.runtime.precision import CastWrapper, apply_precision
 
 #: How the model becomes TorchScript.
 METHODS: tuple[str, ...] = ("script", "trace")
@@ -134,7 +134,7 @@ def _bool_option(candidate: Candidate, name: str) -> bool:
 #: The first ``torch.jit.script`` error of each module class in this process. A failed script
 #: leaves the class half-defined in TorchScript's compilation unit, and every later script of the
 #: class in the process fails with "Can't redefine method: forward", which hides the real error
-#: (seen on the BERT workload on the H200: a warm worker reported that for 22 script candidates).
+#: (a warm worker would report that for every later script candidate of the model).
 _SCRIPT_ERRORS: dict[type, str] = {}
 
 

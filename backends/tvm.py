@@ -1,9 +1,9 @@
 """The ``tvm`` backend: TVM Relax, with fusion, DLight, MetaSchedule, cuBLAS and CUDA-graph choices.
 
 TensorFlow workloads (framework ``tf``) reach TVM through ONNX: the frozen graph is converted with
-tf2onnx (``backends/_tf_runtime.py``) and imported with TVM's ONNX importer, in fp32.
+tf2onnx (``tuner/runtime/tf_session.py``) and imported with TVM's ONNX importer, in fp32.
 
-Options (``tvm/<option>``, see ``search_space/tvm_*.py`` and ``search_space/fusion.py``):
+Options (``tvm/<option>``, see ``search_space/fusion.py`` and the ``tvm_*`` modules beside it):
     frontend: ``torch.export`` or ``onnx`` (the route TensorFlow models take).
     fuse_ops: FuseOps + FuseTIR on or off.
     fuse_patterns: Relax's pattern fusions (parallel and transposed matmuls) before FuseOps.
@@ -45,10 +45,10 @@ from backends._tvm_pipeline import (
 )
 from backends._tvm_tuning import OFF, TuningReport, TuningRequest, TuningStore, tune_modules
 from backends.base import Backend
-from tuner import timelimit
-from tuner.precision import apply_precision
-from tuner.records import Built, Candidate
-from tuner.workload import Workload
+from tuner.core.records import Built, Candidate
+from tuner.core.workload import Workload
+from tuner.runtime import timelimit
+from tuner.runtime.precision import apply_precision
 
 #: Key of the single module of a dynamic-shape artifact.
 ANY_SHAPE = "*"
@@ -107,8 +107,8 @@ class VmRunner:
     Inputs go to TVM and outputs come back through DLPack, without copies (a non-contiguous input
     is made contiguous first). An input on another device than the VM's is copied there first, in
     the call (and so in its measured time): a TensorFlow workload's test data stays on the host, as
-    a frozen graph's feeds do, and a GPU VM takes only device memory (on 2026-11-30 every ``tvm``
-    candidate of ``tf_asr`` on an H200 failed with "Mismatched ... device_type ... expected cuda").
+    a frozen graph's feeds do, and a GPU VM takes only device memory (without the copy every
+    ``tvm`` candidate of a TF workload on a GPU fails with "Mismatched ... device_type ...").
 
     Args:
         vms: Relax VM per shape key (:func:`~backends._torch_export.shape_key_str`), or one under

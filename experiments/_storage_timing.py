@@ -29,7 +29,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from tuner.trial_attrs import BatchRDBStorage
+from tuner.search.trial_attrs import BatchRDBStorage
 
 _lock = threading.Lock()
 _current = {"s": 0.0, "calls": 0}
@@ -65,7 +65,7 @@ for _name in [n for n in dir(optuna.storages.BaseStorage) if not n.startswith("_
         "record_heartbeat", "_get_stale_trial_ids", "_get_trials"]:
     if callable(getattr(RDBStorage, _name, None)):
         _wrap(_name)
-# The tuner's one-transaction write of several attributes (tuner.trial_attrs) is storage time too.
+# The tuner's one-transaction write of several attributes (tuner.search.trial_attrs) is storage time too.
 # Wrapped where every such write ends up (set_trial_user_attrs calls it): timed once each.
 _wrap("set_trial_user_attrs_and_values", BatchRDBStorage)
 
@@ -83,9 +83,9 @@ def _wrap_claim_lock(name: str) -> None:
     """Time taking and releasing the study's claim lock (its body's storage calls are timed above)."""
     import contextlib
 
-    import tuner.study_lock
+    import tuner.search.study_lock
 
-    original = getattr(tuner.study_lock, name)
+    original = getattr(tuner.search.study_lock, name)
 
     @contextlib.contextmanager
     def timed(*args: Any, **kwargs: Any) -> Any:
@@ -100,7 +100,7 @@ def _wrap_claim_lock(name: str) -> None:
             context.__exit__(None, None, None)
             _add(f"claim lock ({name.strip('_')})", time.perf_counter() - t0)
 
-    setattr(tuner.study_lock, name, timed)
+    setattr(tuner.search.study_lock, name, timed)
 
 
 for _name in ("advisory_lock", "_file_lock"):
@@ -119,7 +119,7 @@ atexit.register(_dump)
 def _plain_optuna(url: str, trials: int) -> None:
     import warnings
 
-    from tuner.storage import open_storage
+    from tuner.search.storage import open_storage
 
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -134,7 +134,7 @@ if __name__ == "__main__" and sys.argv[2] == "optuna":
     _plain_optuna(sys.argv[3], int(sys.argv[4]))
 elif __name__ == "__main__":
     sys.argv = ["tune", *sys.argv[2:]]
-    from tuner.cli import main
+    from tuner.api.cli import main
 
     try:
         main()

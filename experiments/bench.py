@@ -32,15 +32,14 @@ from experiments import bench_report, bench_study
 from experiments.floor import Floor, SampleCost, floor_from_costs, io_bytes, onnx_weight_bytes, peak_for, torch_floor
 from experiments.peers import peers_for
 from experiments.workloads import registry
-from tuner.devices import device_name, hardware_context, resolve_device
-from tuner.errors import UserError
-from tuner.finalists import fastest
-from tuner.finalists import record as finalists_record
-from tuner.measure import MeasureConfig
-from tuner.progress import RichProgress
-from tuner.records import Candidate
-from tuner.sidebyside import Result, result_dict, run_side_by_side
-from tuner.workload import Workload
+from tuner.api.progress import RichProgress
+from tuner.core.devices import device_name, hardware_context, resolve_device
+from tuner.core.errors import UserError
+from tuner.core.records import Candidate, MeasureConfig
+from tuner.core.workload import Workload
+from tuner.export.finalists import fastest
+from tuner.export.finalists import record as finalists_record
+from tuner.export.sidebyside import Result, result_dict, run_side_by_side
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -152,7 +151,7 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
         convergence, snaps = bench_study.read_study(out, name, snaps_n, args.finalists)
     for s in snaps:
         # The tuner's pick after n trials: the fastest of its finalists measured here (as
-        # tuner.finalize picks), so each finalist is an entry; one shared by snapshots is measured once.
+        # tuner.export.finalize picks), so each finalist is an entry; one shared by snapshots is measured once.
         for p in s.finalists:
             entries.setdefault(p.name, p.candidate)
     config = MeasureConfig(warmup=args.warmup, repeats=args.repeats)

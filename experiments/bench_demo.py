@@ -25,11 +25,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tuner.devices import device_name, resolve_device
-from tuner.measure import MeasureConfig
-from tuner.records import Candidate
-from tuner.sidebyside import run_side_by_side
-from tuner.workload import Workload, load_workload
+from tuner.core.devices import device_name, resolve_device
+from tuner.core.records import Candidate, MeasureConfig
+from tuner.core.workload import Workload
+from tuner.export.sidebyside import run_side_by_side
+from tuner.workloads.loading import load_workload
 
 PEERS: dict[str, Candidate] = {
     "eager": Candidate("eager"),

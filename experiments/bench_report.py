@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tuner.artifact import write_json
+from tuner.core.files import write_json
 
 #: The issue's targets (H100, o1).
 TARGET_SPEEDUP = 1.10

@@ -3,7 +3,7 @@
 The study lives in ``<work dir>/<device>/<workload>/study.db`` (the tuner's own output folder), so a
 later call continues it: a device call of at most 10 minutes runs part of the 200 trials, the next
 call the rest. The tuner's best after N trials is the best COMPLETE trial among the first N
-counted trials (in trial-number order, as :func:`tuner.claims.counted_trials` counts them), decoded
+counted trials (in trial-number order, as :func:`tuner.search.claims.counted_trials` counts them), decoded
 from its params exactly as tuning decoded it.
 """
 
@@ -18,14 +18,14 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tuner.api import quiet_optuna, run
-from tuner.artifact import write_json
-from tuner.claims import counted_trials
-from tuner.finalists import Pick, top_picks
-from tuner.progress import Progress
-from tuner.settings import TuneSettings
-from tuner.study import load_study
-from tuner.workload import Workload
+from tuner.api.tuning import quiet_optuna, run
+from tuner.core.files import write_json
+from tuner.core.progress import Progress
+from tuner.core.settings import TuneSettings
+from tuner.core.workload import Workload
+from tuner.export.finalists import Pick, top_picks
+from tuner.search.claims import counted_trials
+from tuner.search.study import load_study
 
 #: Per-call wall times of the tune phase, kept next to the study.
 CALLS_FILE = "bench_tune_calls.json"
@@ -101,7 +101,7 @@ class Snapshot:
             trials (gaps between calls included when the study ran over several calls).
         finalists: The fastest distinct candidates among those trials (the study's best first,
             never empty), which the tuner measures again side by side before emitting one
-            (:mod:`tuner.finalists`).
+            (:mod:`tuner.export.finalists`).
     """
 
     n: int

@@ -26,10 +26,11 @@ from typing import Any
 
 from backends import get_backend
 from experiments.workloads import tf_asr
-from tuner.correctness import TOLERANCES, check_outputs
-from tuner.measure import MeasureConfig
-from tuner.records import Candidate
-from tuner.workload import Workload, make_workload
+from tuner.core.defaults import TOLERANCES
+from tuner.core.records import Candidate, MeasureConfig
+from tuner.core.workload import Workload
+from tuner.runtime.correctness import check_outputs
+from tuner.workloads.loading import make_workload
 
 CONFIG = MeasureConfig(warmup=3, repeats=20)
 PLAIN = Candidate("eager")

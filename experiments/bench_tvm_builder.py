@@ -35,8 +35,8 @@ def main() -> None:
     from backends._tvm_import import import_model
     from backends._tvm_pipeline import PipelineOptions, prepare, target_for
     from backends._tvm_tuning import BUILDER_TIMEOUT_S, _intrinsics_importer, make_warm_builder, select_tasks
-    from tuner.demo import make_demo
-    from tuner.workload import make_workload
+    from tuner.workloads.demo import make_demo
+    from tuner.workloads.loading import make_workload
 
     model, data = make_demo()
     workload = make_workload(model, data, args.device)

@@ -22,12 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers import tiny_model, tiny_samples  # noqa: E402
-from tuner.measure import MeasureConfig  # noqa: E402
-from tuner.pool import InProcessEvaluator  # noqa: E402
-from tuner.records import Candidate  # noqa: E402
-from tuner.transfer import dump_workload  # noqa: E402
-from tuner.worker import CandidateWorker, WorkerSpec  # noqa: E402
-from tuner.workload import make_workload  # noqa: E402
+from tuner.core.records import Candidate, MeasureConfig  # noqa: E402
+from tuner.runner.pool import InProcessEvaluator  # noqa: E402
+from tuner.runner.transfer import dump_workload  # noqa: E402
+from tuner.runner.worker import CandidateWorker, WorkerSpec  # noqa: E402
+from tuner.workloads.loading import make_workload  # noqa: E402
 
 
 def main() -> None:

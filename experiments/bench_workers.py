@@ -26,10 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.pg_server import pg_bin, postgres_server  # noqa: E402
-from tuner.cache import KEY_ATTR  # noqa: E402
-from tuner.claims import counted_trials  # noqa: E402
-from tuner.storage import SURPLUS_ATTR  # noqa: E402
-from tuner.study import load_study  # noqa: E402
+from tuner.search.claims import counted_trials  # noqa: E402
+from tuner.search.keys import KEY_ATTR, SURPLUS_ATTR  # noqa: E402
+from tuner.search.study import load_study  # noqa: E402
 
 
 def main() -> None:

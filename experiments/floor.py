@@ -31,7 +31,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from tuner.workload import flatten_outputs
+from tuner.core.workload import flatten_outputs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,8 +40,8 @@ if [ "$mode" = start ]; then
   # worker gets its part of 80 % of RAM over every group's workers (8 each: the tuner's default on
   # 16 cores). On 2026-11-30, without this, two groups' limits added up to 1.6x the RAM, and
   # workers died of SIGKILL near the studies' ends (the sender was not established).
-  # (The RAM is the host's, or the container's memory cgroup limit where lower: tuner.hostmem.)
-  mem_gib=$(python3 -c "from tuner.hostmem import memory_total_bytes as m; print(f'{m() / 2**30 * 0.8 / (8 * ${#groups[@]}):.1f}')")
+  # (The RAM is the host's, or the container's memory cgroup limit where lower: tuner.runner.hostmem.)
+  mem_gib=$(python3 -c "from tuner.runner.hostmem import memory_total_bytes as m; print(f'{m() / 2**30 * 0.8 / (8 * ${#groups[@]}):.1f}')")
   nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader | tee $R/gpus.txt
   for i in "${!groups[@]}"; do
     gpu=$(( i % ngpu )); lo=$(( i * per )); hi=$(( lo + per - 1 ))

@@ -16,8 +16,8 @@ import sys
 
 CODE = r'''
 import sys, torch
-from tuner.demo import make_demo
-from tuner.cuda_graphs import GraphedCall
+from tuner.workloads.demo import make_demo
+from tuner.runtime.cuda_graphs import GraphedCall
 warm = int(sys.argv[1]); fuser = sys.argv[2]
 model, data = make_demo()
 model = model.cuda().eval()

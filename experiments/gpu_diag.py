@@ -11,10 +11,9 @@ from __future__ import annotations
 import torch
 
 from backends import get_backend
-from tuner.demo import make_demo
-from tuner.measure import MeasureConfig
-from tuner.records import Candidate
-from tuner.workload import make_workload
+from tuner.core.records import Candidate, MeasureConfig
+from tuner.workloads.demo import make_demo
+from tuner.workloads.loading import make_workload
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
 
 For each workload: eager, eager replayed from CUDA graphs, TorchScript (trace, NNC fuser) plain
 and replayed, and TVM's default pipeline, built and timed in alternating rounds in one process
-(:func:`tuner.sidebyside.run_side_by_side`, the bench's protocol). Prints each row's fastest
+(:func:`tuner.export.sidebyside.run_side_by_side`, the bench's protocol). Prints each row's fastest
 round and its ratio to eager. A diagnostic, not the benchmark: ``experiments/bench.py`` is that.
 """
 
@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 
 from experiments.workloads import registry
-from tuner.measure import MeasureConfig
-from tuner.records import Candidate
-from tuner.sidebyside import run_side_by_side
-from tuner.switches import CUDA_GRAPH
+from tuner.core.records import Candidate, MeasureConfig
+from tuner.export.sidebyside import run_side_by_side
+from tuner.runtime.switches import CUDA_GRAPH
 
 TS = {"torchscript/method": "trace", "torchscript/fuser": "fuser1"}
 ENTRIES = {

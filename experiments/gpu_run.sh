@@ -16,7 +16,7 @@ if [ "${TESTS_SECONDS:-150}" != 0 ]; then
   echo "pytest exit $?"; grep -E "PASSED|FAILED|ERROR|passed|failed|Fatal|Segmentation|^E " "$OUT/gpu-tests.log" | head -20
 fi
 echo "== tune"; start=$(date +%s)
-python3 -m tuner.cli --device gpu --trials 200 --timeout "${TUNE_TIMEOUT:-150}" \
+python3 -m tuner.api.cli --device gpu --trials 200 --timeout "${TUNE_TIMEOUT:-150}" \
   --trial-timeout "${TRIAL_TIMEOUT:-120}" --output-dir "$OUT/tune" \
   --study-name demo-gpu > "$OUT/tune.log" 2>&1
 echo "tune exit $?, wall $(( $(date +%s) - start )) s"; grep -v "^E1\|^W1" "$OUT/tune.log" | tail -32

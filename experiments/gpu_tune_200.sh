@@ -11,7 +11,7 @@ DIR=${TUNE_DIR:-/tmp/tune-gpu}; STUDY=${STUDY:-demo-gpu-200}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 start=$(date +%s)
 # shellcheck disable=SC2086
-timeout -s INT -k 60 "${TUNE_SECONDS:-500}" python3 -m tuner.cli --device gpu --trials 200 --output-dir "$DIR" \
+timeout -s INT -k 60 "${TUNE_SECONDS:-500}" python3 -m tuner.api.cli --device gpu --trials 200 --output-dir "$DIR" \
   --study-name "$STUDY" ${EXTRA_ARGS:-} > "$OUT/tune.log" 2>&1
 echo "tune exit $?, wall $(( $(date +%s) - start )) s"
 grep -v "^E1\|^W1\|Warning\|warn(" "$OUT/tune.log" | tail -14

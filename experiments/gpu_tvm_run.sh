@@ -22,7 +22,7 @@ timeout "${BUILDER_SECONDS:-100}" python3 experiments/bench_tvm_builder.py --dev
   --json "$OUT/results/builders-gpu.json" 2>&1 | grep -v "Warning\|warn\|cls.__new__" | tail -8
 if [ "${TUNE_SECONDS:-0}" != 0 ]; then
   echo "== tune with tvm (time-boxed)"; start=$(date +%s)
-  timeout $(( TUNE_SECONDS + 60 )) python3 -m tuner.cli --device gpu --trials 200 --timeout "$TUNE_SECONDS" \
+  timeout $(( TUNE_SECONDS + 60 )) python3 -m tuner.api.cli --device gpu --trials 200 --timeout "$TUNE_SECONDS" \
     --trial-timeout 120 --output-dir "$OUT/tune" --study-name demo-gpu-tvm > "$OUT/tune.log" 2>&1
   echo "tune exit $?, wall $(( $(date +%s) - start )) s"; grep -v "^E1\|^W1" "$OUT/tune.log" | tail -25
 fi

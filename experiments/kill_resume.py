@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 from mlflow.tracking import MlflowClient  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from tuner.cache import KEY_ATTR  # noqa: E402
-from tuner.claims import counted_trials  # noqa: E402
-from tuner.storage import retried_numbers  # noqa: E402
-from tuner.study import load_study  # noqa: E402
+from tuner.search.claims import counted_trials  # noqa: E402
+from tuner.search.keys import KEY_ATTR  # noqa: E402
+from tuner.search.storage import retried_numbers  # noqa: E402
+from tuner.search.study import load_study  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        cmd = [sys.executable, "-m", "tuner.cli", "--model", "tests.helpers:make_tiny", "--backends", "test_cheap",
+        cmd = [sys.executable, "-m", "tuner.api.cli", "--model", "tests.helpers:make_tiny", "--backends", "test_cheap",
                "--trials", str(args.trials), "--output-dir", str(out), "--study-name", "kr", "--repeats", "3",
                "--device", "cpu"]
         t0 = time.perf_counter()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from tuner.demo import make_demo
+from tuner.workloads.demo import make_demo
 
 
 def main(out: Path) -> None:

@@ -44,7 +44,7 @@ print("OPTIMIZE-TIME " + _json.dumps({"search": {k: report["search"].get(k) for 
 
 
 def prepare_pt(folder: Path) -> Path:
-    from tuner.demo import make_demo
+    from tuner.workloads.demo import make_demo
 
     model, _ = make_demo()
     torch.jit.save(torch.jit.script(model), str(folder / "decoder.pt"))
@@ -53,7 +53,7 @@ def prepare_pt(folder: Path) -> Path:
 
 MODULE_EXAMPLE = """
 import tuner
-from tuner.demo import make_demo
+from tuner.workloads.demo import make_demo
 
 model, test_data = make_demo()
 optimized_model, opt_spec, report = tuner.optimize(model, 'o1', device_type='gpu', config=tuner.Config(),

@@ -25,7 +25,7 @@ import dataclasses
 
 from backends import backend_class
 from experiments.workloads.registry import tf_installed
-from tuner.records import Candidate
+from tuner.core.records import Candidate
 
 
 @dataclasses.dataclass(frozen=True)

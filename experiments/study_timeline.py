@@ -27,7 +27,7 @@ def timeline(storage: str, study_name: str) -> dict[str, Any]:
     reasons: collections.Counter[str] = collections.Counter()
     for t in trials:
         states[t.state.name] += 1
-        if t.user_attrs.get("failure_kind"):  # a failed candidate's trial may be PRUNED (tuner.study)
+        if t.user_attrs.get("failure_kind"):  # a failed candidate's trial may be PRUNED (tuner.search.study)
             reasons[str(t.user_attrs.get("failure_kind", "?"))] += 1
         if t.datetime_complete is not None and t.datetime_start is not None:
             per[str(t.params.get("backend", "?"))].append((t.datetime_complete - t.datetime_start).total_seconds())

@@ -33,9 +33,9 @@ def main() -> None:
     from backends._tvm_import import import_model
     from backends._tvm_pipeline import compile_prepared, prepare, target_for
     from backends.tvm import pipeline_options, tvm_device
-    from tuner.demo import make_demo
-    from tuner.records import Candidate
-    from tuner.workload import make_workload
+    from tuner.core.records import Candidate
+    from tuner.workloads.demo import make_demo
+    from tuner.workloads.loading import make_workload
 
     model, data = make_demo()
     workload = make_workload(model, data, args.device)

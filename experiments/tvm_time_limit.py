@@ -24,11 +24,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from tests.backends_tests import conformance
-    from tuner.correctness import TOLERANCES
-    from tuner.evaluate import evaluate
-    from tuner.measure import MeasureConfig
-    from tuner.records import Candidate
-    from tuner.timelimit import TrialTimeout, time_limit
+    from tuner.core.defaults import TOLERANCES
+    from tuner.core.records import Candidate, MeasureConfig
+    from tuner.runner.evaluate import evaluate
+    from tuner.runtime.timelimit import TrialTimeout, time_limit
 
     workload = conformance.tiny_workload()
     cache = Path(tempfile.mkdtemp())

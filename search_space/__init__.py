@@ -1,6 +1,6 @@
 """The search space over compilation strategies: one module per dimension.
 
-``build_candidate(trial, ctx)`` decodes a trial into a :class:`~tuner.records.Candidate`; the
+``build_candidate(trial, ctx)`` decodes a trial into a :class:`~tuner.core.records.Candidate`; the
 same code rebuilds a stored config from ``optuna.trial.FixedTrial(params)``.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import optuna
 
-from search_space.base import Choice, Dimension, SpaceContext
-from tuner.records import Candidate
+from search_space.base import Choice, Dimension, SpaceContext, modes_for
+from tuner.core.records import Candidate
 
 _loaded = False
 
@@ -88,4 +88,5 @@ def space_size(ctx: SpaceContext) -> int:
     return total
 
 
-__all__ = ["Choice", "Dimension", "SpaceContext", "all_params", "build_candidate", "dimensions", "space_size"]
+__all__ = ["Choice", "Dimension", "SpaceContext", "all_params", "build_candidate", "dimensions", "modes_for",
+           "space_size"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import optuna
-
 from search_space.base import Choice, Dimension, SpaceContext
 
 
@@ -16,22 +14,5 @@ class BackendDimension(Dimension):
     order = 0
 
     def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
-        """No per-backend parameters: the backend choice itself is :meth:`choice`."""
+        """No per-backend parameters: ``build_candidate`` suggests the backend itself, over ``ctx.backends``."""
         return ()
-
-    @staticmethod
-    def choice(ctx: SpaceContext) -> Choice:
-        """The ``backend`` parameter over the study's backends (fixed when the study is created)."""
-        return Choice("backend", tuple(ctx.backends), "compiler backend")
-
-    def suggest_backend(self, trial: optuna.trial.BaseTrial, ctx: SpaceContext) -> str:
-        """Suggest the backend.
-
-        Args:
-            trial: The trial.
-            ctx: The study's fixed context.
-
-        Returns:
-            The backend name.
-        """
-        return str(trial.suggest_categorical("backend", list(self.choice(ctx).values)))

@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import optuna
 
+from backends import backend_class
+
 
 @dataclasses.dataclass(frozen=True)
 class SpaceContext:
@@ -31,7 +33,7 @@ class SpaceContext:
         expensive: Also search the choices that cost minutes per candidate (``--expensive``):
             Inductor's max-autotune modes on the GPU, the larger MetaSchedule budgets.
         convolutions: The model holds convolution modules
-            (:meth:`tuner.workload.Workload.has_convolutions`): cuDNN's choices apply.
+            (:meth:`tuner.core.workload.Workload.has_convolutions`): cuDNN's choices apply.
         cuda_graphs: Offer CUDA-graph replay for eager and TorchScript
             (:mod:`search_space.cuda_graph`). Every new study sets it; a study created before the
             choice existed reads False, so its trials' stored params still decode (``FixedTrial``
@@ -125,3 +127,9 @@ class Dimension(abc.ABC):
             else:
                 out[choice.key] = trial.suggest_categorical(choice.key, list(choice.values))
         return out
+
+
+def modes_for(backend: str, ctx: SpaceContext) -> tuple[str, ...]:
+    """The shape modes searched for ``backend`` in this study (empty: the backend is excluded)."""
+    modes = backend_class(backend).shape_modes
+    return tuple(m for m in modes if m == "static") if ctx.static_only else modes

@@ -2,10 +2,10 @@
 
 A small model's call is launch-bound: its time goes to the host issuing one kernel after another
 (the demo decoder: 327 kernels over its test data in eager mode). Captured in a CUDA graph per
-input shape (:mod:`tuner.cuda_graphs`), the same kernels are issued in one launch. TVM has its own
+input shape (:mod:`tuner.runtime.cuda_graphs`), the same kernels are issued in one launch. TVM has its own
 choice of this (``tvm/cuda_graph``) and Inductor its ``reduce-overhead`` mode; this one covers the
 two torch backends that run the model's own kernels, eager and TorchScript. It is a wrapper
-around the built model, not part of it (``torch/`` options, :mod:`tuner.switches`), so the
+around the built model, not part of it (``torch/`` options, :mod:`tuner.runtime.switches`), so the
 backends need not know it. Left out on the CPU (no CUDA graphs), for TensorFlow models (their
 GPU path here is TVM through ONNX), and in studies created before it existed
 (:attr:`~search_space.base.SpaceContext.cuda_graphs`).
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from search_space.base import Choice, Dimension, SpaceContext
-from tuner.switches import CUDA_GRAPH
+from tuner.runtime.switches import CUDA_GRAPH
 
 #: The backends whose built model is a torch callable that a CUDA graph can capture. Inductor is
 #: not among them: its ``reduce-overhead`` mode is the same idea inside the compiler, and a

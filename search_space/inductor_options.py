@@ -13,7 +13,8 @@ from search_space.base import Choice, Dimension, SpaceContext
 GPU_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
 #: GPU modes searched without ``--expensive``: on an H100 a max-autotune candidate of the demo
 #: decoder ran for over 7 minutes (GEMM autotuning per static shape), against about 28 s for the
-#: others, so 200 trials could not finish in any reasonable time with them in the default space.
+#: others, so 200 trials could not finish in any reasonable time with them in the default space
+#: (``experiments/results/2026-11-24-h100-notes.md``).
 GPU_QUICK_MODES: tuple[str, ...] = ("default", "reduce-overhead")
 #: On the CPU max-autotune's C++ GEMM templates cost seconds (2-15 s seen on the demo).
 CPU_MODES: tuple[str, ...] = ("default", "max-autotune-no-cudagraphs")

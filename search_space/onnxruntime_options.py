@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from search_space.base import Choice, Dimension, SpaceContext
+from tuner.runtime.onnx_providers import providers_for
 
 LEVELS: tuple[str, ...] = ("all", "extended", "basic", "disabled")
 
@@ -23,8 +24,6 @@ class OnnxRuntimeOptionsDimension(Dimension):
         """The two choices, for ``onnxruntime``; nothing for other backends."""
         if backend != "onnxruntime":
             return ()
-        from backends.onnxruntime import providers_for
-
         return (
             Choice("onnxruntime/graph_optimization_level", LEVELS, "ONNX Runtime graph optimizations"),
             Choice("onnxruntime/execution_provider", providers_for(ctx.device) or ("CPUExecutionProvider",),

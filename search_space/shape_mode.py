@@ -9,14 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from backends import backend_class
-from search_space.base import Choice, Dimension, SpaceContext
-
-
-def modes_for(backend: str, ctx: SpaceContext) -> tuple[str, ...]:
-    """The shape modes searched for ``backend`` in this study (empty: the backend is excluded)."""
-    modes = backend_class(backend).shape_modes
-    return tuple(m for m in modes if m == "static") if ctx.static_only else modes
+from search_space.base import Choice, Dimension, SpaceContext, modes_for
 
 
 class ShapeModeDimension(Dimension):

@@ -21,7 +21,8 @@ CPU_BUDGETS: tuple[str, ...] = ("off", "16@top2", "64@top2")
 #: H100 machine a static candidate took 414-431 s at 16@top2 and 300-380 s or more at 64@top2
 #: (four study workers on 16 cores; MetaSchedule's evolutionary search dominates), against 10-45 s
 #: untuned; on two CPU cores 64@top2 took 285-322 s and 16@top2 34-50 s. A spent budget is free
-#: afterwards, but its first candidate pays in full.
+#: afterwards, but its first candidate pays in full. (``experiments/results/2026-11-25-h100-tune200.md``
+#: and ``2026-11-25-cpu-tvm.md`` give the commands.)
 GPU_QUICK_BUDGETS: tuple[str, ...] = ("off",)
 CPU_QUICK_BUDGETS: tuple[str, ...] = ("off", "16@top2")
 

@@ -14,8 +14,8 @@ import torch
 
 from backends.base import Backend
 from tests.helpers import tiny_model, tiny_samples
-from tuner.records import Built, Candidate
-from tuner.workload import Workload
+from tuner.core.records import Built, Candidate
+from tuner.core.workload import Workload
 
 
 class AlwaysFailsBackend(Backend):

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from tuner.records import Built, Candidate
-    from tuner.workload import Workload
+    from tuner.core.records import Built, Candidate
+    from tuner.core.workload import Workload
 
 
 class TinyNet(nn.Module):
@@ -58,7 +58,8 @@ def write_artifact(directory: Path, workload: Workload, candidate: Candidate, bu
     """
     # Imported here: ``tune`` subprocesses import this module for its models alone.
     from backends import get_backend
-    from tuner.artifact import MANIFEST, write_dir_atomically, write_json
+    from tuner.core.files import write_dir_atomically, write_json
+    from tuner.export.artifact import MANIFEST
 
     backend = get_backend(candidate.backend)
 

@@ -3,7 +3,7 @@
 # verbatim except two lines: `import blade` became `import tuner as blade`, and the model file
 # 'orig_decoder_v2.pt' became 'decoder.pt' (the demo decoder: python experiments/make_demo_files.py .).
 # Run it from the folder that holds decoder.pt. Its test data calls .cuda(), so it needs a GPU as
-# written; tests/tuner_tests/test_optimize.py runs it with .cuda() dropped on CPU-only machines.
+# written; tests/tuner_tests/api/test_optimize.py runs it with .cuda() dropped on CPU-only machines.
 import os
 import time
 import torch

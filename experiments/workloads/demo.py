@@ -1,11 +1,11 @@
-"""The demo WAP decoder (``tuner.demo``): an attention decoder over batches 8, 4 and 1."""
+"""The demo WAP decoder (``tuner.workloads.demo``): an attention decoder over batches 8, 4 and 1."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from tuner.demo import make_demo
+from tuner.workloads.demo import make_demo
 
 #: Indices of the demo's samples that the ``small`` size keeps (batches 8, 4 and 1).
 SMALL: tuple[int, ...] = (0, 3, 4)

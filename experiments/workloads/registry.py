@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-from tuner.errors import UserError
-from tuner.workload import Workload, make_workload
+from tuner.core.errors import UserError
+from tuner.core.workload import Workload
+from tuner.workloads.loading import make_workload
 
 #: Sizes a workload comes in: the benchmark's (``full``) and the CPU smoke run's (``small``).
 SIZES: tuple[str, ...] = ("full", "small")
@@ -48,7 +49,7 @@ class BenchWorkload:
 
 
 WORKLOADS: dict[str, BenchWorkload] = {w.name: w for w in (
-    BenchWorkload("demo", "WAP attention decoder (tuner.demo), batches 8/4/1", "mixed shapes, many small ops",
+    BenchWorkload("demo", "WAP attention decoder (tuner.workloads.demo), batches 8/4/1", "mixed shapes, many small ops",
                   "torch", "demo"),
     BenchWorkload("tf_asr", "seed-like TF ASR decoder (frozen GraphDef, while loop)", "TF graph, control flow",
                   "tf", "tf_asr"),

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tuner.workload import Workload
+from tuner.core.workload import Workload
 
 INPUTS: tuple[str, str] = ("encoder_memory_placeholder", "encoder_memory_length_placeholder")
 OUTPUTS: tuple[str, str] = ("score", "seq_id")
@@ -211,8 +211,8 @@ def prepare(out: Path, times: tuple[int, ...] = TIMES) -> None:
         out: The folder (created if missing).
         times: Memory lengths of the samples.
     """
-    from backends._tf_runtime import to_onnx
-    from tuner.workload import make_workload
+    from tuner.runtime.tf_session import to_onnx
+    from tuner.workloads.loading import make_workload
 
     out.mkdir(parents=True, exist_ok=True)
     graph_def = build_graph_def()
@@ -241,7 +241,7 @@ def load_prepared(directory: Path, device: str) -> Workload:
     Returns:
         The workload (samples on the CPU, as every TF workload's).
     """
-    from tuner.tf_model import FRAMEWORK, TFModel
+    from tuner.core.tf_model import FRAMEWORK, TFModel
 
     meta = json.loads((directory / "meta.json").read_text())
     model = TFModel(graph_def=(directory / "frozen.pb").read_bytes(), inputs=tuple(meta["inputs"]),

@@ -27,11 +27,12 @@ import torch
 from torch import nn
 
 from backends import Backend, backend_class, backend_names, get_backend
-from tuner.correctness import TOLERANCES, check_outputs
-from tuner.measure import MeasureConfig
-from tuner.records import SHAPE_MODES, Built, Candidate, Measurement
-from tuner.verify import verify_in_subprocess
-from tuner.workload import Workload, flatten_outputs, make_workload
+from tuner.core.defaults import TOLERANCES
+from tuner.core.records import SHAPE_MODES, Built, Candidate, MeasureConfig, Measurement
+from tuner.core.workload import Workload, flatten_outputs
+from tuner.export.verify import verify_in_subprocess
+from tuner.runtime.correctness import check_outputs
+from tuner.workloads.loading import make_workload
 
 #: Batch sizes of the test samples: two distinct shapes, the first one repeated.
 BATCHES: tuple[int, ...] = (2, 3, 2)

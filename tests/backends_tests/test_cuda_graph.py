@@ -10,10 +10,11 @@ import torch
 
 from search_space.cuda_graph import BACKENDS
 from tests.backends_tests import conformance
-from tuner.demo import make_demo
-from tuner.records import Candidate
-from tuner.switches import CUDA_GRAPH
-from tuner.workload import Workload, make_workload
+from tuner.core.records import Candidate
+from tuner.core.workload import Workload
+from tuner.runtime.switches import CUDA_GRAPH
+from tuner.workloads.demo import make_demo
+from tuner.workloads.loading import make_workload
 
 
 @functools.cache

@@ -15,9 +15,10 @@ from torch import nn
 
 from search_space.cudnn import BACKENDS
 from tests.backends_tests import conformance
-from tuner.records import Candidate
-from tuner.switches import CUDNN_BENCHMARK
-from tuner.workload import Workload, make_workload
+from tuner.core.records import Candidate
+from tuner.core.workload import Workload
+from tuner.runtime.switches import CUDNN_BENCHMARK
+from tuner.workloads.loading import make_workload
 
 
 class ConvNet(nn.Module):

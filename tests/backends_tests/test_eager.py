@@ -10,8 +10,9 @@ import torch
 
 from backends import get_backend
 from tests.backends_tests import conformance
-from tuner.correctness import TOLERANCES, check_outputs
-from tuner.records import Candidate
+from tuner.core.defaults import TOLERANCES
+from tuner.core.records import Candidate
+from tuner.runtime.correctness import check_outputs
 
 NAME = "eager"
 

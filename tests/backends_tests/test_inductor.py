@@ -12,7 +12,7 @@ from search_space.base import SpaceContext
 from search_space.fusion import INDUCTOR_FUSION
 from search_space.inductor_options import InductorOptionsDimension
 from tests.backends_tests import conformance
-from tuner.records import Candidate
+from tuner.core.records import Candidate
 
 NAME = "inductor"
 

@@ -91,9 +91,9 @@ def test_tvm_builds_the_tf_asr_decoders_onnx_export_and_matches_tensorflow(tmp_p
     # decoding loop is a Loop that TVM's importer lacks, unrolled; then the static shapes folded.
     from backends import get_backend
     from experiments.workloads import tf_asr
-    from tuner.correctness import TOLERANCES, check_outputs
-    from tuner.measure import MeasureConfig
-    from tuner.records import Candidate
+    from tuner.core.defaults import TOLERANCES
+    from tuner.core.records import Candidate, MeasureConfig
+    from tuner.runtime.correctness import check_outputs
 
     tf_asr.prepare(tmp_path, times=(24, 40))
     assert "Loop" in {n.op_type for n in onnx.load(str(tmp_path / "model.onnx")).graph.node}

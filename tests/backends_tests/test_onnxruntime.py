@@ -9,11 +9,11 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("onnxruntime")
 
-from backends.onnxruntime import providers_for  # noqa: E402
 from search_space.onnxruntime_options import LEVELS  # noqa: E402
 from tests.backends_tests import conformance  # noqa: E402
 from tests.backends_tests.tf_helpers import asr_workload  # noqa: E402
-from tuner.records import Candidate  # noqa: E402
+from tuner.core.records import Candidate  # noqa: E402
+from tuner.runtime.onnx_providers import providers_for  # noqa: E402
 
 NAME = "onnxruntime"
 

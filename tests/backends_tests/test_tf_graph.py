@@ -14,7 +14,7 @@ from backends import get_backend  # noqa: E402
 from backends.tf_graph import REWRITERS, optimize_graph, rewrites_of  # noqa: E402
 from tests.backends_tests import conformance  # noqa: E402
 from tests.backends_tests.tf_helpers import XLA_COMPILED, asr_workload, run_fresh, write_manifest  # noqa: E402
-from tuner.records import Candidate  # noqa: E402
+from tuner.core.records import Candidate  # noqa: E402
 
 NAME = "tf_graph"
 

@@ -13,8 +13,8 @@ from backends import get_backend  # noqa: E402
 from experiments.workloads import tf_asr  # noqa: E402
 from tests.backends_tests import conformance  # noqa: E402
 from tests.backends_tests.tf_helpers import XLA_COMPILED, asr_workload, run_fresh, write_manifest  # noqa: E402
-from tuner.records import Candidate  # noqa: E402
-from tuner.workload import make_workload  # noqa: E402
+from tuner.core.records import Candidate  # noqa: E402
+from tuner.workloads.loading import make_workload  # noqa: E402
 
 NAME = "tf_xla"
 

@@ -10,9 +10,10 @@ import torch
 from backends import get_backend
 from backends.torchscript import FuserCall
 from tests.backends_tests import conformance
-from tuner.correctness import TOLERANCES, check_outputs
-from tuner.records import Candidate
-from tuner.workload import make_workload
+from tuner.core.defaults import TOLERANCES
+from tuner.core.records import Candidate
+from tuner.runtime.correctness import check_outputs
+from tuner.workloads.loading import make_workload
 
 NAME = "torchscript"
 

@@ -21,9 +21,10 @@ from backends._tvm_pipeline import EXTRA_RULES, PipelineOptions, compile_prepare
 from backends._tvm_tuning import TuningRequest, tune_modules  # noqa: E402
 from backends.tvm import VmRunner  # noqa: E402
 from tests.backends_tests import conformance  # noqa: E402
-from tuner.correctness import TOLERANCES, check_outputs  # noqa: E402
-from tuner.records import Candidate  # noqa: E402
-from tuner.tf_model import TFModel  # noqa: E402
+from tuner.core.defaults import TOLERANCES  # noqa: E402
+from tuner.core.records import Candidate  # noqa: E402
+from tuner.core.tf_model import TFModel  # noqa: E402
+from tuner.runtime.correctness import check_outputs  # noqa: E402
 
 NAME = "tvm"
 #: Every option away from TVM's default pipeline (CPU choices).
@@ -248,7 +249,7 @@ def test_time_limit_during_metaschedule_stops_the_candidate_not_the_process(tmp_
     # the backend defers it, winds the tuning down and raises it once TVM has returned.
     import time
 
-    from tuner.timelimit import TrialTimeout, time_limit
+    from tuner.runtime.timelimit import TrialTimeout, time_limit
 
     backend = get_backend(NAME, cache_dir=tmp_path)
     candidate = Candidate(NAME, shape_mode="static", options={"tvm/metaschedule": "64@top2"})
@@ -267,7 +268,7 @@ def test_stop_request_during_metaschedule_winds_it_down(tmp_path: Path) -> None:
     import threading
     import time
 
-    from tuner import stopping
+    from tuner.core import stopping
 
     backend = get_backend(NAME, cache_dir=tmp_path)
     candidate = Candidate(NAME, shape_mode="static", options={"tvm/metaschedule": "64@top2"})

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from experiments.workloads import tf_asr
-from tuner.workload import Workload, make_workload
+from tuner.core.workload import Workload
+from tuner.workloads.loading import make_workload
 
 #: Two memory lengths, the first repeated: two distinct shapes, three samples.
 ASR_TIMES: tuple[int, ...] = (12, 20, 12)
@@ -32,8 +33,8 @@ def write_manifest(directory: Path, backend: str, candidate: dict[str, object], 
 #: and print the outputs' digest and the XLA launches the session really executed.
 _PROBE = r"""
 import json, sys, torch
-from tuner.artifact import load_optimized
-from backends._tf_runtime import SessionRunner, xla_ops
+from tuner.export.artifact import load_optimized
+from tuner.runtime.tf_session import SessionRunner, xla_ops
 fn = load_optimized(sys.argv[1], "cpu")
 data = torch.load(sys.argv[2], weights_only=True)
 outs = [[t.tolist() for t in fn(*s)] for s in data]

@@ -9,7 +9,7 @@ import torch
 from search_space import SpaceContext, build_candidate, dimensions, space_size
 from search_space.fusion import INDUCTOR_FUSION
 from search_space.precision import precisions_for
-from tuner.records import Candidate
+from tuner.core.records import Candidate
 
 CPU = SpaceContext(backends=("eager", "inductor", "torchscript"), device="cpu", level="o1")
 

@@ -1,0 +1,266 @@
+"""After the trial loop: emit the winner.
+
+Rebuild the study's fastest distinct candidates (its finalists, :mod:`tuner.export.finalists`),
+measure them side by side with eager, export the fastest that runs correctly (the next one if its
+export fails), check the reloaded artifact, and write ``best/`` (artifact, report, best config)
+atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuner.core.defaults import FINAL_ROUNDS
+from tuner.core.devices import hardware_context
+from tuner.core.errors import error_line
+from tuner.core.files import write_dir_atomically, write_json
+from tuner.core.places import redact
+from tuner.core.progress import NullProgress, Progress
+from tuner.core.records import Built, Candidate
+from tuner.core.settings import TuneSettings
+from tuner.core.workload import Workload
+from tuner.export.artifact import export_artifact
+from tuner.export.finalists import Pick, fastest, ranked, record, top_picks
+from tuner.export.report import build_report
+from tuner.export.sidebyside import Result, run_side_by_side
+from tuner.export.verify import verify_in_subprocess
+from tuner.search.keys import EMITTED_ATTR
+from tuner.search.loop import LoopResult
+from tuner.search.summary import summary
+from tuner.tracking.tracker import Tracker
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneResult:
+    """What a tuning run returns.
+
+    Attributes:
+        study_name: The study.
+        best_config: The winning candidate as a dict (``best_config.json``), None if none won.
+        report: The report (``report.json``).
+        artifact_dir: ``<output>/<study>/best`` when an artifact was written, else None.
+        storage: The Optuna storage URL.
+        mlflow_uri: The MLflow tracking URI (None when tracking was off).
+    """
+
+    study_name: str
+    best_config: dict[str, Any] | None
+    report: dict[str, Any]
+    artifact_dir: Path | None
+    storage: str
+    mlflow_uri: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Finalists:
+    """The finalists measured side by side with eager.
+
+    Attributes:
+        picks: The study's fastest distinct candidates, fastest objective first.
+        results: Their side-by-side rows by name (``eager``, ``trial N``).
+        built: What built, by row name (exported from, not built again).
+    """
+
+    picks: list[Pick]
+    results: dict[str, Result]
+    built: dict[str, Built]
+
+    @property
+    def eager_s(self) -> float | None:
+        """Eager over the test data, side by side with the finalists."""
+        eager = self.results["eager"]
+        return eager.total_ms / 1e3 if eager.ok and eager.total_ms else None
+
+
+@dataclasses.dataclass
+class _Run:
+    """One final phase: what it was given, and where its report goes."""
+
+    study: optuna.Study
+    workload: Workload
+    settings: TuneSettings
+    loop: LoopResult
+    tracker: Tracker | None
+    progress: Progress
+
+
+def measure_finalists(workload: Workload, picks: list[Pick], settings: TuneSettings) -> Finalists:
+    """Rebuild the finalists and measure them with eager in alternating rounds, in this process.
+
+    A finalist that is eager itself shares eager's row. Each rebuild gets the time a trial gets
+    (a rebuild here must not hold the study process forever), and a TVM finalist is rebuilt from
+    the study's tuning records, not tuned again.
+
+    Returns:
+        The finalists with their rows.
+    """
+    eager = Candidate("eager")
+    entries = {"eager": eager, **{p.name: p.candidate for p in picks if p.candidate.key() != eager.key()}}
+    built: dict[str, Built] = {}
+    rows = run_side_by_side(workload, entries, settings.measure_config(), rounds=FINAL_ROUNDS, level=settings.level,
+                            cache_dir=settings.cache_dir, keep=built, compile_limit_s=settings.trial_timeout_s)
+    results = {r.name: r for r in rows}
+    for p in picks:
+        if p.name not in entries:
+            results[p.name] = dataclasses.replace(results["eager"], name=p.name)
+            if "eager" in built:
+                built[p.name] = built["eager"]
+    return Finalists(picks, results, built)
+
+
+def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, loop: LoopResult,
+             tracker: Tracker | None, progress: Progress | None = None) -> TuneResult:
+    """Write the run's result.
+
+    Args:
+        study: The finished (or interrupted) study.
+        workload: The workload.
+        settings: The run's settings.
+        loop: How the trial loop ended.
+        tracker: MLflow tracker, None when tracking is off.
+        progress: Who to tell.
+
+    Returns:
+        The result; ``artifact_dir`` is None when no trial succeeded.
+    """
+    run = _Run(study, workload, settings, loop, tracker, progress or NullProgress())
+    picks = top_picks(study, settings.finalists)
+    common = _report_context(run, picks)
+    if not picks:
+        return _nothing_to_emit(run, common)
+    run.progress.phase(f"measuring the {len(picks)} fastest distinct candidate(s) again, side by side with eager: "
+                       + ", ".join(f"trial {p.trial} ({p.candidate.backend})" for p in picks))
+    finalists = measure_finalists(workload, picks, settings)
+    for p in picks:
+        if not finalists.results[p.name].ok:
+            run.progress.message(f"finalist trial {p.trial} ({p.candidate.describe()}): "
+                                 f"{finalists.results[p.name].error}")
+    written: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    write_dir_atomically(settings.best_dir, lambda tmp: written.append(_fill_best(tmp, run, finalists, common)))
+    report, best_config = written[0]
+    # tuner.best_config(study) answers with what was emitted, not with the best single measurement.
+    study.set_user_attr(EMITTED_ATTR, best_config["trial"])
+    if "error" in report["artifact"]:
+        run.progress.message(f"warning: {report['artifact']['error']}")
+    _finish_tracking(run, report, best_config, settings.best_dir)
+    return TuneResult(study.study_name, best_config, report, settings.best_dir, settings.storage_url,
+                      settings.tracking_uri if tracker else None)
+
+
+def _report_context(run: _Run, picks: list[Pick]) -> dict[str, Any]:
+    """The report's parts that do not depend on which finalist wins."""
+    config, study, workload = run.settings.measure_config(), run.study, run.workload
+    search = {**summary(study), "stopped_by": run.loop.stopped_by, "wall_s": round(run.loop.wall_s, 2),
+              "best_trial": picks[0].trial if picks else None,
+              "best_objective_ms": picks[0].objective_s * 1e3 if picks else None,
+              "seed": run.settings.seed, "workers": run.loop.workers}
+    context = hardware_context(workload.device)
+    return dict(
+        study=study, samples=len(workload.samples), search=search, level=run.settings.level,
+        measurement={"device": context["device_name"], "warmup": config.warmup, "repeats": config.repeats,
+                     "objective": "sum over the test samples of each sample's median latency (first call per "
+                     "shape excluded, counted as compile time)"},
+        test_data={"samples": len(workload.samples), "shapes": workload.shapes_summary(),
+                   "varying_dims": [list(d) for d in workload.varying_dims()]},
+        context=context,
+        locations={"name": study.study_name, "storage": redact(run.settings.storage_url),
+                   "mlflow_uri": redact(run.settings.tracking_uri) if run.tracker else None,
+                   "output_dir": str(run.settings.out)},
+        baseline_total_s=run.loop.baseline_s,
+    )
+
+
+def _nothing_to_emit(run: _Run, common: dict[str, Any]) -> TuneResult:
+    """No trial succeeded: report it (on MLflow, not on disk) and write nothing."""
+    report = build_report(chosen=None, chosen_trial=None, pre_total_s=run.loop.baseline_s, post_total_s=None,
+                          accuracy=None, artifact=None, **common)
+    where = "the study and MLflow" if run.tracker is not None else "the study"
+    run.progress.message(f"no successful trial in study {run.study.study_name!r}, so no artifact was written "
+                         f"(failures by reason: {common['search']['failures_by_reason']}; each reason is in {where})")
+    _finish_tracking(run, report, None, None)
+    return TuneResult(run.study.study_name, None, report, None, run.settings.storage_url,
+                      run.settings.tracking_uri if run.tracker else None)
+
+
+def _finish_tracking(run: _Run, report: dict[str, Any], best_config: dict[str, Any] | None,
+                     best_dir: Path | None) -> None:
+    if run.tracker is not None:
+        run.tracker.finish(report=report, best_config=best_config, study=run.study, best_dir=best_dir,
+                           status="KILLED" if run.loop.stopped_by == "interrupted" else "FINISHED")
+
+
+def _fill_best(tmp: Path, run: _Run, finalists: Finalists, common: dict[str, Any]
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Export the winner into ``tmp`` and write its report and config beside it."""
+    chosen, artifact = _export_first(tmp, run, finalists)
+    res = finalists.results[chosen.name]
+    accuracy = ({"ok": True, "max_abs_err": res.max_abs_err, "max_rel_err": res.max_rel_err, "detail": ""}
+                if res.ok else None)
+    best_config = {**chosen.candidate.to_dict(), "trial": chosen.trial, "objective_ms": chosen.objective_s * 1e3,
+                   "side_by_side_ms": res.total_ms, "study": run.study.study_name, "level": run.settings.level,
+                   "device": run.workload.device}
+    report = build_report(chosen=chosen.candidate, chosen_trial=chosen.trial, pre_total_s=finalists.eager_s,
+                          post_total_s=res.total_ms / 1e3 if res.ok and res.total_ms else None,
+                          accuracy=accuracy, artifact=artifact,
+                          finalists=record(finalists.picks, finalists.results, chosen), **common)
+    write_json(tmp / "report.json", report)
+    write_json(tmp / "best_config.json", best_config)
+    return report, best_config
+
+
+def _export_first(tmp: Path, run: _Run, finalists: Finalists) -> tuple[Pick, dict[str, Any]]:
+    """Export the fastest finalist that ran correctly and exports; if one fails, try the next.
+
+    Returns:
+        The finalist chosen (the study's best when none ran correctly) and the report's
+        ``artifact`` section (with ``error`` and ``fallbacks`` when exports failed).
+    """
+    order = ranked(finalists.picks, finalists.results)
+    chosen = fastest(finalists.picks, finalists.results)
+    artifact: dict[str, Any] = {"dir": str(run.settings.best_dir)}
+    if not order:
+        artifact["error"] = "no finalist rebuilt and ran correctly: " + "; ".join(
+            f"trial {p.trial}: {finalists.results[p.name].error}" for p in finalists.picks)
+    t0 = time.perf_counter()
+    for p in order:
+        try:
+            artifact.update(_export_and_verify(tmp, run, p, finalists.built[p.name]))
+            chosen = p
+            artifact.pop("error", None)
+            break
+        except Exception as e:  # noqa: BLE001 - a failed export is reported, not a crash
+            error = f"export failed: {error_line(e)}"
+            artifact.setdefault("error", error)
+            artifact.setdefault("fallbacks", []).append({"trial": p.trial, "candidate": p.candidate.describe(),
+                                                         "error": error})
+            run.progress.message(f"trial {p.trial}: {error}" + (": trying the next finalist" if p is not order[-1]
+                                                                 else ""))
+            _empty(tmp)
+    if order:
+        artifact["export_s"] = round(time.perf_counter() - t0, 2)
+    artifact["files"] = sorted(f.name for f in tmp.iterdir())
+    return chosen, artifact
+
+
+def _export_and_verify(tmp: Path, run: _Run, pick: Pick, built: Built) -> dict[str, Any]:
+    """Export one finalist into ``tmp`` and check it in a fresh process (raises when either fails)."""
+    run.progress.phase(f"exporting the {pick.candidate.backend} artifact (trial {pick.trial})")
+    export_artifact(built, run.workload, pick.candidate, tmp, run.settings.cache_dir)
+    run.progress.phase("checking the artifact in a fresh process")
+    config = run.settings.measure_config()
+    return verify_in_subprocess(tmp, run.workload, run.settings.level, config.warmup, config.repeats)
+
+
+def _empty(folder: Path) -> None:
+    """Remove what a failed export left (no half-artifact: the folder keeps only the report and config)."""
+    for f in folder.iterdir():
+        shutil.rmtree(f) if f.is_dir() else f.unlink()
+
+
+__all__ = ["Finalists", "TuneResult", "finalize", "measure_finalists"]

@@ -1,0 +1,93 @@
+"""Parameter values on which every candidate so far has failed.
+
+After TPE repeats a candidate, the study queues one nobody has measured yet (``tuner.search.study``). Chosen
+uniformly, that pick lands in regions where every candidate fails as often as anywhere else (a
+``tvm`` shape mode whose import always fails, TorchScript's ``script`` on a model it cannot script).
+The sampler learns to leave such regions (failed trials end PRUNED); this module lets the unseen
+pick leave them too: a value is *failing* when at least :data:`MIN_TRIALS` distinct candidates were
+measured with it and every one of them failed. Distinct, because TPE repeats a candidate often (each
+repeat is a trial of its own, with the cached outcome): three repeats of one failing candidate say
+nothing of the others that share its values. Failures that say nothing of the candidate
+(:data:`tuner.search.cache.NOT_CACHED`: interrupted, killed from outside) and trials without an outcome
+are left out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from optuna.trial import FrozenTrial
+
+from tuner.search.cache import NOT_CACHED
+from tuner.search.claims import is_failure
+from tuner.search.keys import FAILURE_KIND_ATTR, FINISHED, OUTCOME_ATTR
+
+#: Distinct candidates a value needs, all failed, before it counts as failing.
+MIN_TRIALS = 3
+
+
+def params_key(params: dict[str, Any]) -> str:
+    """One candidate's params as a string, the same for equal params (what tells candidates apart)."""
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _value_key(name: str, value: Any) -> tuple[str, str]:
+    return name, json.dumps(value, sort_keys=True, default=str)
+
+
+def _candidates(trials: Iterable[FrozenTrial]) -> dict[str, tuple[dict[str, Any], bool]]:
+    """Each distinct candidate's params and whether it failed, from the finished trials that tell.
+
+    A candidate that failed in one trial and ran in another (a flaky build, say) counts as running.
+    """
+    out: dict[str, tuple[dict[str, Any], bool]] = {}
+    for t in trials:
+        outcome = t.user_attrs.get(OUTCOME_ATTR)
+        if t.state not in FINISHED or not isinstance(outcome, dict) or outcome.get(FAILURE_KIND_ATTR) in NOT_CACHED:
+            continue
+        key = params_key(t.params)
+        failed = is_failure(t)
+        if key in out:
+            failed = failed and out[key][1]
+        out[key] = (t.params, failed)
+    return out
+
+
+def failing_values(trials: Iterable[FrozenTrial]) -> set[tuple[str, str]]:
+    """The ``(param name, value)`` pairs every distinct candidate with them failed on (at least :data:`MIN_TRIALS`).
+
+    Args:
+        trials: The study's trials.
+
+    Returns:
+        The pairs, values JSON-encoded.
+    """
+    seen: dict[tuple[str, str], list[int]] = {}
+    for params, failed in _candidates(trials).values():
+        for name, value in params.items():
+            counts = seen.setdefault(_value_key(name, value), [0, 0])
+            counts[0] += 1
+            counts[1] += failed
+    return {key for key, (n, bad) in seen.items() if n >= MIN_TRIALS and bad == n}
+
+
+def avoid_failing(candidates: Sequence[dict[str, Any]], trials: Iterable[FrozenTrial]) -> Sequence[dict[str, Any]]:
+    """The candidates' params that have no failing value, or all of them when none is left.
+
+    Args:
+        candidates: Params of unseen candidates.
+        trials: The study's trials.
+
+    Returns:
+        The subset to pick from.
+    """
+    failing = failing_values(trials)
+    if not failing:
+        return candidates
+    kept = [p for p in candidates if not any(_value_key(n, v) in failing for n, v in p.items())]
+    return kept or candidates
+
+
+__all__ = ["MIN_TRIALS", "avoid_failing", "failing_values", "params_key"]

@@ -1,0 +1,300 @@
+"""The Optuna study: created or continued, checked against the workload, and read back.
+
+One study holds one workload (its fingerprint is kept in the study) and one search space (the
+:class:`~search_space.SpaceContext` is kept too: Optuna refuses categoricals whose choices
+change). A new study queues each backend's default candidate first. The trial loop that fills
+the study is :mod:`tuner.search.loop`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+import warnings
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+import search_space
+from backends import available_backends, backend_class, backend_names
+from search_space import SpaceContext, build_candidate, modes_for, space_size
+from tuner.core.errors import UserError
+from tuner.core.places import redact
+from tuner.core.records import Candidate
+from tuner.core.settings import TuneSettings
+from tuner.core.workload import Workload
+from tuner.search.keys import (
+    EMITTED_ATTR,
+    ENQUEUED_ATTR,
+    FINGERPRINT_ATTR,
+    NAME_ATTR,
+    SETUP_CLAIM_ATTR,
+    SOURCE_ATTR,
+    SPACE_ATTR,
+    SPACE_SIZE_ATTR,
+)
+from tuner.search.storage import JOURNAL_PREFIX, open_storage
+
+#: The pruner judges a candidate on a short first measurement (step 0); it keeps the fastest 75 %
+#: of candidates seen so far, i.e. stops only the clearly slow ones, once 5 trials have finished.
+PRUNE_PERCENTILE = 75.0
+PRUNE_STARTUP_TRIALS = 5
+#: Seconds a process waits for another one that is setting up the same new study.
+SETUP_WAIT_S = 60.0
+
+
+def resolve_backends(requested: tuple[str, ...] | None, workload: Workload, device: str,
+                     static_only: bool) -> tuple[str, ...]:
+    """The backends a new study searches.
+
+    Args:
+        requested: ``--backends``, or None for every available one.
+        workload: For its framework.
+        device: ``cpu`` or ``gpu``.
+        static_only: Drop backends without a static-shape mode.
+
+    Returns:
+        The names, in the registry's order.
+
+    Raises:
+        UserError: For an unknown or unavailable backend, or an empty selection.
+    """
+    known = backend_names(include_test_only=True)
+    available = available_backends(workload.framework, device)
+    if requested is None:
+        chosen = available
+    else:
+        for name in requested:
+            _check_requested(name, known, available, workload, device)
+        chosen = [n for n in known if n in requested]
+    ctx_probe = SpaceContext(backends=tuple(chosen), device=device, level="o1", static_only=static_only)
+    chosen = [n for n in chosen if modes_for(n, ctx_probe)]
+    if not chosen:
+        raise UserError("no backend is left to search", "pass --backends with at least one backend that fits "
+                        "(static-shape search needs a backend with a static mode, e.g. inductor)")
+    return tuple(chosen)
+
+
+def _check_requested(name: str, known: list[str], available: list[str], workload: Workload, device: str) -> None:
+    """Refuse a ``--backends`` name that is unknown, takes another framework or cannot run here."""
+    if name not in known:
+        raise UserError(f"unknown backend {name!r}", f"choose from {', '.join(backend_names())}")
+    cls = backend_class(name)
+    if workload.framework not in cls.frameworks:
+        raise UserError(f"backend {name!r} does not take {workload.framework} models",
+                        f"choose from {', '.join(available)}")
+    if not cls.is_available(device):
+        raise UserError(f"backend {name!r} is not available on {device} here (its framework is not "
+                        "installed or does not support the device)",
+                        "install it (pip install -e '.[all]') or leave it out of --backends")
+
+
+def open_study(settings: TuneSettings, workload: Workload, device: str) -> tuple[optuna.Study, SpaceContext, bool]:
+    """Create the study, or continue the one of the same name.
+
+    Args:
+        settings: The run's settings (storage, name, seed, level, backends).
+        workload: The workload (its fingerprint must match a continued study's).
+        device: ``cpu`` or ``gpu``.
+
+    Returns:
+        ``(study, context, resumed)``.
+
+    Raises:
+        UserError: When the storage cannot be opened, or the existing study belongs to another
+            workload or another search space.
+    """
+    n_workers = settings.worker_count(device)
+    if n_workers > 1 and settings.storage_url.startswith(JOURNAL_PREFIX):
+        raise UserError(f"--workers {n_workers} cannot share a journal storage in one process: Optuna's "
+                        "JournalStorage assumes one trial thread per process (optuna issue 6084; seen here as "
+                        "trials told twice)",
+                        "use the default SQLite storage or PostgreSQL for --workers, or run several tune processes "
+                        "with --workers 1 on the journal file")
+    study = optuna.create_study(storage=_open_storage(settings.storage_url), study_name=settings.study_name,
+                                sampler=_sampler(settings.seed), pruner=_pruner(), direction="minimize",
+                                load_if_exists=True)
+    if SPACE_ATTR not in study.user_attrs:
+        # A new study, or one another process is setting up right now (several `tune` processes
+        # started together on one storage): one of them writes the space, the others wait for it.
+        _claim_setup(study)
+    if SPACE_ATTR in study.user_attrs:
+        return study, _check_continued(study, settings, workload, device), True
+    return study, _set_up(study, settings, workload, device), False
+
+
+def _sampler(seed: int) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        # multivariate/group TPE is marked experimental; it models conditional spaces (options
+        # that exist only for one backend) far better than independent TPE.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+
+
+def _pruner() -> optuna.pruners.BasePruner:
+    return optuna.pruners.PercentilePruner(PRUNE_PERCENTILE, n_startup_trials=PRUNE_STARTUP_TRIALS,
+                                           n_warmup_steps=0)
+
+
+def _check_continued(study: optuna.Study, settings: TuneSettings, workload: Workload, device: str) -> SpaceContext:
+    """The space of a study being continued, once its workload and settings match this run's.
+
+    Raises:
+        UserError: When the study holds another workload or was created with other settings.
+    """
+    ctx = space_of(study)
+    if study.user_attrs.get(FINGERPRINT_ATTR) != workload.fingerprint:
+        raise UserError(f"study {settings.study_name!r} holds another workload "
+                        f"({study.user_attrs.get(SOURCE_ATTR)})",
+                        "pass a new --study-name for this model")
+    wanted: dict[str, Any] = dict(device=device, level=settings.level, static_only=settings.static_only,
+                                  expensive=settings.expensive)
+    have: dict[str, Any] = dict(device=ctx.device, level=ctx.level, static_only=ctx.static_only,
+                                expensive=ctx.expensive)
+    if settings.backends is not None:
+        wanted["backends"], have["backends"] = resolve_backends(
+            settings.backends, workload, device, settings.static_only), ctx.backends
+    if wanted != have:
+        diff = ", ".join(f"{k} {have[k]} (asked {wanted[k]})" for k in wanted if wanted[k] != have[k])
+        raise UserError(f"study {settings.study_name!r} was created with {diff}",
+                        "rerun with the study's settings, or pass a new --study-name")
+    return ctx
+
+
+def _set_up(study: optuna.Study, settings: TuneSettings, workload: Workload, device: str) -> SpaceContext:
+    """Write a new study's workload and space, and queue each backend's default candidate."""
+    backends = resolve_backends(settings.backends, workload, device, settings.static_only)
+    ctx = SpaceContext(backends=backends, device=device, level=settings.level, framework=workload.framework,
+                       static_only=settings.static_only, expensive=settings.expensive,
+                       convolutions=workload.has_convolutions(), cuda_graphs=True)
+    study.set_user_attr(FINGERPRINT_ATTR, workload.fingerprint)
+    study.set_user_attr(SOURCE_ATTR, workload.source)
+    study.set_user_attr(NAME_ATTR, workload.name)
+    study.set_user_attr(SPACE_SIZE_ATTR, space_size(ctx))
+    for params in default_params(ctx):
+        study.enqueue_trial(params, user_attrs={ENQUEUED_ATTR: "backend default"})
+    # Last: the space marks the study as set up for the processes waiting in _claim_setup.
+    study.set_user_attr(SPACE_ATTR, ctx.to_dict())
+    return ctx
+
+
+def _claim_setup(study: optuna.Study) -> None:
+    """Let one of several processes that open the same new study set it up; the others wait.
+
+    Each writes a claim (a study system attribute) if none is there, and reads it back after a
+    pause: the process whose claim stands sets the study up, the others wait until its space
+    user attribute (written last) appears.
+
+    Raises:
+        UserError: When the study is never set up (its creator died half-way).
+    """
+    me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    storage, study_id = study._storage, study._study_id
+    if storage.get_study_system_attrs(study_id).get(SETUP_CLAIM_ATTR) is None:
+        storage.set_study_system_attr(study_id, SETUP_CLAIM_ATTR, me)
+    time.sleep(0.2)
+    holder = storage.get_study_system_attrs(study_id).get(SETUP_CLAIM_ATTR)
+    if holder == me:
+        return
+    deadline = time.monotonic() + SETUP_WAIT_S
+    while SPACE_ATTR not in storage.get_study_user_attrs(study_id):
+        if time.monotonic() > deadline:
+            raise UserError(f"study {study.study_name!r} was never set up by the process that created it ({holder})",
+                            "run tune again (a crashed first process leaves the study empty)")
+        time.sleep(0.2)
+
+
+def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
+    """Each backend's default candidate (every choice at its first value, which is its default).
+
+    A new study measures these first: the peers a user already has (eager, torch.compile and
+    TorchScript with their defaults) are then in every study, so the winner is never slower than
+    them, and the sampler starts from known-good points instead of, say, a max-autotune compile.
+
+    Args:
+        ctx: The study's context.
+
+    Returns:
+        Trial params, one dict per backend.
+    """
+    out = []
+    for backend in ctx.backends:
+        params: dict[str, Any] = {"backend": backend}
+        for dim in search_space.dimensions():
+            if dim.name != "backend":
+                params.update({c.key: c.values[0] for c in dim.choices(backend, ctx) if len(c.values) > 1})
+        out.append(params)
+    return out
+
+
+def _open_storage(url: str) -> optuna.storages.BaseStorage:
+    """Open the storage, with one-line errors for unusable URLs and missing drivers."""
+    try:
+        return open_storage(url)
+    except ModuleNotFoundError as e:
+        raise UserError(f"the storage {redact(url)} needs the Python module {e.name!r}, which is not installed",
+                        "pip install 'compile-tuner[postgres]' (or the driver your URL names)") from None
+    except Exception as e:  # noqa: BLE001 - any failure here means an unusable URL
+        raise UserError(f"cannot open the study storage {redact(url)} "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})",
+                        "pass a reachable SQLAlchemy URL (or journal:///path) to --storage "
+                        "(default: sqlite under --output-dir)") from None
+
+
+def space_of(study: optuna.Study) -> SpaceContext:
+    """The search space a study was created with (what its trials' params decode in)."""
+    return SpaceContext.from_dict(study.user_attrs[SPACE_ATTR])
+
+
+def decode(study: optuna.Study, trial: FrozenTrial) -> Candidate:
+    """A finished trial's candidate, decoded from its params with ``FixedTrial``: the code path tuning used."""
+    return build_candidate(optuna.trial.FixedTrial(trial.params), space_of(study))
+
+
+def best_candidate(study: optuna.Study) -> tuple[FrozenTrial, Candidate] | None:
+    """The candidate ``tune`` emitted for the study, else its best complete trial's, rebuilt from its params.
+
+    Args:
+        study: A study created by this tool.
+
+    Returns:
+        ``(trial, candidate)``, or None when no trial completed.
+    """
+    emitted = study.user_attrs.get(EMITTED_ATTR)
+    trial = None
+    if emitted is not None:
+        trial = next((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                      if t.number == emitted), None)
+    if trial is None:
+        try:
+            trial = study.best_trial
+        except ValueError:
+            return None
+    return trial, decode(study, trial)
+
+
+def load_study(study_name: str, storage: str) -> optuna.Study:
+    """Load an existing study created by this tool.
+
+    Raises:
+        UserError: When the storage cannot be opened or holds no such study.
+    """
+    try:
+        rdb = open_storage(storage)
+        names = optuna.study.get_all_study_names(rdb)
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"cannot open the study storage {redact(storage)} ({type(e).__name__})",
+                        "pass the --storage the study was created with") from None
+    if study_name not in names:
+        raise UserError(f"no study named {study_name!r} in {redact(storage)}",
+                        f"pick one of: {', '.join(names) or '(none yet: run tune first)'}")
+    study = optuna.load_study(study_name=study_name, storage=rdb)
+    if SPACE_ATTR not in study.user_attrs:
+        raise UserError(f"study {study_name!r} was not created by tune", "pass the name of a tune study")
+    return study
+
+
+__all__ = ["best_candidate", "decode", "default_params", "load_study", "open_study", "resolve_backends", "space_of"]

@@ -1,0 +1,60 @@
+"""The search summary of the report: trials by state, failures by reason, distinct candidates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from tuner.search.claims import counted_trials, is_failure
+from tuner.search.keys import (
+    CACHED_ATTR,
+    CANDIDATE_ATTR,
+    FAILURE_KIND_ATTR,
+    FAILURE_REASON_ATTR,
+    FINISHED,
+    KEY_ATTR,
+    SPACE_SIZE_ATTR,
+)
+
+
+def summary(study: optuna.Study) -> dict[str, Any]:
+    """Counts of the study's trials by state and of failures by reason, for the report.
+
+    Args:
+        study: A study created by this tool.
+
+    Returns:
+        ``trials``, ``complete``, ``failed``, ``pruned``, ``distinct_candidates``, ``space_size``,
+        ``failures_by_reason``, ``failures`` (each measured failure with its reason) and
+        ``not_counted``.
+    """
+    every = study.get_trials(deepcopy=False)
+    trials = counted_trials(every)
+    by_kind: dict[str, int] = {}
+    failures = []
+    for t in trials:
+        if is_failure(t):
+            kind = str(t.user_attrs.get(FAILURE_KIND_ATTR, "unknown"))
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+            if not t.user_attrs.get(CACHED_ATTR):
+                failures.append({"trial": t.number, "candidate": t.user_attrs.get(CANDIDATE_ATTR), "kind": kind,
+                                 "reason": t.user_attrs.get(FAILURE_REASON_ATTR, "")})
+    keys = {t.user_attrs.get(KEY_ATTR) for t in trials if t.state in FINISHED} - {None}
+    return {
+        "trials": len([t for t in trials if t.state in FINISHED]),
+        "complete": len([t for t in trials if t.state == TrialState.COMPLETE]),
+        "failed": len([t for t in trials if is_failure(t)]),
+        "pruned": len([t for t in trials if t.state == TrialState.PRUNED and not is_failure(t)]),
+        "distinct_candidates": len(keys),
+        "space_size": study.user_attrs.get(SPACE_SIZE_ATTR),
+        "failures_by_reason": by_kind,
+        "failures": failures,
+        # Not counted: trials of processes that died (queued again), interrupted ones, and those
+        # that found the budget taken by other workers.
+        "not_counted": len([t for t in every if t.state in FINISHED]) - len(trials),
+    }
+
+
+__all__ = ["summary"]
