@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from tuner.api.preflight import preflight
 from tuner.api.tuning import quiet_optuna, run
 from tuner.core.files import write_json
 from tuner.core.progress import Progress
@@ -64,7 +65,7 @@ def tune(workload: Workload, out: Path, *, device: str, trials: int, timeout_s: 
     settings = TuneSettings(study_name=study_name(workload.name), output_dir=out, trials=trials, timeout_s=timeout_s,
                             workers=workers, backends=backends, memory_limit_gb=memory_limit_gb)
     t0 = time.perf_counter()
-    run(workload, settings, device=device, track=track, progress=progress)
+    run(workload, preflight(settings, track), progress=progress)
     call = {"wall_s": round(time.perf_counter() - t0, 2), "before": before, "after": counted(out, workload.name),
             "at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     path = out / CALLS_FILE

@@ -279,7 +279,7 @@ def test_an_error_in_a_trial_that_ends_after_the_study_stopped_is_raised_not_dro
     # Optuna reads a trial thread's error only while its loop runs; a trial that fails after the
     # study was told to stop (the last slot taken) would end FAIL, uncounted and unexplained
     # (2026-11-30: mlp on an H200 counted 198 of 200). The tuner raises it after the loop.
-    import tuner.search.study as study_module
+    import tuner.search.loop as study_module
 
     record = study_module._record
     calls: list[int] = []
