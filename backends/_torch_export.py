@@ -6,6 +6,7 @@ every module of the package) registers nothing.
 
 from __future__ import annotations
 
+import inspect
 import shutil
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -32,27 +33,40 @@ def example_inputs(workload: Workload) -> tuple[torch.Tensor, ...]:
 def dynamic_shapes_spec(workload: Workload) -> tuple[dict[int, Any] | None, ...] | None:
     """Build the ``dynamic_shapes`` argument of ``torch.export.export`` for the workload's test data.
 
-    Every dim that varies between test samples becomes symbolic; dims whose sizes agree on every
-    sample share one ``torch.export.Dim`` (``Workload.dim_groups``), because ``torch.export``
-    refuses two independent Dims that the model forces equal (say the batch dim of every input).
-    ``min=1`` admits batch 1 even when the example's batch is larger.
+    Every dim that varies between test samples is ``Dim.AUTO(min=1)``: torch.export infers which
+    of them the model forces equal (say every input's batch dim, or a mask's length and the
+    ids') and specializes none that the model can run symbolic. Named ``Dim``s would have to state
+    those relations beforehand, and a model that relates dims the test data does not show
+    (Hugging Face's attention masks do) fails with ``Constraints violated``. ``min=1`` admits
+    batch 1 even when the example's batch is larger.
 
     Args:
         workload: The workload.
 
     Returns:
-        One entry per input (``{dim: Dim}`` or None for an input with no varying dim), or None
-        when no dim varies at all (a plain static export).
+        One entry per input (``{dim: Dim.AUTO}`` or None for an input with no varying dim), or
+        None when no dim varies at all (a plain static export).
     """
-    groups = workload.dim_groups()
-    if not groups:
+    varying = workload.varying_dims()
+    if not any(varying):
         return None
-    dims = {name: torch.export.Dim(name, min=1) for name in sorted(set(groups.values()))}
-    spec: list[dict[int, Any] | None] = []
-    for j in range(len(workload.samples[0])):
-        per_input = {d: dims[name] for (i, d), name in sorted(groups.items()) if i == j}
-        spec.append(per_input or None)
-    return tuple(spec)
+    auto = torch.export.Dim.AUTO(min=1)
+    return tuple({d: auto for d in dims} or None for dims in varying)
+
+
+def bound_dynamic_shapes(model: Any, dynamic_shapes: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    """``dynamic_shapes`` as torch.export binds it to ``model.forward``'s parameters.
+
+    A wrapper whose ``forward(*args)`` takes the inputs as one variadic parameter (the precision
+    cast, the flattened outputs) gets them as one entry: a tuple with one spec per input.
+    """
+    if dynamic_shapes is None:
+        return None
+    forward = getattr(model, "forward", model)
+    params = list(inspect.signature(forward).parameters.values())
+    if params and params[0].kind is inspect.Parameter.VAR_POSITIONAL:
+        return (tuple(dynamic_shapes),)
+    return dynamic_shapes
 
 
 def shape_key_str(shapes: tuple[tuple[int, ...], ...]) -> str:
@@ -132,6 +146,7 @@ def export_program(model: Any, args: tuple[torch.Tensor, ...],
     Returns:
         The exported program, on the inputs' device.
     """
+    dynamic_shapes = bound_dynamic_shapes(model, dynamic_shapes)
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
     if device.type == "cpu":
         return torch.export.export(model, args, dynamic_shapes=dynamic_shapes)

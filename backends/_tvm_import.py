@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from backends._onnx_unroll import fold_static_shapes, unroll_loops
-from backends._torch_export import cpu_copy, dynamic_shapes_spec
+from backends._torch_export import bound_dynamic_shapes, cpu_copy, dynamic_shapes_spec
 
 #: Importers, the values of the ``tvm/frontend`` dimension.
 FRONTENDS: tuple[str, ...] = ("torch.export", "onnx")
@@ -76,7 +76,7 @@ def cpu_export(model: Any, args: tuple[torch.Tensor, ...],
     """
     model, args = cpu_copy(model, args)
     with torch.no_grad():
-        program = torch.export.export(model, args, dynamic_shapes=dynamic_shapes)
+        program = torch.export.export(model, args, dynamic_shapes=bound_dynamic_shapes(model, dynamic_shapes))
         decomposed: torch.export.ExportedProgram = program.run_decompositions(decompositions())
     return decomposed
 
@@ -160,7 +160,7 @@ def to_onnx(model: Any, args: tuple[torch.Tensor, ...],
     model, args = cpu_copy(model, args)
     program = cpu_export(model, args, dynamic_shapes)
     onnx_program = torch.onnx.export(program, args, dynamo=True, opset_version=ONNX_OPSET,
-                                     dynamic_shapes=dynamic_shapes, verbose=False)
+                                     dynamic_shapes=bound_dynamic_shapes(model, dynamic_shapes), verbose=False)
     if onnx_program is None:  # only the legacy exporter returns None
         raise RuntimeError("torch.onnx.export returned no program")
     return onnx_program.model_proto

@@ -15,8 +15,9 @@ from __future__ import annotations
 import abc
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from tuner.core.errors import error_line
@@ -38,6 +39,11 @@ class Backend(abc.ABC):
         precisions: Precisions it supports (None: all that the level allows).
         native_kinds: Model kinds (:func:`tuner.core.kinds.model_kind`: ``"torchscript"``,
             ``"nn.Module"``, ``"graphdef"``) that :meth:`native_model` can return a candidate as.
+        export_compile_ratio: The export's seconds per second of the candidate's compile
+            (``Outcome.compile_s``), for the share of the run's time budget kept for the export
+            (:func:`tuner.search.loop.final_reserve`); 1 where the export saves what the build made.
+        load_s: Per device, seconds a fresh process takes to load the artifact, beyond starting
+            Python and importing (where it is known to be long).
     """
 
     name: ClassVar[str]
@@ -47,6 +53,8 @@ class Backend(abc.ABC):
     test_only: ClassVar[bool] = False
     precisions: ClassVar[frozenset[str] | None] = None
     native_kinds: ClassVar[frozenset[str]] = frozenset()
+    export_compile_ratio: ClassVar[float] = 1.0
+    load_s: ClassVar[Mapping[str, float]] = MappingProxyType({})
 
     _registry: ClassVar[dict[str, type[Backend]]] = {}
 
@@ -78,6 +86,25 @@ class Backend(abc.ABC):
         from tuner.core.devices import cuda_available
 
         return device in cls.devices and (device != "gpu" or cuda_available())
+
+    @classmethod
+    def refusal(cls, workload: Workload) -> str | None:
+        """Why this backend cannot take the workload's model at all, or None when it can.
+
+        Asked once, when a study is created: a backend that refuses is left out of the space,
+        instead of failing every trial it would get. The default: it takes every model of its
+        frameworks.
+        """
+        return None
+
+    @classmethod
+    def refused_options(cls, workload: Workload) -> dict[str, tuple[Any, ...]]:
+        """Option values this backend cannot build for the workload's model (left out of a new study's space).
+
+        Returns:
+            ``{"<backend>/<option>": (value, ...)}``; the default: none.
+        """
+        return {}
 
     @abc.abstractmethod
     def compile(self, workload: Workload, candidate: Candidate) -> Built:

@@ -4,8 +4,9 @@ On a TensorFlow workload it is plain TensorFlow: the original frozen graph in a 
 TF's default config, written back as the same GraphDef (``model.pb``).
 
 On a PyTorch workload its artifact is a ``torch.export`` program (``model.pt2``) with the test data's varying dims
-symbolic; a model that ``torch.export`` cannot capture falls back to ``torch.jit.trace``
-(``model.ts``).
+symbolic, or several where the model branches on shapes the test data varies
+(:mod:`backends._export_cover`); a model that ``torch.export`` cannot capture falls back to
+``torch.jit.trace`` (``model.ts``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Any, ClassVar
 
 import torch
 
-from backends._torch_export import dynamic_shapes_spec, example_inputs, export_program
+from backends._export_cover import export_covering, load_covering, write_covering
+from backends._torch_export import example_inputs
 from backends.base import Backend
 from tuner.core.devices import torch_device
 from tuner.core.errors import error_line
+from tuner.core.outputs import with_flat_outputs
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload
 from tuner.runtime.precision import apply_precision
@@ -66,8 +69,10 @@ class EagerBackend(Backend):
                 raise ValueError(f"plain TensorFlow runs the graph as frozen (fp32), not {candidate.precision}")
             runner = plain_runner(workload.model)
             return Built(fn=runner, build_s=0.0, state={"tf_runner": runner})
+        # The model as the user has it (optimize() may return it), its outputs flat as every
+        # backend's are.
         model = apply_precision(workload.model, candidate.precision)
-        return Built(fn=model, build_s=0.0, state={"model": model})
+        return Built(fn=with_flat_outputs(model, workload.output_spec), build_s=0.0, state={"model": model})
 
     def native_model(self, built: Built, workload: Workload, candidate: Candidate) -> Any | None:
         """The model itself (fp32), or its low-precision wrapper (an ``nn.Module``, not TorchScript).
@@ -91,8 +96,9 @@ class EagerBackend(Backend):
             directory: Where to write.
 
         Returns:
-            ``{"format": "torch.export" | "torchscript", "file": ...}``; after a fallback also
-            ``export_error``, the reason ``torch.export`` failed.
+            ``{"format": "torch.export" | "torchscript", "file": ...}``, with ``programs`` where
+            several programs take the test data's shapes; after a fallback also ``export_error``,
+            the reason ``torch.export`` failed.
 
         Raises:
             Exception: When the ``torch.jit.trace`` fallback fails too.
@@ -101,16 +107,15 @@ class EagerBackend(Backend):
             from tuner.runtime.tf_session import export_graph
 
             return export_graph(workload.model.parse(), workload.model, directory)
-        model = built.state.get("model", built.fn)
+        model = with_flat_outputs(built.state.get("model", built.fn), workload.output_spec)
         example = example_inputs(workload)
-        path = directory / "model.pt2"
         try:
-            program = export_program(model, example, dynamic_shapes_spec(workload))
-            torch.export.save(program, path)
-            return {"format": EXPORT_FORMAT, "file": path.name}
+            return {"format": EXPORT_FORMAT,
+                    **write_covering(export_covering(model, workload), directory, torch.export.save)}
         except Exception as e:  # noqa: BLE001 - any capture failure means: use the tracer instead
             reason = error_line(e)
-        path.unlink(missing_ok=True)
+        for written in directory.glob("model*.pt2"):
+            written.unlink()
         traced = torch.jit.trace(model, example, check_trace=False, strict=False)  # type: ignore[no-untyped-call]
         ts_path = directory / "model.ts"
         torch.jit.save(traced, str(ts_path))
@@ -140,9 +145,11 @@ class EagerBackend(Backend):
         if meta["format"] == EXPORT_FORMAT:
             from torch.export.passes import move_to_device_pass
 
-            program = move_to_device_pass(torch.export.load(path), dev)
-            module: Callable[..., Any] = program.module()
-            return module
+            def module(file: Path) -> Callable[..., Any]:
+                loaded: Callable[..., Any] = move_to_device_pass(torch.export.load(file), dev).module()
+                return loaded
+
+            return load_covering(directory, meta, module)
         if meta["format"] == TRACE_FORMAT:
             scripted: Callable[..., Any] = torch.jit.load(str(path), map_location=dev)  # type: ignore[no-untyped-call]
             return scripted

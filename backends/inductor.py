@@ -30,13 +30,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
 
+from backends._export_cover import export_covering, load_covering, write_covering
 from backends._torch_export import (
     cxx_compiler_available,
-    dynamic_shapes_spec,
     example_inputs,
     export_program,
     pick_by_shape,
@@ -45,7 +46,8 @@ from backends._torch_export import (
 from backends.base import Backend
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload
-from tuner.runtime.precision import apply_precision, tf32
+from tuner.runtime.models import prepared_model, untraceable_reason
+from tuner.runtime.precision import tf32
 
 #: ``torch.compile`` modes.
 MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
@@ -209,6 +211,27 @@ class ShapeDispatch:
         return runner(*args)
 
 
+def cxx_runtime_in_global_scope() -> None:
+    """Put the C++ standard library in the process's global symbol scope, before a package is opened.
+
+    AOTInductor's compiled wrapper (the package's ``.so``) calls the C++ runtime without linking
+    it: ``ldd`` of a CUDA package's ``.so`` made by torch 2.11 lists ``libcuda``, ``libgcc_s``
+    and torch's libraries, and no ``libstdc++``. It relies on the process having the library in
+    its global scope. The process that compiled the package has it there; a fresh Python process
+    that only imported torch has not (Python opens torch's libraries, which do link it,
+    ``RTLD_LOCAL``), and opening the package there died of SIGSEGV on the GPU machine. Any library
+    loaded ``RTLD_GLOBAL`` that links ``libstdc++`` put it there first, which is why importing
+    ``tvm`` or ``onnxruntime`` beforehand hid the crash (``experiments/aoti_load_probe.py`` and
+    ``experiments/aoti_load_libs.py`` show both).
+    """
+    import ctypes
+    import ctypes.util
+    import os
+
+    ctypes.CDLL(ctypes.util.find_library("stdc++") or "libstdc++.so.6", mode=os.RTLD_GLOBAL)
+
+
+
 class InductorBackend(Backend):
     """``torch.compile`` with Inductor: static or dynamic shapes, mode and fusion options."""
 
@@ -216,6 +239,13 @@ class InductorBackend(Backend):
     # mark_dynamic first: it is torch.compile's own default (dynamic=None: automatic dynamic
     # shapes), and a study starts from each backend's first choices.
     shape_modes = ("mark_dynamic", "static", "dynamic")
+    # AOTInductor compiles the model again, ahead of time, with its C++ wrapper: 16.1 s against
+    # 3.4 s in the trial on the 2-core CPU box (`tune --model experiments.workloads.hf_bert:make_tiny
+    # --device cpu --backends eager,inductor --trials 4 --finalists 2`, the report's timing). Its
+    # GPU packages then took 42 s to check in a fresh process on a shared H100, against 7 s for a
+    # TorchScript artifact (BERT-base and ViT-B/16, experiments/results/2026-12-06-h100-real-models.md).
+    export_compile_ratio = 5.0
+    load_s = MappingProxyType({"gpu": 35.0})
 
     @classmethod
     def is_available(cls, device: str) -> bool:
@@ -234,6 +264,11 @@ class InductorBackend(Backend):
         if device == "gpu":
             return importlib.util.find_spec("triton") is not None
         return cxx_compiler_available()
+
+    @classmethod
+    def refusal(cls, workload: Workload) -> str | None:
+        """A TorchScript model that torch's converter cannot turn back into Python code (see ``prepared_model``)."""
+        return untraceable_reason(workload)
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         """``torch.compile`` the model and compile it for the example sample.
@@ -268,7 +303,7 @@ class InductorBackend(Backend):
             dynamo.config.accumulated_recompile_limit = limit
 
         options = compile_options(candidate)
-        model = apply_precision(workload.model, candidate.precision)
+        model = prepared_model(workload, candidate.precision, trace=True)
         # torch.compile's typed overloads predate its recompile_limit argument (a per-function limit
         # that leaves the process-wide one alone; torch 2.11 lacks it); where it is missing the
         # process-wide limit is raised instead.
@@ -298,7 +333,9 @@ class InductorBackend(Backend):
 
         Returns:
             Static: ``{"format": "aoti", "shape_mode": "static", "packages": {shape_key: file}}``;
-            otherwise ``{"format": "aoti", "shape_mode": ..., "file": "model.pt2"}``.
+            otherwise ``{"format": "aoti", "shape_mode": ..., "file": "model.pt2"}``, with
+            ``programs`` where several packages take the test data's shapes
+            (:mod:`backends._export_cover`).
 
         Raises:
             Exception: Whatever ``torch.export`` or AOTInductor raise.
@@ -315,7 +352,7 @@ class InductorBackend(Backend):
 
         model = built.state.get("model")
         if model is None:
-            model = apply_precision(workload.model, candidate.precision)
+            model = prepared_model(workload, candidate.precision, trace=True)
         configs = aoti_configs(candidate)
         meta: dict[str, Any] = {"format": "aoti", "shape_mode": candidate.shape_mode, "inductor_configs": configs}
         if candidate.shape_mode == "static":
@@ -328,11 +365,10 @@ class InductorBackend(Backend):
                 packages[shape_key_str(key)] = path.name
             meta["packages"] = packages
             return meta
-        program = export_program(model, example_inputs(workload), dynamic_shapes_spec(workload))
-        path = directory / "model.pt2"
-        aoti_compile_and_package(program, package_path=str(path), inductor_configs=configs)
-        meta["file"] = path.name
-        return meta
+        def package(program: torch.export.ExportedProgram, path: Path) -> None:
+            aoti_compile_and_package(program, package_path=str(path), inductor_configs=configs)
+
+        return {**meta, **write_covering(export_covering(model, workload), directory, package)}
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any], device: str) -> Callable[..., Any]:
@@ -344,19 +380,19 @@ class InductorBackend(Backend):
             device: ``"cpu"`` or ``"gpu"`` (the packages run where they were compiled for).
 
         Returns:
-            The package, or a dispatcher over the per-shape packages (static mode) that raises
-            ``ValueError`` for a shape it has no package for.
+            The package, or a dispatcher over the per-shape packages (static mode) or the
+            packages of several shape ranges, which raises ``ValueError`` for shapes none takes.
 
         Raises:
             ValueError: For an unknown artifact format.
         """
         from torch._inductor import aoti_load_package
 
+        cxx_runtime_in_global_scope()
         if meta.get("format") != "aoti":
             raise ValueError(f"inductor artifact format {meta.get('format')!r} is not 'aoti'")
         if "packages" in meta:
             runners: dict[str, Callable[..., Any]] = {
                 key: aoti_load_package(str(directory / str(file))) for key, file in meta["packages"].items()}
             return ShapeDispatch(runners)
-        package: Callable[..., Any] = aoti_load_package(str(directory / str(meta["file"])))
-        return package
+        return load_covering(directory, meta, lambda path: aoti_load_package(str(path)))

@@ -25,9 +25,11 @@ from torch import nn
 from backends._torch_export import example_inputs
 from backends.base import Backend
 from tuner.core.devices import torch_device
+from tuner.core.outputs import FlatOutputs
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload
-from tuner.runtime.precision import CastWrapper, apply_precision
+from tuner.runtime.models import prepared_model
+from tuner.runtime.precision import CastWrapper
 
 #: How the model becomes TorchScript.
 METHODS: tuple[str, ...] = ("script", "trace")
@@ -155,15 +157,22 @@ def _script_module(module: nn.Module) -> torch.jit.ScriptModule:
     return scripted
 
 
+#: Thin wrappers around the user's model (a precision cast, flattened outputs): their ``forward``
+#: takes ``*args``, which the scripting compiler refuses.
+_WRAPPERS = (CastWrapper, FlatOutputs)
+
+
 def _script(model: Any, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
     if isinstance(model, torch.jit.ScriptModule):
         return model
-    if isinstance(model, CastWrapper):
-        # CastWrapper.forward takes *args, which the scripting compiler refuses: script the
-        # wrapped model and trace the thin cast layer around it (a traced module keeps a scripted
-        # submodule's control flow as a call).
-        if not isinstance(model.model, torch.jit.ScriptModule):
-            model.model = _script_module(model.model)
+    if isinstance(model, _WRAPPERS):
+        # Script the innermost model and trace the thin layers around it (a traced module keeps a
+        # scripted submodule's control flow as a call).
+        parent = model
+        while isinstance(parent.model, _WRAPPERS):
+            parent = parent.model
+        if not isinstance(parent.model, torch.jit.ScriptModule):
+            parent.model = _script_module(parent.model)
         traced: torch.jit.ScriptModule = torch.jit.trace(  # type: ignore[no-untyped-call]
             model, example, check_trace=False, strict=False)
         return traced
@@ -176,6 +185,18 @@ class TorchScriptBackend(Backend):
     name = "torchscript"
     shape_modes = ("dynamic",)
     native_kinds = frozenset({"torchscript", "nn.Module"})
+
+    @classmethod
+    def refused_options(cls, workload: Workload) -> dict[str, tuple[Any, ...]]:
+        """``torchscript/method=script`` for a model TorchScript's compiler cannot script (most libraries' models)."""
+        model = workload.model
+        if workload.framework != "torch" or isinstance(model, torch.jit.ScriptModule):
+            return {}
+        try:
+            _script_module(model)
+        except Exception:  # noqa: BLE001 - any failure to script means: trace only
+            return {"torchscript/method": ("script",)}
+        return {}
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         """Script or trace the model in the candidate's precision, then freeze/optimize it.
@@ -212,7 +233,7 @@ class TorchScriptBackend(Backend):
                 raise RuntimeError("torchscript/fuser 'fuser1' (NNC) cannot generate CPU code: this torch build has "
                                    "no LLVM (torch._C._llvm_enabled() is False)")
 
-        model = apply_precision(workload.model, candidate.precision)
+        model = prepared_model(workload, candidate.precision)
         if isinstance(model, nn.Module):
             model.eval()
         example = example_inputs(workload)
@@ -249,6 +270,8 @@ class TorchScriptBackend(Backend):
         """
         if built.state.get("saved") is not None or candidate.precision == "tf32":
             return None
+        if workload.output_spec is not None and not workload.output_spec.flat:
+            return None  # it returns the outputs flattened, not in the model's own structure
         fuser = built.state.get("fuser")
         if fuser is not None and _fusion_on(FUSER_FLAGS[str(fuser)], workload.device) != _fusion_on(
                 _current_flags(), workload.device):

@@ -48,7 +48,7 @@ from backends.base import Backend
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload
 from tuner.runtime import timelimit
-from tuner.runtime.precision import apply_precision
+from tuner.runtime.models import prepared_model, untraceable_reason
 
 #: Key of the single module of a dynamic-shape artifact.
 ANY_SHAPE = "*"
@@ -184,11 +184,16 @@ class TvmBackend(Backend):
 
         if not super().is_available(device) or importlib.util.find_spec("tvm") is None:
             return False
-        if device == "gpu":
+        try:
             import tvm
+        except Exception:  # noqa: BLE001 - a broken install (a missing compiler library) is no TVM
+            return False
+        return device != "gpu" or bool(tvm.cuda(0).exist)
 
-            return bool(tvm.cuda(0).exist)
-        return True
+    @classmethod
+    def refusal(cls, workload: Workload) -> str | None:
+        """A TorchScript model that torch's converter cannot turn back into Python code (TVM imports an export)."""
+        return untraceable_reason(workload) if workload.framework == "torch" else None
 
     def store(self, workload: Workload) -> TuningStore:
         """The tuning database of this (model, target): under ``cache_dir``, or a folder of this instance.
@@ -244,7 +249,7 @@ class TvmBackend(Backend):
                 raise ValueError(f"tvm takes TensorFlow graphs in fp32 only, not {candidate.precision}")
             model = workload.model
         else:
-            model = apply_precision(workload.model, candidate.precision)
+            model = prepared_model(workload, candidate.precision, trace=True)
         target = target_for(workload.device)
         store = self.store(workload) if request.budget else None
         dev = tvm_device(workload.device)

@@ -68,7 +68,7 @@ def all_params(ctx: SpaceContext) -> Iterator[dict[str, Any]]:
         ``{"backend": ..., "<backend>/<option>": ...}`` for each distinct candidate.
     """
     for backend in ctx.backends:
-        choices = [c for dim in dimensions() if dim.name != "backend" for c in dim.choices(backend, ctx)
+        choices = [c for dim in dimensions() if dim.name != "backend" for c in dim.offered(backend, ctx)
                    if len(c.values) > 1]
         for values in itertools.product(*(c.values for c in choices)):
             yield {"backend": backend, **{c.key: v for c, v in zip(choices, values, strict=True)}}
@@ -82,7 +82,7 @@ def space_size(ctx: SpaceContext) -> int:
         for dim in dimensions():
             if dim.name == "backend":
                 continue
-            for choice in dim.choices(backend, ctx):
+            for choice in dim.offered(backend, ctx):
                 n *= len(choice.values)
         total += n
     return total

@@ -38,6 +38,8 @@ class SpaceContext:
             (:mod:`search_space.cuda_graph`). Every new study sets it; a study created before the
             choice existed reads False, so its trials' stored params still decode (``FixedTrial``
             raises on a parameter it was not given).
+        excluded: Option values left out of the space because a backend cannot build them for
+            this model (``Backend.refused_options``), ``((key, (value, ...)), ...)``.
     """
 
     backends: tuple[str, ...]
@@ -48,6 +50,7 @@ class SpaceContext:
     expensive: bool = False
     convolutions: bool = False
     cuda_graphs: bool = False
+    excluded: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (kept in the study's user attributes)."""
@@ -56,7 +59,8 @@ class SpaceContext:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpaceContext:
         """The inverse of :meth:`to_dict`."""
-        return cls(**{**data, "backends": tuple(data["backends"])})
+        excluded = tuple((key, tuple(values)) for key, values in data.get("excluded", ()))
+        return cls(**{**data, "backends": tuple(data["backends"]), "excluded": excluded})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +111,15 @@ class Dimension(abc.ABC):
             The choices, each suggested as a categorical.
         """
 
+    def offered(self, backend: str, ctx: SpaceContext) -> list[Choice]:
+        """:meth:`choices` without the values the study left out (``ctx.excluded``): what is searched."""
+        excluded = dict(ctx.excluded)
+        out = []
+        for choice in self.choices(backend, ctx):
+            values = tuple(v for v in choice.values if v not in excluded.get(choice.key, ()))
+            out.append(dataclasses.replace(choice, values=values or choice.values))
+        return out
+
     def suggest(self, trial: optuna.trial.BaseTrial, backend: str, ctx: SpaceContext) -> dict[str, Any]:
         """Suggest this dimension's parameters for ``backend``.
 
@@ -121,7 +134,7 @@ class Dimension(abc.ABC):
             ``{key: value}`` for every choice.
         """
         out: dict[str, Any] = {}
-        for choice in self.choices(backend, ctx):
+        for choice in self.offered(backend, ctx):
             if len(choice.values) == 1:
                 out[choice.key] = choice.values[0]
             else:

@@ -19,7 +19,9 @@ in this list (``tests/test_architecture.py`` checks it):
 
 ``backends`` and ``search_space`` import only ``tuner.core`` and ``tuner.runtime``. The public
 names below are imported on first use (PEP 562): the lower rooms import ``tuner.core`` and
-``tuner.runtime`` without pulling the study driver, which imports them.
+``tuner.runtime`` without pulling the study driver, which imports them. ``import tuner``
+registers ``torch.ops.tuner.run_artifact`` (:mod:`tuner.script_op`), which the ScriptModules that
+``optimize`` returns call, as PAI-Blade's runtime does for its own.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from tuner import script_op  # noqa: F401  (registers torch.ops.tuner.run_artifact)
 from tuner.core.errors import UserError
 
 if TYPE_CHECKING:

@@ -57,6 +57,11 @@ def make_samples(size: str = "full", seed: int = 1) -> list[tuple[torch.Tensor, 
     return samples
 
 
+def make_full() -> tuple[torch.nn.Module, list[tuple[torch.Tensor, ...]]]:
+    """Factory for ``tune --model experiments.workloads.hf_bert:make_full`` (the benchmark's size)."""
+    return make_model("full"), make_samples("full")
+
+
 def make_tiny() -> tuple[torch.nn.Module, list[tuple[torch.Tensor, ...]]]:
     """Factory for ``tune --model experiments.workloads.hf_bert:make_tiny`` (the small config)."""
     return make_model("small"), make_samples("small")

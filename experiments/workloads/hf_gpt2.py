@@ -88,6 +88,11 @@ def make_samples(size: str = "full", seed: int = 1) -> list[tuple[torch.Tensor, 
     return [(prompt, past(0), past(0)), (token, past(cfg.prompt), past(cfg.prompt))]
 
 
+def make_full() -> tuple[nn.Module, list[tuple[torch.Tensor, ...]]]:
+    """Factory for ``tune --model experiments.workloads.hf_gpt2:make_full`` (the benchmark's size)."""
+    return make_model("full"), make_samples("full")
+
+
 def make_tiny() -> tuple[nn.Module, list[tuple[torch.Tensor, ...]]]:
     """Factory for ``tune --model experiments.workloads.hf_gpt2:make_tiny`` (the small config)."""
     return make_model("small"), make_samples("small")

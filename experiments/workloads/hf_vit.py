@@ -10,6 +10,8 @@ import dataclasses
 
 import torch
 
+from experiments.workloads._images import image_batches
+
 
 @dataclasses.dataclass(frozen=True)
 class Size:
@@ -45,8 +47,12 @@ def make_model(size: str = "full", seed: int = 0) -> torch.nn.Module:
 def make_samples(size: str = "full", seed: int = 1) -> list[tuple[torch.Tensor, ...]]:
     """``(pixel_values,)`` per sample, NCHW."""
     cfg = SIZES[size]
-    gen = torch.Generator().manual_seed(seed)
-    return [(torch.randn(b, 3, cfg.image, cfg.image, generator=gen),) for b in cfg.batches]
+    return image_batches(cfg.image, cfg.batches, seed)
+
+
+def make_full() -> tuple[torch.nn.Module, list[tuple[torch.Tensor, ...]]]:
+    """Factory for ``tune --model experiments.workloads.hf_vit:make_full`` (the benchmark's size)."""
+    return make_model("full"), make_samples("full")
 
 
 def make_tiny() -> tuple[torch.nn.Module, list[tuple[torch.Tensor, ...]]]:

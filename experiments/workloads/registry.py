@@ -1,4 +1,4 @@
-"""The benchmark's five workloads, and how each is prepared and loaded.
+"""The benchmark's workloads, and how each is prepared and loaded.
 
 A workload is built from its module's seeded factories (``make_model``, ``make_samples``) or, for
 the TensorFlow one, from files that :func:`prepare` wrote on a host with TensorFlow. ``prepare``
@@ -58,6 +58,14 @@ WORKLOADS: dict[str, BenchWorkload] = {w.name: w for w in (
     BenchWorkload("resnet", "ResNet-18-style conv net, batch 1 and 32", "static shapes, convolutions",
                   "torch", "resnet"),
     BenchWorkload("mlp", "small MLP at batch 1", "launch-bound", "torch", "mlp"),
+    BenchWorkload("hf_bert", "Hugging Face BertModel (BERT-base), padded batches of 1-8 x 32-128 tokens",
+                  "a library's outputs, attention masks, dynamic shapes", "torch", "hf_bert"),
+    BenchWorkload("hf_gpt2", "Hugging Face GPT2LMHeadModel, a prefill and a cached decode step",
+                  "DynamicCache in and out, a dynamic past", "torch", "hf_gpt2"),
+    BenchWorkload("hf_vit", "Hugging Face ViTModel (ViT-B/16), batch 1 and 8", "GEMMs, attention", "torch",
+                  "hf_vit"),
+    BenchWorkload("resnet50", "ResNet-50 (torchvision's, else transformers'), batch 1 and 8", "convolutions",
+                  "torch", "resnet50"),
 )}
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +145,29 @@ def test_gpu(tmp_path: Path) -> None:
     conformance.check_candidate(NAME, Candidate(NAME, shape_mode="mark_dynamic", options={
         "inductor/mode": "reduce-overhead"}), "gpu")
     conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static", precision="bf16"), "gpu", level="o2")
+
+
+#: In a fresh process that imported nothing but torch and this backend: open the package, run it.
+BARE_LOAD = """
+import json, sys
+from pathlib import Path
+import torch
+from backends.inductor import InductorBackend
+assert not {"tvm", "onnxruntime", "tensorflow"} & set(sys.modules), sorted(sys.modules)
+folder = Path(sys.argv[1])
+fn = InductorBackend.load(folder, json.loads((folder / "artifact.json").read_text())["meta"], "gpu")
+out = fn(torch.randn(2, 8, device="cuda"), torch.randn(2, 16, device="cuda"))
+print("RAN", [tuple(o.shape) for o in out])
+"""
+
+
+@pytest.mark.gpu
+def test_gpu_package_loads_in_a_bare_fresh_process(tmp_path: Path) -> None:
+    # torch 2.11 + CUDA 13: a package's wrapper .so does not link libstdc++, and a fresh process had it
+    # in no global scope: opening the package died of SIGSEGV (InductorBackend.load now puts it there).
+    built, _ = conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic"), "gpu", export_dir=tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run([sys.executable, "-c", BARE_LOAD, str(tmp_path)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "RAN" in proc.stdout

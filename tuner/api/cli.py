@@ -80,7 +80,8 @@ def tune_command(
         help="Comma-separated backends to search (default: every available one for the model's framework).")
     ] = None,
     timeout: Annotated[float | None, typer.Option(
-        help="Seconds for the whole trial loop; the best so far is still written.")] = None,
+        help="Seconds for the whole run: loading, the search, the finalists, the export and its check. The "
+             "search stops early enough for the rest, and trials still running then are stopped.")] = None,
     trial_timeout: Annotated[float, typer.Option(
         "--trial-timeout", help="Seconds one candidate may take to build and measure; past it the trial "
                                 "fails with reason 'timeout' and the study goes on.")] = defaults.TRIAL_TIMEOUT_S,
@@ -138,39 +139,42 @@ def tune_command(
     what = model or "the built-in demo"
     # A spinner that leaves no line behind: if the model, its data or the study refuses the run,
     # the error is the only line on stderr. The next phase line says what was loaded.
-    with progress.console.status(f"loading {what} on {dev}"):
+    with progress.console.status(f"loading {what} on {dev}"), checked.budget.phase("load"):
         workload = load_workload(model, test_data, dev, inputs=inputs, outputs=outputs)
     result = run(workload, checked if study_name else checked.named(workload.name), progress=progress)
     _print_result(result, progress)
     if result.report["search"]["stopped_by"] == "interrupted":
         # The best so far is written, but the study is not done: say so to scripts (128 + SIGINT).
         raise typer.Exit(130)
-    if result.best_config is None:
+    if result.artifact_dir is None:
         # Nothing to deploy: a script must not go on as if there were (the line above says why).
         raise typer.Exit(1)
 
 
 def _print_result(result: Any, progress: Any) -> None:
     report = result.report
-    out = progress.console
-    if result.best_config is None:
-        return  # finalize said so, in one line
-    out.print(json.dumps({"optimizations": report["optimizations"]}, indent=2), markup=False, highlight=False)
-    chosen = report["chosen"]
-    out.print(f"best: trial {chosen['trial']}: {chosen['description']}", markup=False, highlight=False)
+    if result.artifact_dir is None:
+        return  # finalize said why, in one line
+    lines = [json.dumps({"optimizations": report["optimizations"]}, indent=2),
+             f"best: trial {report['chosen']['trial']}: {report['chosen']['description']}"]
     if report.get("speedup"):
-        out.print(f"speedup over eager (side by side, whole test data): {report['speedup']:.2f}x", highlight=False)
+        lines.append(f"speedup over eager (side by side, whole test data): {report['speedup']:.2f}x")
     search = report["search"]
-    out.print(f"trials: {search['trials']} ({search['complete']} complete, {search['failed']} failed, "
-              f"{search['pruned']} pruned; {search['distinct_candidates']} distinct candidates), "
-              f"stopped by {search['stopped_by']}", highlight=False)
-    artifact = report.get("artifact") or {}
-    if "error" in artifact:
-        out.print(f"artifact: NOT written: {artifact['error']}", markup=False, highlight=False)
-    out.print(f"written: {result.artifact_dir} (artifact, report.json, best_config.json)", markup=False,
-              highlight=False)
+    lines.append(f"trials: {search['trials']} ({search['complete']} complete, {search['failed']} failed, "
+                 f"{search['pruned']} pruned; {search['distinct_candidates']} distinct candidates), "
+                 f"stopped by {search['stopped_by']}")
+    timing = report.get("timing") or {}
+    if timing:
+        lines.append("time: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in timing.items()
+                                          if k not in ("budget_s", "reserved_s") and v is not None)
+                     + (f" (budget {timing['budget_s']:g} s, {timing['reserved_s']:.0f} s of it kept for "
+                        "after the search)" if timing.get("budget_s") else ""))
+    lines.append(f"written: {result.artifact_dir} ({report['chosen']['backend']} artifact, report.json, "
+                 "best_config.json)")
     if result.mlflow_uri:
-        out.print(f"browse: mlflow ui --backend-store-uri {result.mlflow_uri}", markup=False, highlight=False)
+        lines.append(f"browse: mlflow ui --backend-store-uri {result.mlflow_uri}")
+    for line in lines:
+        progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("best")

@@ -23,7 +23,7 @@ from tuner.core.errors import UserError
 FIELD_HELP: dict[str, str] = {
     "enable_static_shape_compilation_opt": "true: search static-shape candidates only (Blade's option)",
     "trials": "most trials the search runs (an integer >= 1)",
-    "time_budget_s": "seconds the search loop may run (> 0), or None for no limit",
+    "time_budget_s": "seconds the whole call may take, search, export and check included (> 0), or None",
     "trial_timeout_s": "seconds one candidate may take to build and measure (> 0), or None",
     "backends": "backends to search, e.g. ['eager', 'torchscript'], or None for every available one",
     "output": "'same_kind' (a model of the kind given) or 'any' (the overall fastest, maybe a loaded artifact)",
@@ -45,7 +45,8 @@ class Config(BaseModel):
             distinct input shape), as Blade's option of the same name asks for.
         trials: Most trials the search runs (a repeated ``optimize`` call continues the same
             study, so it runs only the trials still missing).
-        time_budget_s: Seconds the search loop may run; None for no limit.
+        time_budget_s: Seconds the whole call may take: loading, the search, the finalists, the
+            export and its check (the search stops early enough for the rest); None for no limit.
         trial_timeout_s: Seconds one candidate may take to build and measure; past it the
             candidate fails with reason ``timeout``. None for no limit.
         backends: Backends to search; None for every available one.

@@ -50,10 +50,11 @@ from tuner.core.workload import Workload
 from tuner.export.artifact import MANIFEST, export_artifact, load_optimized
 from tuner.export.finalists import distinct_picks
 from tuner.export.finalize import TuneResult
-from tuner.export.report import optimization_entry
+from tuner.export.report import EFFECTIVE_SPEEDUP, optimization_entry
 from tuner.export.sidebyside import run_side_by_side
 from tuner.export.verify import verify_in_subprocess
 from tuner.runtime import switches
+from tuner.script_op import script_module
 from tuner.search.study import load_study
 from tuner.workloads.loading import make_workload
 
@@ -135,9 +136,12 @@ class _Call:
              artifact: Path | None) -> OptSpec:
         """The ``opt_spec`` of a returned model (the model as given when ``candidate`` is None)."""
         cand = candidate or Candidate("eager")
+        runtime = _runtime(cand.backend, self.workload.framework)
+        if returned_kind == TORCHSCRIPT and cand.backend != "eager":
+            runtime = ("tuner", *runtime)
         return OptSpec(kind=returned_kind, backend=cand.backend, shape_mode=cand.shape_mode,
                        precision=cand.precision, options=dict(cand.options), device=self.workload.device,
-                       level=self.settings.level, trial=trial, runtime=_runtime(cand.backend, self.workload.framework),
+                       level=self.settings.level, trial=trial, runtime=runtime,
                        how_to_run=_how_to_run(returned_kind, artifact, self.inputs, self.outputs),
                        artifact_dir=None if artifact is None else str(artifact), study=self.settings.study_name,
                        storage=self.settings.storage_url)
@@ -262,7 +266,8 @@ def _how_to_run(kind: str, artifact_dir: Path | None, inputs: Sequence[str] | No
                 f"feed_dict={{{', '.join(repr(n) for n in inputs or [])}: ...}}); save with tuner.save or "
                 "tf.train.write_graph")
     if kind == TORCHSCRIPT:
-        return "model(*inputs); save with torch.jit.save (or tuner.save), load with torch.jit.load"
+        return ("model(*inputs); save with torch.jit.save (or tuner.save); load with torch.jit.load after "
+                "import tuner (it registers the operator that runs the optimized artifact)")
     if kind == NN_MODULE:
         return "model(*inputs); tuner.save(model, dir) writes its artifact folder, tuner.load_optimized(dir) reads it"
     return f"model(*inputs); tuner.save(model, dir) copies {artifact_dir}, tuner.load_optimized(dir) loads it"
@@ -328,17 +333,41 @@ def optimize(
         mlflow_uri=config.mlflow_uri, trials=config.trials, timeout_s=config.time_budget_s,
         trial_timeout_s=config.trial_timeout_s, seed=config.seed, level=level, backends=config.backends,
         static_only=config.enable_static_shape_compilation_opt, repeats=config.repeats), config.track)
-    workload = _make_workload(model, test_data, device, kind, inputs, outputs)
+    with checked.budget.phase("load"):
+        workload = _make_workload(model, test_data, device, kind, inputs, outputs)
     checked = checked.named(_study_name(model, workload, kind, level, device, config))
     call = _Call(model, kind, workload, checked.settings, config, inputs, outputs)
     result = run(workload, checked, progress=RichProgress() if verbose else None)
     optimized, spec, section = _choose(call, load_study(call.settings.study_name, call.settings.storage_url),
                                        result, notes)
-    report = {**result.report, "optimize": section, "device": device_info, "warnings": notes,
+    report = {**result.report, "optimizations": _returned_first(result.report["optimizations"], section),
+              "optimize": section, "device": device_info, "warnings": notes,
               "requested": {"level": level, "device_type": device_type, "config": config.summary(),
                             "inputs": None if inputs is None else list(inputs),
                             "outputs": None if outputs is None else list(outputs)}}
     return optimized, spec, report
+
+
+def _returned_first(entries: list[dict[str, Any]], section: dict[str, Any]) -> list[dict[str, Any]]:
+    """Blade's entries with the one of the model that was returned first (the seed's users read that one)."""
+    returned = section["returned"]
+    name = returned.get("backend", "")
+    first: dict[str, Any] | None
+    if name.startswith("none"):
+        first = {"name": "none", "status": "ineffective", "speedup": "1.00", "pre_run": "-", "post_run": "-"}
+    else:
+        first = next((e for e in entries if e["name"] == name), None) or {
+            "name": name, "status": "effective" if _speedup(returned) >= EFFECTIVE_SPEEDUP else "ineffective",
+            "speedup": returned.get("speedup", "-"), "pre_run": returned.get("pre_run", "-"),
+            "post_run": returned.get("post_run", "-")}
+    return [first, *(e for e in entries if e is not first and e["name"] != first["name"])]
+
+
+def _speedup(entry: dict[str, Any]) -> float:
+    try:
+        return float(entry.get("speedup", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _fastest_entry(result: TuneResult, best: Candidate, best_dir: Path | None) -> dict[str, Any]:
@@ -358,13 +387,16 @@ def _choose(call: _Call, study: optuna.Study, result: TuneResult,
     """Pick what to return, write its artifact, and say what was returned and what is faster."""
     policy = call.config.output
     if result.best_config is None:
-        notes.append("no candidate succeeded: the model is returned unchanged (see search.failures)")
+        why = (result.report.get("artifact") or {}).get("error") or "no candidate succeeded (see search.failures)"
+        notes.append(f"the model is returned unchanged: {why}")
         section: dict[str, Any] = {"output_policy": policy, "fastest": None,
                                    "returned": {"backend": "none (the model as given)", "kind": call.kind}}
         return call.model, call.spec(call.kind, None, None, None), section
     best_dir = result.artifact_dir if result.artifact_dir and (result.artifact_dir / MANIFEST).is_file() else None
     best = Candidate.from_dict(result.best_config)
     fastest = _fastest_entry(result, best, best_dir)
+    if call.kind == TORCHSCRIPT and best_dir is not None:
+        return _carried(call, best, fastest, best_dir)
     pick = _pick_native(study, call)
     if pick is not None and pick.candidate.key() == best.key():
         # The overall winner is itself of the user's kind: its artifact is best/.
@@ -385,6 +417,24 @@ def _choose(call: _Call, study: optuna.Study, result: TuneResult,
     if pick is None:
         return _unchanged(call, best, fastest, notes)
     return _slower_native(call, pick, best, fastest, notes)
+
+
+def _carried(call: _Call, best: Candidate, fastest: dict[str, Any],
+             best_dir: Path) -> tuple[Any, OptSpec, dict[str, Any]]:
+    """A ScriptModule that runs the winner, whatever its backend (:mod:`tuner.script_op`).
+
+    Where the winner is the model itself (eager, in fp32, with no per-call switch), the model is
+    returned as it was: it is the winner.
+    """
+    returned: dict[str, Any] = {**fastest, "kind": call.kind, "is_fastest": True}
+    section = {"output_policy": call.config.output, "fastest": fastest, "returned": returned}
+    if best.backend == "eager" and best.precision == "fp32" and not switches.any_on(best.options, best.precision):
+        returned["carrier"] = "the model as given (eager won)"
+        return call.model, call.spec(call.kind, best, fastest["trial"], best_dir), section
+    example = call.workload.samples[call.workload.example_index()]
+    module = script_module(best_dir, example, call.workload.output_spec)
+    returned["carrier"] = "torch.ops.tuner.run_artifact, the artifact inside the module (import tuner to load it)"
+    return module, call.spec(call.kind, best, fastest["trial"], best_dir), section
 
 
 def _unchanged(call: _Call, best: Candidate, fastest: dict[str, Any],

@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
+from tuner.core.budget import Budget
 from tuner.core.errors import UserError
 from tuner.core.files import file_lock
 from tuner.core.places import (
@@ -40,14 +41,16 @@ class Checked:
     Attributes:
         settings: The settings.
         track: Whether MLflow tracking is on.
+        budget: The run's clock, started by the check (``--timeout`` counts from here).
     """
 
     settings: TuneSettings
     track: bool
+    budget: Budget
 
     def named(self, study_name: str) -> Checked:
         """The same run under another study name (the checked places do not depend on it)."""
-        return Checked(self.settings.model_copy(update={"study_name": study_name}), self.track)
+        return Checked(self.settings.model_copy(update={"study_name": study_name}), self.track, self.budget)
 
 
 def check_storage_url(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
@@ -119,11 +122,12 @@ def preflight(settings: TuneSettings, track: bool) -> Checked:
     Raises:
         UserError: The first problem found.
     """
+    budget = Budget(settings.timeout_s)
     check_output_dir(settings.out)
     check_storage_url(settings.storage_url)
     if track:
         check_tracking_uri(settings.tracking_uri)
-    return Checked(settings, track)
+    return Checked(settings, track, budget)
 
 
 def _sqlite_parent(url: str) -> Path | None:

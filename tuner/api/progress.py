@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tuner.core.records import Outcome
@@ -38,8 +39,14 @@ class RichProgress:
         self._bar.start()
         self._task = self._bar.add_task(description, total=total, completed=done, failures=0, best="-", now="")
 
+    def _line(self, text: str) -> None:
+        # A timed line that is never wrapped: off a terminal (CI, `| tee`) rich would break it at
+        # 80 columns, and a failure's reason is one line to grep.
+        stamp = time.strftime("%H:%M:%S")
+        self.console.print(f"[{stamp}] {text}", markup=False, highlight=False, soft_wrap=True)
+
     def phase(self, text: str) -> None:  # noqa: D102
-        self.console.log(text)
+        self._line(text)
 
     def candidate(self, number: int, description: str) -> None:  # noqa: D102
         if self._task is not None:
@@ -52,8 +59,8 @@ class RichProgress:
         best = f"{best_ms:.3f} ms" if best_ms is not None else "-"
         self._bar.update(self._task, advance=1, failures=failures, best=best, now="")
         if self.show_failures and outcome.failure_kind and not cached:
-            self.console.log(f"trial {number} failed ({outcome.failure_kind}): {outcome.candidate.describe()}: "
-                             f"{outcome.failure_reason}", markup=False, highlight=False)
+            self._line(f"trial {number} failed ({outcome.failure_kind}): {outcome.candidate.describe()}: "
+                       f"{outcome.failure_reason}")
 
     def stop(self) -> None:  # noqa: D102
         self._bar.stop()

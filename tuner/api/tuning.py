@@ -24,15 +24,20 @@ from tuner.api.progress import RichProgress
 from tuner.core import defaults, stopping
 from tuner.core.devices import resolve_device
 from tuner.core.errors import UserError
+from tuner.core.native_log import native_output_to
 from tuner.core.progress import NullProgress, Progress
 from tuner.core.settings import TuneSettings
 from tuner.core.workload import Workload
 from tuner.export.artifact import load_optimized
 from tuner.export.finalize import TuneResult, finalize
+from tuner.search.keys import REFUSED_ATTR
 from tuner.search.loop import run_trials
 from tuner.search.study import best_candidate, load_study, open_study, resolve_backends
 from tuner.tracking.tracker import Tracker
 from tuner.workloads.loading import make_workload
+
+#: The study process's log of what native code prints (in the run's workers folder).
+NATIVE_LOG = "study.log"
 
 
 @contextlib.contextmanager
@@ -76,15 +81,29 @@ def run(workload: Workload, checked: Checked, *, progress: Progress | None = Non
         if resumed:
             progress.message(f"continuing study {settings.study_name!r} "
                              f"({len(study.trials)} trials so far) in {settings.storage_url}")
+        else:
+            _say_left_out(study, ctx, progress)
         try:
-            loop = run_trials(study, ctx, workload, settings, tracker, progress)
-            if loop.stopped_by == "interrupted":
-                progress.message("interrupted: writing the best result so far (Ctrl-C again to abort)")
-            return finalize(study, workload, settings, loop, tracker, progress)
+            # What native code prints while this process builds (the baseline, the finalists, the
+            # export) goes into a log beside the workers' logs, not between the tuner's lines.
+            with native_output_to(settings.workers_dir / NATIVE_LOG):
+                with checked.budget.phase("search"):
+                    loop = run_trials(study, ctx, workload, settings, tracker, progress, checked.budget)
+                if loop.stopped_by == "interrupted":
+                    progress.message("interrupted: writing the best result so far (Ctrl-C again to abort)")
+                return finalize(study, workload, settings, loop, tracker, progress, checked.budget)
         except BaseException:
             if tracker is not None:
                 tracker.close_failed()
             raise
+
+
+def _say_left_out(study: optuna.Study, ctx: SpaceContext, progress: Progress) -> None:
+    """Name what a new study left out of its space because it cannot build for this model."""
+    for backend, reason in (study.user_attrs.get(REFUSED_ATTR) or {}).items():
+        progress.message(f"left out of the search: {backend} ({reason})")
+    for key, values in ctx.excluded:
+        progress.message(f"left out of the search: {key}={', '.join(map(str, values))} (it does not build this model)")
 
 
 def _start_tracking(checked: Checked, workload: Workload, ctx: SpaceContext, progress: Progress) -> Tracker | None:
@@ -140,7 +159,7 @@ def tune(
         storage: Optuna storage URL (default ``sqlite:///<output_dir>/study.db``).
         mlflow_uri: MLflow tracking URI (default ``sqlite:///<output_dir>/mlflow.db``).
         backends: Backends to search (default: every available one).
-        timeout: Seconds for the whole trial loop.
+        timeout: Seconds for the whole run (loading, search, finalists, export and its check).
         trial_timeout: Seconds one candidate may take to build and measure (then it fails).
         seed: TPE sampler seed.
         static_only: Only static-shape candidates.
@@ -168,7 +187,8 @@ def tune(
                             finalists=finalists)
     dev = resolve_device(device)
     checked = preflight(settings, track)
-    workload = make_workload(model, test_data, dev, name=study_name)
+    with checked.budget.phase("load"):
+        workload = make_workload(model, test_data, dev, name=study_name)
     return run(workload, checked, progress=RichProgress() if verbose else None)
 
 

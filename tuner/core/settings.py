@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -21,7 +22,7 @@ class TuneSettings(BaseModel):
         storage: SQLAlchemy URL of the Optuna storage; ``sqlite:///<output_dir>/study.db`` if None.
         mlflow_uri: MLflow tracking URI; ``sqlite:///<output_dir>/mlflow.db`` if None.
         trials: Finished trials the study should hold (a resumed study runs only the rest).
-        timeout_s: Wall-clock budget for the trial loop, None for none.
+        timeout_s: Wall-clock budget of the whole run (:class:`tuner.core.budget.Budget`), None for none.
         trial_timeout_s: Limit on one candidate's build and measurement; past it the trial fails
             with reason ``timeout``. None for none.
         seed: Seed of the TPE sampler.
@@ -155,6 +156,11 @@ class TuneSettings(BaseModel):
     def cache_dir(self) -> Path:
         """Where backends keep what later trials and studies reuse (TVM's tuning databases)."""
         return self.out / "cache"
+
+    @property
+    def workers_dir(self) -> Path:
+        """Where the run's worker logs and workload file go, and the log of what native code prints here."""
+        return self.out / "workers" / f"{self.study_name}-{os.getpid()}"
 
     @property
     def best_dir(self) -> Path:

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from tuner.core.outputs import OutputSpec, flatten_outputs
+
 Sample = tuple[torch.Tensor, ...]
 
 
@@ -29,6 +31,9 @@ class Workload:
         device: ``"cpu"`` or ``"gpu"``.
         source: Where the model came from (file path, factory or ``"python object"``).
         fingerprint: Digest of the model and of its input signature: one study holds one workload.
+        output_spec: The structure of the model's outputs (None for a TF graph, whose outputs are
+            its named tensors): backends compile the model with its outputs flattened, and an
+            artifact rebuilds them.
     """
 
     name: str
@@ -39,6 +44,13 @@ class Workload:
     device: str
     source: str
     fingerprint: str
+    output_spec: OutputSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.output_spec is not None:
+            # Every process that holds the workload (a worker loading it, too) flattens the
+            # outputs the same way: the library classes among them are registered here.
+            self.output_spec.load()
 
     def shape_key(self, index: int) -> tuple[tuple[int, ...], ...]:
         """The input shapes of sample ``index`` (static mode compiles once per distinct key)."""
@@ -101,7 +113,4 @@ class Workload:
         return [{"shapes": [list(s) for s in key], "count": n} for key, n in self.shape_counts().items()]
 
 
-def flatten_outputs(out: Any) -> tuple[torch.Tensor, ...]:
-    """The tensors of a model's output (tensor, tuple, list, dict, ...) in a fixed order."""
-    leaves, _ = torch.utils._pytree.tree_flatten(out)
-    return tuple(leaf for leaf in leaves if isinstance(leaf, torch.Tensor))
+__all__ = ["Sample", "Workload", "flatten_outputs"]

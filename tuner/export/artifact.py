@@ -17,6 +17,7 @@ from typing import Any
 from backends import Backend, backend_class, get_backend
 from tuner.core.errors import UserError, error_line
 from tuner.core.files import write_json
+from tuner.core.outputs import OutputSpec, Rebuilt
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload
 from tuner.runtime.switches import with_switches
@@ -40,8 +41,14 @@ def export_artifact(built: Built, workload: Workload, candidate: Candidate, dire
     """
     backend = get_backend(candidate.backend, cache_dir=cache_dir)
     meta = backend.export(built, workload, candidate, directory)
-    write_json(directory / MANIFEST, {"backend": candidate.backend, "backend_module": type(backend).__module__,
-                                      "device": workload.device, "candidate": candidate.to_dict(), "meta": meta})
+    manifest: dict[str, Any] = {"backend": candidate.backend, "backend_module": type(backend).__module__,
+                                "framework": workload.framework, "device": workload.device,
+                                "candidate": candidate.to_dict(), "meta": meta}
+    spec = workload.output_spec
+    if spec is not None and not spec.flat:
+        # The artifact returns the outputs' tensors; load_optimized gives them their structure back.
+        manifest["outputs"] = spec.to_dict()
+    write_json(directory / MANIFEST, manifest)
 
 
 def load_optimized(directory: str | os.PathLike[str], device: str | None = None) -> Any:
@@ -55,8 +62,9 @@ def load_optimized(directory: str | os.PathLike[str], device: str | None = None)
             where they were saved from).
 
     Returns:
-        For a folder, a callable with the original model's inputs and outputs (run under the
-        torch switches its candidate was measured with, :mod:`tuner.runtime.switches`); for a ``.pb``, the
+        For a folder, a callable with the original model's inputs and outputs, in the model's own
+        output structure (a library's output classes are imported here) and run under the torch
+        switches its candidate was measured with (:mod:`tuner.runtime.switches`); for a ``.pb``, the
         ``tf.compat.v1.GraphDef``; for a TorchScript file, the ScriptModule.
 
     Raises:
@@ -72,11 +80,14 @@ def load_optimized(directory: str | os.PathLike[str], device: str | None = None)
                         "pass the best/ folder that tune wrote (its path is in the tune output and report), "
                         "or a file or folder tuner.save wrote")
     meta = json.loads((path / MANIFEST).read_text())
-    model = _backend_of(meta).load(path, meta.get("meta", {}), device or meta.get("device", "cpu"))
-    # The process-wide switches the candidate was measured under (cuDNN's benchmark mode, ...)
-    # are not in the model's files: set them around each call again.
+    device = device or meta.get("device", "cpu")
+    model = _backend_of(meta).load(path, meta.get("meta", {}), device)
+    # The process-wide switches the candidate was measured under (cuDNN's benchmark mode, TF32)
+    # are not in the model's files: set them around each call again. TF32 is torch's, on CUDA only.
     candidate = meta.get("candidate", {})
-    return with_switches(model, candidate.get("options", {}), candidate.get("precision", "fp32"))
+    model = with_switches(model, candidate.get("options", {}), candidate.get("precision", "fp32"),
+                          loaded=device == "gpu" and meta.get("framework", "torch") == "torch")
+    return Rebuilt(model, OutputSpec.from_dict(meta["outputs"])) if "outputs" in meta else model
 
 
 def _backend_of(meta: dict[str, Any]) -> type[Backend]:

@@ -1,36 +1,35 @@
 """After the trial loop: emit the winner.
 
 Rebuild the study's fastest distinct candidates (its finalists, :mod:`tuner.export.finalists`),
-measure them side by side with eager, export the fastest that runs correctly (the next one if its
-export fails), check the reloaded artifact, and write ``best/`` (artifact, report, best config)
-atomically.
+measure them side by side with eager, export the fastest that runs correctly and check it in a
+fresh process (if that fails, the next one, down the study's ranking: :mod:`tuner.export.emit`),
+and write ``best/`` (artifact, report, best config) atomically. Without an exported artifact
+nothing is written under the study's folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 
+from tuner.core.budget import Budget
 from tuner.core.defaults import FINAL_ROUNDS
 from tuner.core.devices import hardware_context
-from tuner.core.errors import error_line
 from tuner.core.files import write_dir_atomically, write_json
+from tuner.core.native_log import count_lines
 from tuner.core.places import redact
 from tuner.core.progress import NullProgress, Progress
 from tuner.core.records import Built, Candidate
 from tuner.core.settings import TuneSettings
 from tuner.core.workload import Workload
-from tuner.export.artifact import export_artifact
-from tuner.export.finalists import Pick, fastest, ranked, record, top_picks
+from tuner.export.emit import Emitter, candidates, export_first
+from tuner.export.finalists import Pick, distinct_picks, record, top_picks
 from tuner.export.report import build_report
 from tuner.export.sidebyside import Result, run_side_by_side
-from tuner.export.verify import verify_in_subprocess
-from tuner.search.keys import EMITTED_ATTR
+from tuner.search.keys import EMITTED_ATTR, OUTCOME_ATTR
 from tuner.search.loop import LoopResult
 from tuner.search.summary import summary
 from tuner.tracking.tracker import Tracker
@@ -88,6 +87,7 @@ class _Run:
     loop: LoopResult
     tracker: Tracker | None
     progress: Progress
+    budget: Budget
 
 
 def measure_finalists(workload: Workload, picks: list[Pick], settings: TuneSettings) -> Finalists:
@@ -115,7 +115,7 @@ def measure_finalists(workload: Workload, picks: list[Pick], settings: TuneSetti
 
 
 def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, loop: LoopResult,
-             tracker: Tracker | None, progress: Progress | None = None) -> TuneResult:
+             tracker: Tracker | None, progress: Progress | None = None, budget: Budget | None = None) -> TuneResult:
     """Write the run's result.
 
     Args:
@@ -125,32 +125,61 @@ def finalize(study: optuna.Study, workload: Workload, settings: TuneSettings, lo
         loop: How the trial loop ended.
         tracker: MLflow tracker, None when tracking is off.
         progress: Who to tell.
+        budget: The run's clock (None: no limit).
 
     Returns:
-        The result; ``artifact_dir`` is None when no trial succeeded.
+        The result; ``artifact_dir`` is None when nothing was exported (no trial succeeded, or
+        no successful candidate exports).
     """
-    run = _Run(study, workload, settings, loop, tracker, progress or NullProgress())
-    picks = top_picks(study, settings.finalists)
-    common = _report_context(run, picks)
+    run = _Run(study, workload, settings, loop, tracker, progress or NullProgress(), budget or Budget())
+    picks = _fitting(top_picks(study, settings.finalists), run)
     if not picks:
-        return _nothing_to_emit(run, common)
+        return _nothing_to_emit(run, _report_context(run, picks), None)
     run.progress.phase(f"measuring the {len(picks)} fastest distinct candidate(s) again, side by side with eager: "
                        + ", ".join(f"trial {p.trial} ({p.candidate.backend})" for p in picks))
-    finalists = measure_finalists(workload, picks, settings)
+    with run.budget.phase("finalists"):
+        finalists = measure_finalists(workload, picks, settings)
     for p in picks:
         if not finalists.results[p.name].ok:
             run.progress.message(f"finalist trial {p.trial} ({p.candidate.describe()}): "
                                  f"{finalists.results[p.name].error}")
+    emitter = Emitter(workload, settings, run.budget, run.progress)
     written: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    write_dir_atomically(settings.best_dir, lambda tmp: written.append(_fill_best(tmp, run, finalists, common)))
+    try:
+        write_dir_atomically(settings.best_dir, lambda tmp: written.append(_fill_best(tmp, run, finalists, emitter)))
+    except _NothingExported as e:
+        return _nothing_to_emit(run, e.common, e.artifact)
     report, best_config = written[0]
     # tuner.best_config(study) answers with what was emitted, not with the best single measurement.
     study.set_user_attr(EMITTED_ATTR, best_config["trial"])
-    if "error" in report["artifact"]:
-        run.progress.message(f"warning: {report['artifact']['error']}")
     _finish_tracking(run, report, best_config, settings.best_dir)
     return TuneResult(study.study_name, best_config, report, settings.best_dir, settings.storage_url,
                       settings.tracking_uri if tracker else None)
+
+
+def _fitting(picks: list[Pick], run: _Run) -> list[Pick]:
+    """The finalists whose rebuild still fits the time budget (the study's best always stays)."""
+    left = run.budget.remaining()
+    kept = picks[:1]
+    for p in picks[1:]:
+        left -= _rebuild_estimate_s(run.study, p)
+        if left > 0:
+            kept.append(p)
+    return kept
+
+
+def _rebuild_estimate_s(study: optuna.Study, pick: Pick) -> float:
+    """About what rebuilding and measuring ``pick`` again takes: its trial's compile time, and a margin."""
+    outcome = study.trials[pick.trial].user_attrs.get(OUTCOME_ATTR) or {}
+    return 2.0 * float(outcome.get("compile_s") or 0.0) + 5.0
+
+
+class _NothingExported(Exception):
+    """No successful candidate exported: ``best/`` is not written (the report still goes to MLflow)."""
+
+    def __init__(self, common: dict[str, Any], artifact: dict[str, Any]) -> None:
+        super().__init__(artifact.get("error"))
+        self.common, self.artifact = common, artifact
 
 
 def _report_context(run: _Run, picks: list[Pick]) -> dict[str, Any]:
@@ -173,16 +202,22 @@ def _report_context(run: _Run, picks: list[Pick]) -> dict[str, Any]:
                    "mlflow_uri": redact(run.settings.tracking_uri) if run.tracker else None,
                    "output_dir": str(run.settings.out)},
         baseline_total_s=run.loop.baseline_s,
+        native_output={"lines": count_lines(run.settings.workers_dir), "logs": str(run.settings.workers_dir)},
+        timing=run.budget.split(),
     )
 
 
-def _nothing_to_emit(run: _Run, common: dict[str, Any]) -> TuneResult:
-    """No trial succeeded: report it (on MLflow, not on disk) and write nothing."""
+def _nothing_to_emit(run: _Run, common: dict[str, Any], artifact: dict[str, Any] | None) -> TuneResult:
+    """No trial succeeded, or none exported: report it (on MLflow, not on disk) and write nothing."""
     report = build_report(chosen=None, chosen_trial=None, pre_total_s=run.loop.baseline_s, post_total_s=None,
-                          accuracy=None, artifact=None, **common)
+                          accuracy=None, artifact=artifact, **common)
     where = "the study and MLflow" if run.tracker is not None else "the study"
-    run.progress.message(f"no successful trial in study {run.study.study_name!r}, so no artifact was written "
-                         f"(failures by reason: {common['search']['failures_by_reason']}; each reason is in {where})")
+    if artifact is None:
+        run.progress.message(f"no successful trial in study {run.study.study_name!r}, so no artifact was written "
+                             f"(failures by reason: {common['search']['failures_by_reason']}; each reason is in "
+                             f"{where})")
+    else:
+        run.progress.message(f"no artifact was written for study {run.study.study_name!r}: {artifact['error']}")
     _finish_tracking(run, report, None, None)
     return TuneResult(run.study.study_name, None, report, None, run.settings.storage_url,
                       run.settings.tracking_uri if run.tracker else None)
@@ -195,72 +230,30 @@ def _finish_tracking(run: _Run, report: dict[str, Any], best_config: dict[str, A
                            status="KILLED" if run.loop.stopped_by == "interrupted" else "FINISHED")
 
 
-def _fill_best(tmp: Path, run: _Run, finalists: Finalists, common: dict[str, Any]
-               ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Export the winner into ``tmp`` and write its report and config beside it."""
-    chosen, artifact = _export_first(tmp, run, finalists)
-    res = finalists.results[chosen.name]
+def _fill_best(tmp: Path, run: _Run, finalists: Finalists, emitter: Emitter) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Export the winner into ``tmp`` and write its report and config beside it.
+
+    Raises:
+        _NothingExported: When no successful candidate exports.
+    """
+    order = candidates(finalists.picks, finalists.results, finalists.built, distinct_picks(run.study))
+    chosen, artifact = export_first(tmp, emitter, order)
+    if chosen is None:
+        raise _NothingExported(_report_context(run, finalists.picks), artifact)
+    res = finalists.results.get(chosen.name)
     accuracy = ({"ok": True, "max_abs_err": res.max_abs_err, "max_rel_err": res.max_rel_err, "detail": ""}
-                if res.ok else None)
+                if res is not None and res.ok else None)
     best_config = {**chosen.candidate.to_dict(), "trial": chosen.trial, "objective_ms": chosen.objective_s * 1e3,
-                   "side_by_side_ms": res.total_ms, "study": run.study.study_name, "level": run.settings.level,
-                   "device": run.workload.device}
+                   "side_by_side_ms": res.total_ms if res else None, "study": run.study.study_name,
+                   "level": run.settings.level, "device": run.workload.device}
     report = build_report(chosen=chosen.candidate, chosen_trial=chosen.trial, pre_total_s=finalists.eager_s,
-                          post_total_s=res.total_ms / 1e3 if res.ok and res.total_ms else None,
+                          post_total_s=res.total_ms / 1e3 if res is not None and res.ok and res.total_ms else None,
                           accuracy=accuracy, artifact=artifact,
-                          finalists=record(finalists.picks, finalists.results, chosen), **common)
+                          finalists=record(finalists.picks, finalists.results, chosen),
+                          **_report_context(run, finalists.picks))
     write_json(tmp / "report.json", report)
     write_json(tmp / "best_config.json", best_config)
     return report, best_config
-
-
-def _export_first(tmp: Path, run: _Run, finalists: Finalists) -> tuple[Pick, dict[str, Any]]:
-    """Export the fastest finalist that ran correctly and exports; if one fails, try the next.
-
-    Returns:
-        The finalist chosen (the study's best when none ran correctly) and the report's
-        ``artifact`` section (with ``error`` and ``fallbacks`` when exports failed).
-    """
-    order = ranked(finalists.picks, finalists.results)
-    chosen = fastest(finalists.picks, finalists.results)
-    artifact: dict[str, Any] = {"dir": str(run.settings.best_dir)}
-    if not order:
-        artifact["error"] = "no finalist rebuilt and ran correctly: " + "; ".join(
-            f"trial {p.trial}: {finalists.results[p.name].error}" for p in finalists.picks)
-    t0 = time.perf_counter()
-    for p in order:
-        try:
-            artifact.update(_export_and_verify(tmp, run, p, finalists.built[p.name]))
-            chosen = p
-            artifact.pop("error", None)
-            break
-        except Exception as e:  # noqa: BLE001 - a failed export is reported, not a crash
-            error = f"export failed: {error_line(e)}"
-            artifact.setdefault("error", error)
-            artifact.setdefault("fallbacks", []).append({"trial": p.trial, "candidate": p.candidate.describe(),
-                                                         "error": error})
-            run.progress.message(f"trial {p.trial}: {error}" + (": trying the next finalist" if p is not order[-1]
-                                                                 else ""))
-            _empty(tmp)
-    if order:
-        artifact["export_s"] = round(time.perf_counter() - t0, 2)
-    artifact["files"] = sorted(f.name for f in tmp.iterdir())
-    return chosen, artifact
-
-
-def _export_and_verify(tmp: Path, run: _Run, pick: Pick, built: Built) -> dict[str, Any]:
-    """Export one finalist into ``tmp`` and check it in a fresh process (raises when either fails)."""
-    run.progress.phase(f"exporting the {pick.candidate.backend} artifact (trial {pick.trial})")
-    export_artifact(built, run.workload, pick.candidate, tmp, run.settings.cache_dir)
-    run.progress.phase("checking the artifact in a fresh process")
-    config = run.settings.measure_config()
-    return verify_in_subprocess(tmp, run.workload, run.settings.level, config.warmup, config.repeats)
-
-
-def _empty(folder: Path) -> None:
-    """Remove what a failed export left (no half-artifact: the folder keeps only the report and config)."""
-    for f in folder.iterdir():
-        shutil.rmtree(f) if f.is_dir() else f.unlink()
 
 
 __all__ = ["Finalists", "TuneResult", "finalize", "measure_finalists"]

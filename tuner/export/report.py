@@ -83,6 +83,8 @@ def build_report(
     level: str,
     locations: dict[str, Any],
     finalists: list[dict[str, Any]] | None = None,
+    native_output: dict[str, Any] | None = None,
+    timing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the report (``report.json``).
 
@@ -104,6 +106,8 @@ def build_report(
         level: ``o1`` or ``o2``.
         locations: Study name, storage, MLflow URI, output folder.
         finalists: The fastest distinct candidates measured again side by side, and which won.
+        native_output: How many lines native code printed (kept in the logs, not shown), and where.
+        timing: The time budget and the seconds of each phase (load, search, finalists, export, verify).
 
     Returns:
         The report.
@@ -123,7 +127,7 @@ def build_report(
             continue
         entries.append(optimization_entry(backend, per_sample(eager_s), per_sample(best_s), all_failed))
     tol = TOLERANCES[level]
-    status = "no successful trial" if chosen is None else "ok"
+    status = "ok" if chosen is not None else "no successful trial" if artifact is None else "no exportable candidate"
     return {
         "status": status,
         "optimizations": entries,
@@ -141,6 +145,8 @@ def build_report(
         "artifact": artifact,
         "test_data": test_data,
         "context": context,
+        "native_output": native_output,
+        "timing": timing,
         "study": locations,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

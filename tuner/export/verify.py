@@ -24,10 +24,12 @@ from tuner.core.workload import Workload
 
 #: Marks the result line among whatever the frameworks print.
 RESULT_PREFIX = "TUNER-VERIFY "
+#: Seconds a check may take at most (one that hangs must end).
+VERIFY_TIMEOUT_S = 900.0
 
 
 def verify_in_subprocess(directory: Path, workload: Workload, level: str, warmup: int, repeats: int,
-                         timeout_s: float = 900.0) -> dict[str, Any]:
+                         timeout_s: float = VERIFY_TIMEOUT_S) -> dict[str, Any]:
     """Load and check an artifact in a fresh Python process.
 
     Args:

@@ -8,9 +8,9 @@ pipes, so one study process drives N workers; on a GPU host each worker is pinne
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -39,8 +39,13 @@ from tuner.runtime.timelimit import TrialTimeout, time_limit
 class Evaluator(Protocol):
     """Evaluates one candidate, enforcing the trial's limits."""
 
-    def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None) -> Outcome:
-        """Build, measure and check ``candidate``; failures are returned, not raised."""
+    def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None,
+                 cut_at: float | None = None) -> Outcome:
+        """Build, measure and check ``candidate``; failures are returned, not raised.
+
+        ``cut_at`` (``time.monotonic()``) is when the run's time budget ends the search: a
+        candidate still running then is stopped and ``interrupted``.
+        """
 
     def close(self) -> None:
         """Stop what it started."""
@@ -65,13 +70,19 @@ class InProcessEvaluator:
         self.workload, self.level, self.config = workload, level, config
         self.cache_dir, self.trial_timeout_s = cache_dir, trial_timeout_s
 
-    def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None) -> Outcome:
+    def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None,
+                 cut_at: float | None = None) -> Outcome:
         """See :class:`Evaluator`."""
+        left = None if cut_at is None else max(0.01, cut_at - time.monotonic())
+        cut = left is not None and (self.trial_timeout_s is None or left < self.trial_timeout_s)
         try:
-            with time_limit(self.trial_timeout_s):
+            with time_limit(left if cut else self.trial_timeout_s):
                 return evaluate(candidate, self.workload, TOLERANCES[self.level], self.config, prune,
                                 cache_dir=self.cache_dir)
         except TrialTimeout as e:
+            if cut:
+                return Outcome(candidate=candidate, failure_kind="interrupted",
+                               failure_reason="stopped at the end of the search's share of the time budget (--timeout)")
             return Outcome(candidate=candidate, failure_kind="timeout", failure_reason=str(e))
 
     def close(self) -> None:
@@ -111,10 +122,11 @@ class WorkerPool:
         finally:
             self._free.put(w)
 
-    def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None) -> Outcome:
+    def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None,
+                 cut_at: float | None = None) -> Outcome:
         """See :class:`Evaluator`."""
         with self.worker() as w:
-            return w.evaluate(candidate, prune)
+            return w.evaluate(candidate, prune, cut_at)
 
     def close(self) -> None:
         """Stop every worker."""
@@ -144,7 +156,7 @@ def start_evaluator(workload: Workload, backends: tuple[str, ...], settings: Tun
                                     settings.trial_timeout_s)
     if not settings.isolate:
         return in_process
-    workers_dir = settings.out / "workers" / f"{settings.study_name}-{os.getpid()}"
+    workers_dir = settings.workers_dir
     spec = WorkerSpec(workload_path=workers_dir / "workload.pt", modules=backend_modules(backends),
                       sys_path=tuple(sys.path), level=settings.level, measure_config=settings.measure_config(),
                       cache_dir=settings.cache_dir, trial_timeout_s=settings.trial_timeout_s)

@@ -250,12 +250,15 @@ class CandidateWorker:
 
     # -- one candidate ------------------------------------------------------------------------
 
-    def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None = None) -> Outcome:
+    def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None = None,
+                 cut_at: float | None = None) -> Outcome:
         """Evaluate one candidate in the worker, enforcing the limits.
 
         Args:
             candidate: What to build, measure and check.
             prune: The pruner's judgement of the short first measurement (None: no pruning).
+            cut_at: When the run's time budget ends the search (``time.monotonic()``): a
+                candidate still running then is stopped, ``interrupted`` (not its fault).
 
         Returns:
             The worker's outcome, or a failure saying how the worker died or was stopped.
@@ -265,60 +268,79 @@ class CandidateWorker:
             WorkerStartError: When no worker can be started at all.
         """
         self.start()
-        assert self._proc is not None and self._conn is not None
-        proc, conn = self._proc, self._conn
+        assert self._conn is not None
         limit = self.spec.trial_timeout_s
         deadline = time.monotonic() + hard_limit_s(limit) if limit else None
         self.stats.trials += 1
         # Read before sending: a SIGKILL is then told apart from the out-of-memory killer's (``_died``).
         self._oom_kills_at_send = hostmem.oom_kills()
         try:
-            conn.send(("eval", candidate, prune is not None))
+            self._conn.send(("eval", candidate, prune is not None))
             while True:
-                if conn.poll(POLL_S):
-                    try:
-                        msg = conn.recv()
-                    except (EOFError, OSError):
-                        return self._died(candidate)
-                    if msg[0] == "prune":
-                        assert prune is not None
-                        verdict = prune(float(msg[1]))
-                        try:
-                            conn.send(("prune", verdict))
-                        except OSError:  # it died while the pruner decided
-                            return self._died(candidate)
-                        continue
-                    if msg[0] == "interrupted":
-                        raise KeyboardInterrupt
-                    outcome: Outcome = msg[1]
-                    if msg[2].get("stop_requested"):
-                        stopping.request()
-                    if msg[2].get("poisoned"):
-                        self._replace()
-                    elif (self.memory_limit_bytes is not None
-                          and self._tree_rss() > RECYCLE_FRACTION * self.memory_limit_bytes):
-                        self.stats.recycled += 1
-                        self.close()
-                    return outcome
-                if proc.poll() is not None:
-                    return self._died(candidate)
-                if stopping.requested():
-                    raise KeyboardInterrupt
-                if deadline is not None and time.monotonic() > deadline:
-                    self._replace()
-                    return Outcome(candidate=candidate, failure_kind="timeout",
-                                   failure_reason=f"over the {limit:g} s time limit per candidate (--trial-timeout); "
-                                                  "the worker did not stop and was killed")
-                rss = self._tree_rss()
-                if self.memory_limit_bytes is not None and rss > self.memory_limit_bytes:
-                    self._replace()
-                    return Outcome(candidate=candidate, failure_kind="out of memory",
-                                   failure_reason=f"the worker used {rss / 2**30:.2f} GiB, over the "
-                                                  f"{self.memory_limit_bytes / 2**30:.2f} GiB memory limit "
-                                                  "(--memory-limit); it was killed")
+                if self._conn.poll(POLL_S):
+                    outcome = self._answer(candidate, prune)
+                    if outcome is not None:
+                        return outcome
+                    continue
+                stopped = self._stopped(candidate, deadline, cut_at)
+                if stopped is not None:
+                    return stopped
         except KeyboardInterrupt:
             self._replace()
             raise
+
+    def _answer(self, candidate: Candidate, prune: Callable[[float], bool] | None) -> Outcome | None:
+        """Read one message of the worker: the outcome, or None after answering the pruner."""
+        assert self._conn is not None
+        try:
+            msg = self._conn.recv()
+        except (EOFError, OSError):
+            return self._died(candidate)
+        if msg[0] == "prune":
+            assert prune is not None
+            verdict = prune(float(msg[1]))
+            try:
+                self._conn.send(("prune", verdict))
+            except OSError:  # it died while the pruner decided
+                return self._died(candidate)
+            return None
+        if msg[0] == "interrupted":
+            raise KeyboardInterrupt
+        outcome: Outcome = msg[1]
+        if msg[2].get("stop_requested"):
+            stopping.request()
+        if msg[2].get("poisoned"):
+            self._replace()
+        elif self.memory_limit_bytes is not None and self._tree_rss() > RECYCLE_FRACTION * self.memory_limit_bytes:
+            self.stats.recycled += 1
+            self.close()
+        return outcome
+
+    def _stopped(self, candidate: Candidate, deadline: float | None, cut_at: float | None) -> Outcome | None:
+        """While the worker is busy: the outcome of a death or of a limit reached, else None."""
+        assert self._proc is not None
+        if self._proc.poll() is not None:
+            return self._died(candidate)
+        if stopping.requested():
+            raise KeyboardInterrupt
+        now = time.monotonic()
+        if cut_at is not None and now > cut_at:
+            self._replace()
+            return Outcome(candidate=candidate, failure_kind="interrupted",
+                           failure_reason="stopped at the end of the search's share of the time budget (--timeout)")
+        if deadline is not None and now > deadline:
+            self._replace()
+            return Outcome(candidate=candidate, failure_kind="timeout",
+                           failure_reason=f"over the {self.spec.trial_timeout_s:g} s time limit per candidate "
+                                          "(--trial-timeout); the worker did not stop and was killed")
+        rss = self._tree_rss()
+        if self.memory_limit_bytes is not None and rss > self.memory_limit_bytes:
+            self._replace()
+            return Outcome(candidate=candidate, failure_kind="out of memory",
+                           failure_reason=f"the worker used {rss / 2**30:.2f} GiB, over the "
+                                          f"{self.memory_limit_bytes / 2**30:.2f} GiB memory limit "
+                                          "(--memory-limit); it was killed")
+        return None
 
     def _replace(self) -> None:
         """Kill the worker now; the next candidate gets a fresh one."""

@@ -147,17 +147,24 @@ class SwitchedCall:
             return self.fn(*args)
 
 
-def with_switches(fn: Callable[..., Any], options: Mapping[str, Any], precision: str = "fp32") -> Callable[..., Any]:
+def with_switches(fn: Callable[..., Any], options: Mapping[str, Any], precision: str = "fp32", *,
+                  loaded: bool = False) -> Callable[..., Any]:
     """``fn`` wrapped in the candidate's switches, or ``fn`` itself when it has none.
 
     Only switches that differ from the state a build leaves (TF32 off, benchmark mode off) cost a
     wrapper: a launch-bound model's call is tens of microseconds, and each flag set is about one.
     ``torch/cuda_graph`` wraps ``fn`` in a :class:`~tuner.runtime.cuda_graphs.GraphedCall` inside the flags.
 
+    A loaded artifact runs in a process no build has touched, where torch's own default holds:
+    cuDNN's TF32 on. An fp32 candidate measured with it off would then miss o1's tolerance
+    (torchvision's ResNet-50 on an H100: 890 of 1000 logits off by up to 0.044), so there TF32
+    is set either way.
+
     Args:
         fn: The built or loaded model.
         options: The candidate's options.
         precision: The candidate's precision (``tf32`` turns TF32 on around each call).
+        loaded: ``fn`` was loaded from an artifact (TF32 is set off too, not only on).
 
     Returns:
         A callable with ``fn``'s signature.
@@ -167,6 +174,8 @@ def with_switches(fn: Callable[..., Any], options: Mapping[str, Any], precision:
     """
     # Off is the state every build leaves; a switch left off costs no wrapper.
     switches = needed(options, precision)
+    if loaded:
+        switches.setdefault(TF32, False)
     if switches.pop(CUDA_GRAPH, False):
         fn = GraphedCall(fn)
     return SwitchedCall(fn, switches) if switches else fn

@@ -73,6 +73,11 @@ def failing_values(trials: Iterable[FrozenTrial]) -> set[tuple[str, str]]:
     return {key for key, (n, bad) in seen.items() if n >= MIN_TRIALS and bad == n}
 
 
+def failing_in(params: dict[str, Any], failing: set[tuple[str, str]]) -> list[str]:
+    """The ``name=value`` of each of ``params``' values that is failing (:func:`failing_values`)."""
+    return [f"{name}={value}" for name, value in params.items() if _value_key(name, value) in failing]
+
+
 def avoid_failing(candidates: Sequence[dict[str, Any]], trials: Iterable[FrozenTrial]) -> Sequence[dict[str, Any]]:
     """The candidates' params that have no failing value, or all of them when none is left.
 
@@ -86,8 +91,8 @@ def avoid_failing(candidates: Sequence[dict[str, Any]], trials: Iterable[FrozenT
     failing = failing_values(trials)
     if not failing:
         return candidates
-    kept = [p for p in candidates if not any(_value_key(n, v) in failing for n, v in p.items())]
+    kept = [p for p in candidates if not failing_in(p, failing)]
     return kept or candidates
 
 
-__all__ = ["MIN_TRIALS", "avoid_failing", "failing_values", "params_key"]
+__all__ = ["MIN_TRIALS", "avoid_failing", "failing_in", "failing_values", "params_key"]

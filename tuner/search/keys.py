@@ -33,6 +33,8 @@ CLAIM_ATTR = "claim"
 SURPLUS_ATTR = "surplus"
 #: The trial whose measurement of the same candidate this one waited for.
 WAITED_FOR_ATTR = "waited_for"
+#: Why a trial ran nothing: the sampler put it where every candidate so far failed.
+AVOIDED_ATTR = "avoided"
 #: Why a trial was queued rather than sampled (a backend's default, an unseen candidate).
 ENQUEUED_ATTR = "enqueued"
 
@@ -45,6 +47,8 @@ FINGERPRINT_ATTR = "fingerprint"
 #: Where the workload came from, and its name (for messages).
 SOURCE_ATTR = "workload_source"
 NAME_ATTR = "workload_name"
+#: Backends left out of the space because they cannot take the model: ``{backend: why}``.
+REFUSED_ATTR = "refused_backends"
 #: How many distinct candidates the space holds.
 SPACE_SIZE_ATTR = "space_size"
 #: Eager's objective, measured when the study started.

@@ -26,9 +26,11 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from backends import backend_class
 from search_space import SpaceContext, all_params, build_candidate, space_size
 from tuner.core import stopping
-from tuner.core.defaults import TOLERANCES
+from tuner.core.budget import Budget
+from tuner.core.defaults import FINAL_ROUNDS, TOLERANCES
 from tuner.core.progress import NullProgress, Progress
 from tuner.core.records import Candidate, Outcome
 from tuner.core.settings import TuneSettings
@@ -37,8 +39,9 @@ from tuner.runner.evaluate import evaluate
 from tuner.runner.pool import Evaluator, InProcessEvaluator, start_evaluator
 from tuner.search.cache import NOT_CACHED, OutcomeCache
 from tuner.search.claims import Admission, admit_trial, counted_count, counted_trials, is_failure, wait_for_holder
-from tuner.search.failing import avoid_failing, params_key
+from tuner.search.failing import avoid_failing, failing_in, failing_values, params_key
 from tuner.search.keys import (
+    AVOIDED_ATTR,
     BASELINE_ATTR,
     CACHED_ATTR,
     CANDIDATE_ATTR,
@@ -61,6 +64,14 @@ class CandidateFailed(Exception):
 
 class Surplus(Exception):
     """Raised from the objective of a trial that found the study's budget taken (it is not counted)."""
+
+
+class OutOfTime(Exception):
+    """Raised from the objective of a trial that would start after the search's share of ``--timeout``."""
+
+
+class Avoided(Exception):
+    """Raised from the objective of a trial that the sampler put where every candidate fails (it runs nothing)."""
 
 
 class TrialLog(Protocol):
@@ -108,6 +119,71 @@ class _Tally:
     exhausted: bool = False
     surplus: bool = False
     error: Exception | None = None
+
+
+def export_estimate(backend: str, compile_s: float, device: str) -> float:
+    """Seconds a candidate's export and its artifact's load in a fresh process are expected to add.
+
+    Args:
+        backend: The candidate's backend (its ``export_compile_ratio`` and ``load_s``).
+        compile_s: The candidate's compile seconds in its trial.
+        device: ``cpu`` or ``gpu``.
+    """
+    try:
+        cls = backend_class(backend)
+    except KeyError:  # a backend of an earlier run that this one no longer has
+        return compile_s
+    return cls.export_compile_ratio * compile_s + cls.load_s.get(device, 0.0)
+
+
+@dataclasses.dataclass
+class _Costs:
+    """The best complete candidates so far, by objective, with what they cost to build (for the reserve).
+
+    Attributes:
+        best: ``(objective_s, compile_s, export_s)`` of the fastest distinct complete candidates,
+            ``export_s`` from :func:`export_estimate`.
+        keep: How many to keep (the finalists).
+        device: Where the candidates run.
+    """
+
+    best: list[tuple[float, float, float]]
+    keep: int
+    device: str = "cpu"
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.value_s is not None and not outcome.pruned:
+            export_s = export_estimate(outcome.candidate.backend, outcome.compile_s, self.device)
+            self.best = sorted({*self.best, (outcome.value_s, outcome.compile_s, export_s)})[: self.keep]
+
+
+#: Seconds the check of the artifact in a fresh process takes besides the model's own calls and
+#: the artifact's load (starting Python, importing torch and the backend's framework): 2-3 s on
+#: the CPU box, 8-11 s for a worker's start on a shared H100 (the reports' ``search.workers.start_s``
+#: in experiments/results/2026-12-06-h100-real-models.md).
+VERIFY_BASE_S = 10.0
+#: Margin on the estimate of what comes after the search: a rebuild in the study process takes
+#: longer than the trial's compile in a warm worker.
+RESERVE_FACTOR = 1.3
+
+
+def final_reserve(costs: _Costs, settings: TuneSettings) -> float:
+    """Seconds the phases after the search are expected to take for the candidates seen so far.
+
+    The finalists are rebuilt (their compile times) and measured side by side with eager in
+    alternating rounds, the winner is exported and its artifact loaded in a fresh process (the
+    longest :func:`export_estimate` of the finalists, since any may win) and checked there
+    (:data:`VERIFY_BASE_S` and one more measurement).
+    """
+    if not costs.best:
+        return RESERVE_FACTOR * VERIFY_BASE_S
+    config = settings.measure_config()
+    calls = config.warmup + config.repeats
+    rebuild = sum(compile_s for _, compile_s, _ in costs.best)
+    measure = FINAL_ROUNDS * calls * sum(value_s for value_s, _, _ in costs.best) * 2  # eager beside each
+    export = max(export_s for _, _, export_s in costs.best)
+    verify = VERIFY_BASE_S + calls * costs.best[0][0]
+    return RESERVE_FACTOR * (rebuild + measure + export + verify)
 
 
 @dataclasses.dataclass
@@ -195,12 +271,13 @@ class _Loop:
         tracker: Where trials are logged (None: nowhere).
         progress: Who to tell.
         baseline_s: Eager's objective, for each trial's speedup.
+        budget: The run's clock: the search stops early enough for what comes after it.
     """
 
     def __init__(self, study: optuna.Study, ctx: SpaceContext, settings: TuneSettings, evaluator: Evaluator,
-                 tracker: TrialLog | None, progress: Progress, baseline_s: float | None) -> None:
+                 tracker: TrialLog | None, progress: Progress, baseline_s: float | None, budget: Budget) -> None:
         self.study, self.ctx, self.settings, self.evaluator = study, ctx, settings, evaluator
-        self.tracker, self.progress, self.baseline_s = tracker, progress, baseline_s
+        self.tracker, self.progress, self.baseline_s, self.budget = tracker, progress, baseline_s, budget
         self.cache = OutcomeCache(study)
         self.total = space_size(ctx)
         self.me = identity()
@@ -210,16 +287,22 @@ class _Loop:
         snapshot = study.get_trials(deepcopy=False)
         self.tally = _Tally(failures=sum(1 for t in counted_trials(snapshot) if is_failure(t)),
                             best_s=_best_complete_s(snapshot))
+        self.failing = failing_values(snapshot)
+        self.costs = _Costs([], settings.finalists, ctx.device)
+        for t in snapshot:
+            if t.state == TrialState.COMPLETE and isinstance(t.user_attrs.get(OUTCOME_ATTR), dict):
+                self.costs.add(Outcome.from_dict(t.user_attrs[OUTCOME_ATTR]))
+        budget.final_reserve_s = final_reserve(self.costs, settings)
 
     def objective(self, trial: optuna.Trial) -> float:
         """Run one trial (see the module's steps).
 
         Raises:
-            CandidateFailed, Surplus, optuna.TrialPruned: How the trial ends, for Optuna.
+            CandidateFailed, Surplus, OutOfTime, Avoided, optuna.TrialPruned: How the trial ends, for Optuna.
         """
         try:
             return self._run_then_decide(trial)
-        except (CandidateFailed, Surplus, optuna.TrialPruned):
+        except (CandidateFailed, Surplus, OutOfTime, Avoided, optuna.TrialPruned):
             raise
         except Exception as e:
             # Optuna raises an objective's error in the study process, unless the study was
@@ -237,7 +320,7 @@ class _Loop:
         note = _TrialNote()
         try:
             value = self._run(trial, note)
-        except (CandidateFailed, Surplus, optuna.TrialPruned):
+        except (CandidateFailed, Surplus, OutOfTime, Avoided, optuna.TrialPruned):
             self._decide(trial, note)
             raise
         self._decide(trial, note)
@@ -246,7 +329,11 @@ class _Loop:
     def _run(self, trial: optuna.Trial, note: _TrialNote) -> float:
         if stopping.requested():
             raise KeyboardInterrupt
+        if self.budget.search_over():
+            # The rest of --timeout is for the finalists, the export and its check.
+            raise OutOfTime
         candidate = build_candidate(trial, self.ctx)
+        self._avoid_failing(trial)
         key = candidate.key()
         set_user_attrs(trial, {WORKER_ATTR: self.me, KEY_ATTR: key, CANDIDATE_ATTR: candidate.to_dict()})
         admission, trials = admit_trial(self.study, trial, key, self.settings.trials, self.cache, self.claim)
@@ -263,6 +350,29 @@ class _Loop:
         _record(trial, outcome, cached)
         self._tell(trial, outcome, cached, trials)
         return _verdict(outcome)
+
+    def _avoid_failing(self, trial: optuna.Trial) -> None:
+        """Run nothing for a candidate with a value on which every candidate so far failed; queue an unseen one.
+
+        The sampler learns from failures only slowly (a few trials of a small budget), and each
+        candidate that cannot build for this model costs a trial: once a value has failed on
+        :data:`tuner.search.failing.MIN_TRIALS` distinct candidates and never worked, its next
+        proposals are skipped while unseen candidates without it remain.
+
+        Raises:
+            Avoided: When the trial is skipped (a replacement is queued).
+        """
+        hit = failing_in(trial.params, self.failing)
+        if not hit:
+            return
+        with self.lock:
+            trials = self.study.get_trials(deepcopy=False)
+            unseen = [p for p in unseen_params(trials, self.ctx) if not failing_in(p, self.failing)]
+            if not unseen:
+                return
+            self.study.enqueue_trial(self.rng.choice(unseen), user_attrs={ENQUEUED_ATTR: "instead of a failing value"})
+        trial.set_user_attr(AVOIDED_ATTR, f"every candidate with {', '.join(hit)} failed so far")
+        raise Avoided
 
     def _obtain(self, trial: optuna.Trial, candidate: Candidate, admission: Admission) -> tuple[Outcome, bool]:
         """The candidate's outcome: cached, measured by the trial it waited for, or evaluated now."""
@@ -289,7 +399,8 @@ class _Loop:
             return trial.should_prune()
 
         try:
-            return self.evaluator.evaluate(candidate, prune if self.settings.prune else None)
+            return self.evaluator.evaluate(candidate, prune if self.settings.prune else None,
+                                           self.budget.search_deadline())
         except KeyboardInterrupt:
             _record(trial, Outcome(candidate=candidate, failure_kind="interrupted",
                                    failure_reason="interrupted by the user (Ctrl-C)"), cached=False)
@@ -301,8 +412,11 @@ class _Loop:
         with self.lock:
             if outcome.failure_kind:
                 self.tally.failures += 1
+                self.failing = failing_values(trials)
             if status == "COMPLETE" and outcome.value_s is not None:
                 self.tally.best_s = min(self.tally.best_s, outcome.value_s)
+                self.costs.add(outcome)
+                self.budget.final_reserve_s = final_reserve(self.costs, self.settings)
             best = self.tally.best_s * 1e3 if self.tally.best_s < float("inf") else None
             if self.tracker is not None:
                 me_then = next((t for t in trials if t.number == trial.number), None)
@@ -321,7 +435,7 @@ class _Loop:
                 which holds every attribute it wrote).
             note: What its objective learnt.
         """
-        if stopping.requested() or self.tally.surplus or note.last_slot:
+        if stopping.requested() or self.tally.surplus or note.last_slot or self.budget.search_over():
             # The last slot is taken: the trials still running elsewhere fill the budget.
             self.study.stop()
         elif note.distinct >= self.total:
@@ -376,7 +490,7 @@ def measure_baseline(study: optuna.Study, workload: Workload, settings: TuneSett
 
 
 def run_trials(study: optuna.Study, ctx: SpaceContext, workload: Workload, settings: TuneSettings,
-               tracker: TrialLog | None, progress: Progress | None = None) -> LoopResult:
+               tracker: TrialLog | None, progress: Progress | None = None, budget: Budget | None = None) -> LoopResult:
     """Run the study's trials until it counts ``settings.trials`` (or time runs out).
 
     Candidates are evaluated in worker processes (``settings.workers`` of them, driven by as many
@@ -390,11 +504,14 @@ def run_trials(study: optuna.Study, ctx: SpaceContext, workload: Workload, setti
         settings: Trials, timeout, measurement, pruning, workers.
         tracker: Where trials are logged (None: no tracking).
         progress: Who to tell about progress.
+        budget: The run's clock (None: ``settings.timeout_s`` from now); the loop stops early
+            enough for the phases after it, and cuts the trials still running then.
 
     Returns:
         Why the loop stopped, how long it ran, the eager baseline and the workers' counters.
     """
     progress = progress or NullProgress()
+    budget = budget or Budget(settings.timeout_s)
     dead = fail_dead_trials(study)
     if dead:
         progress.message(f"trials {', '.join(map(str, dead))} were left running by a process that died: "
@@ -403,7 +520,7 @@ def run_trials(study: optuna.Study, ctx: SpaceContext, workload: Workload, setti
     done = counted_count(study)
     progress.start(settings.trials, min(done, settings.trials), f"tuning {study.study_name}")
     evaluator = start_evaluator(workload, ctx.backends, settings, progress)
-    loop = _Loop(study, ctx, settings, evaluator, tracker, progress, baseline_s)
+    loop = _Loop(study, ctx, settings, evaluator, tracker, progress, baseline_s, budget)
     t0 = time.perf_counter()
     try:
         if done < settings.trials and loop.cache.distinct() < loop.total:
@@ -422,10 +539,10 @@ def _optimize(study: optuna.Study, loop: _Loop, settings: TuneSettings, device: 
     study.optimize(
         loop.objective,
         # No n_trials: the budget is counted across every process on the study (tuner.search.claims);
-        # the objective's end-of-trial decision stops the loop when it is reached.
-        timeout=settings.timeout_s,
+        # the objective's end-of-trial decision stops the loop when it is reached. No timeout either:
+        # the run's clock (tuner.core.budget) stops it early enough for the phases after it.
         n_jobs=settings.worker_count(device),
-        catch=(CandidateFailed, Surplus),
+        catch=(CandidateFailed, Surplus, OutOfTime, Avoided),
         # A full collection after each trial frees what a candidate evaluated here leaves in
         # cycles (compiled graphs, device memory). With worker processes nothing of a candidate
         # lives here, and the collection (a few tenths of a second of CPU with torch loaded) only
@@ -434,5 +551,5 @@ def _optimize(study: optuna.Study, loop: _Loop, settings: TuneSettings, device: 
     )
 
 
-__all__ = ["CandidateFailed", "LoopResult", "Surplus", "TrialLog", "measure_baseline", "run_trials",
-           "unseen_params"]
+__all__ = ["Avoided", "CandidateFailed", "LoopResult", "OutOfTime", "Surplus", "TrialLog", "export_estimate",
+           "final_reserve", "measure_baseline", "run_trials", "unseen_params"]

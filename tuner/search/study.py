@@ -31,6 +31,7 @@ from tuner.search.keys import (
     ENQUEUED_ATTR,
     FINGERPRINT_ATTR,
     NAME_ATTR,
+    REFUSED_ATTR,
     SETUP_CLAIM_ATTR,
     SOURCE_ATTR,
     SPACE_ATTR,
@@ -70,12 +71,19 @@ def resolve_backends(requested: tuple[str, ...] | None, workload: Workload, devi
         for name in requested:
             _check_requested(name, known, available, workload, device)
         chosen = [n for n in known if n in requested]
+        for name, reason in refusals(chosen, workload).items():
+            raise UserError(f"backend {name!r} cannot take this model ({reason})", "leave it out of --backends")
     ctx_probe = SpaceContext(backends=tuple(chosen), device=device, level="o1", static_only=static_only)
     chosen = [n for n in chosen if modes_for(n, ctx_probe)]
     if not chosen:
         raise UserError("no backend is left to search", "pass --backends with at least one backend that fits "
                         "(static-shape search needs a backend with a static mode, e.g. inductor)")
     return tuple(chosen)
+
+
+def refusals(names: list[str] | tuple[str, ...], workload: Workload) -> dict[str, str]:
+    """The backends among ``names`` that cannot take the workload's model, with why (``Backend.refusal``)."""
+    return {name: reason for name in names if (reason := backend_class(name).refusal(workload))}
 
 
 def _check_requested(name: str, known: list[str], available: list[str], workload: Workload, device: str) -> None:
@@ -165,11 +173,23 @@ def _check_continued(study: optuna.Study, settings: TuneSettings, workload: Work
 
 
 def _set_up(study: optuna.Study, settings: TuneSettings, workload: Workload, device: str) -> SpaceContext:
-    """Write a new study's workload and space, and queue each backend's default candidate."""
+    """Write a new study's workload and space, and queue each backend's default candidate.
+
+    Backends that cannot take the model, and option values they cannot build for it, are left out
+    of the space before the first trial (the study keeps why, for the report).
+    """
     backends = resolve_backends(settings.backends, workload, device, settings.static_only)
+    refused = refusals(backends, workload)
+    backends = tuple(n for n in backends if n not in refused)
+    if not backends:
+        raise UserError(f"no backend can take this model ({'; '.join(f'{n}: {r}' for n, r in refused.items())})",
+                        "pass a model the backends take (an nn.Module, or a TorchScript model torch can convert)")
+    excluded = tuple(sorted((key, tuple(values)) for name in backends
+                            for key, values in backend_class(name).refused_options(workload).items()))
     ctx = SpaceContext(backends=backends, device=device, level=settings.level, framework=workload.framework,
                        static_only=settings.static_only, expensive=settings.expensive,
-                       convolutions=workload.has_convolutions(), cuda_graphs=True)
+                       convolutions=workload.has_convolutions(), cuda_graphs=True, excluded=excluded)
+    study.set_user_attr(REFUSED_ATTR, refused)
     study.set_user_attr(FINGERPRINT_ATTR, workload.fingerprint)
     study.set_user_attr(SOURCE_ATTR, workload.source)
     study.set_user_attr(NAME_ATTR, workload.name)
@@ -225,7 +245,7 @@ def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"backend": backend}
         for dim in search_space.dimensions():
             if dim.name != "backend":
-                params.update({c.key: c.values[0] for c in dim.choices(backend, ctx) if len(c.values) > 1})
+                params.update({c.key: c.values[0] for c in dim.offered(backend, ctx) if len(c.values) > 1})
         out.append(params)
     return out
 
@@ -297,4 +317,5 @@ def load_study(study_name: str, storage: str) -> optuna.Study:
     return study
 
 
-__all__ = ["best_candidate", "decode", "default_params", "load_study", "open_study", "resolve_backends", "space_of"]
+__all__ = ["best_candidate", "decode", "default_params", "load_study", "open_study", "refusals", "resolve_backends",
+           "space_of"]

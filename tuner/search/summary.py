@@ -15,8 +15,10 @@ from tuner.search.keys import (
     FAILURE_REASON_ATTR,
     FINISHED,
     KEY_ATTR,
+    REFUSED_ATTR,
     SPACE_SIZE_ATTR,
 )
+from tuner.search.study import space_of
 
 
 def summary(study: optuna.Study) -> dict[str, Any]:
@@ -27,8 +29,9 @@ def summary(study: optuna.Study) -> dict[str, Any]:
 
     Returns:
         ``trials``, ``complete``, ``failed``, ``pruned``, ``distinct_candidates``, ``space_size``,
-        ``failures_by_reason``, ``failures`` (each measured failure with its reason) and
-        ``not_counted``.
+        ``failures_by_reason``, ``failures`` (each measured failure with its reason),
+        ``not_counted``, and what was left out of the space before the first trial
+        (``refused_backends``, ``excluded_options``).
     """
     every = study.get_trials(deepcopy=False)
     trials = counted_trials(every)
@@ -54,6 +57,9 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         # Not counted: trials of processes that died (queued again), interrupted ones, and those
         # that found the budget taken by other workers.
         "not_counted": len([t for t in every if t.state in FINISHED]) - len(trials),
+        # Left out of the space before the first trial: they cannot build for this model.
+        "refused_backends": study.user_attrs.get(REFUSED_ATTR, {}),
+        "excluded_options": {key: list(values) for key, values in space_of(study).excluded},
     }
 
 

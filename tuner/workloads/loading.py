@@ -28,7 +28,8 @@ from torch import nn
 
 from tuner.core.devices import torch_device
 from tuner.core.errors import UserError, first_line
-from tuner.core.workload import Sample, Workload, flatten_outputs
+from tuner.core.outputs import OutputSpec, flatten_outputs
+from tuner.core.workload import Sample, Workload
 from tuner.runtime.precision import tf32
 from tuner.workloads.samples import as_samples, load_test_data
 from tuner.workloads.tf_graphs import is_tf_model, load_feed_dicts, make_tf_workload
@@ -189,30 +190,49 @@ def make_workload(
     elif isinstance(model, nn.Module):
         model = model.to(dev).eval()
     placed = tuple(tuple(t.to(dev) for t in s) for s in samples)
+    spec, reference = _reference(model, placed)
+    signature = ";".join(",".join(f"{t.dim()}:{t.dtype}" for t in s) for s in samples[:1])
+    fingerprint = hashlib.sha256(f"{digest or _module_digest(model)}|{signature}".encode()).hexdigest()[:16]
+    return Workload(name=name, framework="torch", model=model, samples=placed, reference=reference, device=device,
+                    source=source, fingerprint=fingerprint, output_spec=spec)
+
+
+def _reference(model: Any, samples: tuple[Sample, ...]) -> tuple[OutputSpec, tuple[tuple[torch.Tensor, ...], ...]]:
+    """The structure of the model's outputs, and their tensors per sample (fp32, TF32 off), on the CPU.
+
+    Raises:
+        UserError: When a sample does not fit the model, the outputs hold no tensor or a value
+            that cannot be shipped, or their structure differs between samples.
+    """
+    spec: OutputSpec | None = None
     reference = []
     with torch.no_grad(), tf32(False):
-        for i, sample in enumerate(placed):
+        for i, sample in enumerate(samples):
             try:
-                out = flatten_outputs(model(*sample))
+                out = model(*sample)
             except Exception as e:  # noqa: BLE001 - any failure here is the input's fault
                 shapes = ", ".join(f"{tuple(t.shape)}:{str(t.dtype).removeprefix('torch.')}" for t in sample)
                 raise UserError(f"test sample {i} ({shapes}) does not fit the model ({first_line(e)})",
                                 "give test data with the inputs, shapes and dtypes the model takes") from None
-            if not out:
+            # First: it registers the library classes among the outputs, so that they flatten.
+            this = _output_spec(out)
+            if spec is not None and this.treespec != spec.treespec:
+                raise UserError(f"test sample {i} gives outputs of another structure than sample 0",
+                                "give test data on which the model returns the same structure")
+            spec = this
+            flat = flatten_outputs(out)
+            if not flat:
                 raise UserError("the model returned no tensors", "return a tensor or a tuple of tensors")
-            reference.append(tuple(t.detach().cpu() for t in out))
-    signature = ";".join(",".join(f"{t.dim()}:{t.dtype}" for t in s) for s in samples[:1])
-    fingerprint = hashlib.sha256(f"{digest or _module_digest(model)}|{signature}".encode()).hexdigest()[:16]
-    return Workload(
-        name=name,
-        framework="torch",
-        model=model,
-        samples=placed,
-        reference=tuple(reference),
-        device=device,
-        source=source,
-        fingerprint=fingerprint,
-    )
+            reference.append(tuple(t.detach().cpu() for t in flat))
+    assert spec is not None
+    return spec, tuple(reference)
+
+
+def _output_spec(out: Any) -> OutputSpec:
+    try:
+        return OutputSpec.of(out)
+    except ValueError as e:
+        raise UserError(str(e), "return tensors in tuples, lists, dicts or a library's output classes") from None
 
 
 def load_workload(model: str | None, test_data: str | Sequence[str] | None, device: str, *,

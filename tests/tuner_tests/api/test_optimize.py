@@ -10,7 +10,10 @@ seed's own examples (experiments/seed_examples/) run with the default ``Config()
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -154,17 +157,46 @@ def test_save_nn_module_writes_its_artifact_folder(tmp_path: Path) -> None:
         tuner.save(optimized, tmp_path / "saved" / "artifact.json")
 
 
-def test_faster_candidate_of_another_kind_is_reported_and_any_returns_it(tmp_path: Path) -> None:
+def test_a_scriptmodule_comes_back_as_a_scriptmodule_that_runs_the_winner_whatever_its_backend(tmp_path: Path) -> None:
     model, data = torch.jit.script(tiny_model()), tiny_samples()
     cfg = cheap(tmp_path, backends=["eager", "test_opaque"])
     optimized, spec, report = tuner.optimize(model, "o1", device_type="cpu", config=cfg, test_data=data)
     section = report["optimize"]
     assert section["fastest"]["backend"] == "test_opaque"
-    assert isinstance(optimized, torch.jit.ScriptModule) and spec.backend == "eager"
+    assert isinstance(optimized, torch.jit.ScriptModule) and spec.backend == "test_opaque"
+    assert spec.kind == "torchscript" and "tuner" in spec.runtime
+    assert section["returned"]["is_fastest"] is True and "run_artifact" in section["returned"]["carrier"]
+    assert report["optimizations"][0]["name"] == "test_opaque"  # the entry of the model returned
+    assert same_outputs(optimized, model, data)
+    # The seed's save, then `import tuner; torch.jit.load(...)` in a fresh process: the artifact
+    # travels inside the file.
+    path = tmp_path / "optimized.pt"
+    torch.jit.save(optimized, str(path))
+    torch.save({"samples": data, "reference": [model(*s) for s in data]}, tmp_path / "data.pt")
+    code = ("import sys, torch, tuner\n"
+            "m = torch.jit.load(sys.argv[1]); d = torch.load(sys.argv[2])\n"
+            "print(max(float((a - b).abs().max()) for s, r in zip(d['samples'], d['reference'])\n"
+            "          for a, b in zip(m(*s), r)))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "data.pt")], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout.strip().splitlines()[-1]) < 1e-5
+    assert list((tmp_path / "cache" / "compile-tuner" / "artifacts").iterdir())  # unpacked on first call
+
+
+def test_a_faster_candidate_of_another_kind_is_reported_and_any_returns_it(tmp_path: Path) -> None:
+    model, data = tiny_model(), tiny_samples()
+    cfg = cheap(tmp_path, backends=["eager", "test_opaque"])
+    optimized, spec, report = tuner.optimize(model, "o1", device_type="cpu", config=cfg, test_data=data)
+    section = report["optimize"]
+    assert section["fastest"]["backend"] == "test_opaque"
+    assert isinstance(optimized, torch.nn.Module) and spec.backend == "eager"
     assert section["returned"]["is_fastest"] is False and section["returned"]["backend"] == "eager"
     assert "faster one exists" in section["note"] and section["fastest"]["artifact_dir"] in section["note"]
     assert section["note"] in report["warnings"]
     assert Path(section["fastest"]["artifact_dir"], "artifact.json").is_file()
+    assert report["optimizations"][0]["name"] == "eager"  # the entry of the model returned
 
     # output="any": the same study (nothing re-run), the overall winner loaded.
     anyk, spec_any, report_any = tuner.optimize(model, "o1", device_type="cpu", config=cheap(
@@ -178,13 +210,14 @@ def test_faster_candidate_of_another_kind_is_reported_and_any_returns_it(tmp_pat
 
 
 def test_static_only_without_a_same_kind_candidate_returns_the_model(tmp_path: Path) -> None:
-    model, data = torch.jit.script(tiny_model()), tiny_samples()
+    model, data = tiny_model(), tiny_samples()
     cfg = cheap(tmp_path, backends=["eager", "test_opaque"], enable_static_shape_compilation_opt=True)
     optimized, spec, report = tuner.optimize(model, "o1", device_type="cpu", config=cfg, test_data=data)
     assert optimized is model and spec.trial is None
     assert report["optimize"]["fastest"]["backend"] == "test_opaque"
     assert report["search"]["space_size"] == 1  # eager has no static mode: only test_opaque[static]
     assert "returned unchanged" in report["optimize"]["note"]
+    assert report["optimizations"][0]["name"] == "none"
 
 
 @pytest.mark.parametrize(("kwargs", "needle"), [

@@ -53,13 +53,20 @@ def test_one_finalist_emits_the_study_best_as_measured(tmp_path):
     result = tuner.tune(tiny_model(), tiny_samples(), trials=4, device="cpu", backends=("test_lucky",),
                         output_dir=tmp_path, study_name="one", track=False, finalists=1)
     (only,) = result.report["finalists"]
-    assert only["chosen"] and only["trial"] == result.report["search"]["best_trial"]
-    assert result.best_config["trial"] == only["trial"]
+    assert only["trial"] == result.report["search"]["best_trial"]
     # Measured again outside a worker: variant 2 (if it was the study's best) shows its 4 ms here.
     variant = _variant(only["candidate"])
     assert only["side_by_side_ms"] > LuckyBackend.DELAY_MS[variant][1] * len(tiny_samples())
+    if variant != LuckyBackend.UNEXPORTABLE:
+        assert only["chosen"] and result.best_config["trial"] == only["trial"]
+    else:
+        # The study's best cannot be exported: the next candidate down the study's ranking is.
+        assert not only["chosen"] and result.best_config["trial"] != only["trial"]
+        assert [f["trial"] for f in result.report["artifact"]["fallbacks"]] == [only["trial"]]
+        assert result.report["artifact"]["verified"] is True
 
 
 def test_finalists_below_one_is_refused():
     with pytest.raises(UserError, match="--finalists must be at least 1"):
         TuneSettings(study_name="s", finalists=0)
+

@@ -100,7 +100,7 @@ def test_a_loaded_artifact_runs_under_the_switches_of_its_candidate(tmp_path: Pa
     built = get_backend("eager").build(workload, candidate).built
     assert built is not None
     loaded = load_optimized(write_artifact(tmp_path / "best", workload, candidate, built))
-    assert isinstance(loaded, switches.SwitchedCall) and loaded.switches == ON
+    assert isinstance(loaded, switches.SwitchedCall) and loaded.switches == ON  # TF32 is pinned on a GPU only
     torch.testing.assert_close(loaded(*workload.samples[0]), workload.model(*workload.samples[0]))
 
 
@@ -135,5 +135,21 @@ def test_a_call_restores_both_tf32_flags_as_they_were() -> None:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True  # torch's defaults
         switches.with_switches(lambda: None, {}, "tf32")()
         assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, True)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def test_a_loaded_fp32_model_runs_with_tf32_off_in_a_process_at_torch_defaults() -> None:
+    # A fresh process has cuDNN's TF32 on; the fp32 candidate was measured with it off (on an
+    # H100, ResNet-50's reloaded logits were off by 0.044 at o1 before this).
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    seen: list[tuple[bool, bool]] = []
+    try:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True  # torch's defaults
+        fn = switches.with_switches(lambda: seen.append(switches.tf32_flags()), {}, "fp32", loaded=True)
+        fn()
+        assert seen == [(False, False)]
+        assert switches.tf32_flags() == (False, True)
+        assert switches.with_switches(fn, {}, "fp32") is fn  # a build's own state needs no wrapper
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old

@@ -1,0 +1,66 @@
+"""``--timeout`` bounds the whole run: the search leaves room for what follows it, and a trial still running is cut."""
+
+from __future__ import annotations
+
+import time
+
+import tuner
+from backends import backend_class
+from tests.helpers import tiny_model, tiny_samples
+from tuner.core.budget import Budget
+from tuner.core.records import Candidate, Outcome
+from tuner.core.settings import TuneSettings
+from tuner.search.loop import VERIFY_BASE_S, _Costs, export_estimate, final_reserve
+from tuner.search.study import load_study
+
+BUDGET_S = 40.0
+
+
+def test_a_trial_running_at_the_end_of_the_search_is_cut_and_the_run_ends_in_its_budget(tmp_path) -> None:
+    # test_slow's variant 1 compiles for an hour; without the budget's cut the run would wait for it.
+    t0 = time.monotonic()
+    result = tuner.tune(tiny_model(), tiny_samples(), trials=20, device="cpu", backends=("eager", "test_slow"),
+                        output_dir=tmp_path, study_name="b", track=False, timeout=BUDGET_S, workers=1)
+    wall = time.monotonic() - t0
+    report = result.report
+    assert result.artifact_dir is not None and report["artifact"]["verified"] is True
+    timing = report["timing"]
+    assert timing["budget_s"] == BUDGET_S
+    assert {"load", "search", "finalists", "export", "verify", "total_s"} <= set(timing)
+    # The search stopped early enough for the rest: the whole run ends within the budget and a
+    # margin (the fresh-process check's own start is the least predictable part).
+    assert timing["search"] < BUDGET_S and wall < BUDGET_S * 1.25, (wall, timing)
+    assert report["search"]["stopped_by"] in ("timeout", "exhausted")
+    study = load_study("b", f"sqlite:///{tmp_path / 'study.db'}")
+    cut = [t for t in study.trials if (t.user_attrs.get("outcome") or {}).get("failure_kind") == "interrupted"]
+    assert [t.params.get("test_slow/variant") for t in cut] == [1], "the slow compile is cut, not waited for"
+    assert "time budget" in cut[0].user_attrs["outcome"]["failure_reason"]
+
+
+def test_the_reserve_grows_with_the_compile_times_of_the_best_candidates() -> None:
+    settings = TuneSettings(study_name="r", finalists=2)
+    empty = final_reserve(_Costs([], 2), settings)
+    assert empty >= VERIFY_BASE_S
+    quick, slow = _Costs([], 2), _Costs([], 2)
+    for costs, compile_s in ((quick, (1.0, 1.0)), (slow, (30.0, 60.0))):
+        for i, seconds in enumerate(compile_s):
+            costs.add(Outcome(candidate=Candidate("eager"), value_s=0.001 * (i + 1), compile_s=seconds))
+    assert empty <= final_reserve(quick, settings) < final_reserve(slow, settings)
+    assert final_reserve(slow, settings) > 150.0  # two rebuilds and an export of the slow ones
+    budget = Budget(100.0)
+    budget.final_reserve_s = final_reserve(slow, settings)
+    assert budget.search_deadline() is not None and budget.search_deadline() < budget.deadline  # type: ignore[operator]
+
+
+def test_the_reserve_counts_a_backend_that_compiles_again_to_export() -> None:
+    # AOTInductor compiles the model again, ahead of time: its export is several compiles long,
+    # and its GPU package is long to load.
+    settings = TuneSettings(study_name="r", finalists=1)
+    reserves = {}
+    for backend, device in (("eager", "gpu"), ("inductor", "cpu"), ("inductor", "gpu")):
+        costs = _Costs([], 1, device)
+        costs.add(Outcome(candidate=Candidate(backend), value_s=0.001, compile_s=10.0))
+        reserves[backend, device] = final_reserve(costs, settings)
+    assert reserves["eager", "gpu"] < reserves["inductor", "cpu"] < reserves["inductor", "gpu"]
+    assert export_estimate("inductor", 10.0, "cpu") == 10.0 * backend_class("inductor").export_compile_ratio
+    assert export_estimate("retired", 10.0, "cpu") == 10.0

@@ -1,0 +1,83 @@
+"""The model a backend compiles: in the candidate's precision, its outputs a tuple of tensors.
+
+Every backend starts from :func:`prepared_model` rather than from ``workload.model``:
+
+- the precision is applied (:func:`tuner.runtime.precision.apply_precision`);
+- outputs held in a library's classes (a ``ModelOutput``, a ``DynamicCache``) are flattened to a
+  tuple of tensors (:class:`tuner.core.outputs.FlatOutputs`), which every exporter and tracer
+  takes; the artifact's loader rebuilds the structure;
+- for the backends that trace through Python (``torch.compile``, ``torch.export``), a TorchScript
+  model is converted first with torch's TorchScript-to-ExportedProgram converter
+  (:func:`traceable`): neither takes a ``ScriptModule`` as it is.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import torch
+
+from tuner.core.errors import error_line
+from tuner.core.outputs import with_flat_outputs
+from tuner.core.workload import Workload
+from tuner.runtime.precision import apply_precision
+
+#: Converted TorchScript models, by the ScriptModule they came from (converting takes seconds).
+_CONVERTED: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def traceable(workload: Workload) -> Any:
+    """The workload's model as Python code that ``torch.compile`` and ``torch.export`` trace.
+
+    A ``ScriptModule`` becomes the module of the ``ExportedProgram`` that torch's
+    ``TS2EPConverter`` makes of it on the example sample; any other model is returned as it is.
+
+    Raises:
+        RuntimeError: When the converter cannot convert the ScriptModule (its message says which
+            TorchScript node it stopped at).
+    """
+    model = workload.model
+    if not isinstance(model, torch.jit.ScriptModule):
+        return model
+    if model not in _CONVERTED:
+        from torch._export.converter import TS2EPConverter
+
+        example = workload.samples[workload.example_index()]
+        try:
+            _CONVERTED[model] = TS2EPConverter(model, example).convert().module()
+        except Exception as e:
+            raise RuntimeError(f"torch's TorchScript-to-ExportedProgram converter cannot convert this "
+                               f"ScriptModule ({error_line(e)})") from e
+    return _CONVERTED[model]
+
+
+def untraceable_reason(workload: Workload) -> str | None:
+    """Why :func:`traceable` cannot give this workload's model, or None when it can."""
+    try:
+        traceable(workload)
+    except RuntimeError as e:
+        return str(e)
+    return None
+
+
+def prepared_model(workload: Workload, precision: str, *, trace: bool = False) -> Any:
+    """The model a backend compiles for a candidate (see the module's list).
+
+    Args:
+        workload: The workload.
+        precision: The candidate's precision.
+        trace: The backend traces through Python (``torch.compile``, ``torch.export``): convert a
+            TorchScript model first.
+
+    Returns:
+        The model, its outputs a tuple of tensors where they were another structure.
+
+    Raises:
+        RuntimeError: When ``trace`` and the TorchScript model cannot be converted.
+    """
+    model = traceable(workload) if trace else workload.model
+    return with_flat_outputs(apply_precision(model, precision), workload.output_spec)
+
+
+__all__ = ["prepared_model", "traceable", "untraceable_reason"]
