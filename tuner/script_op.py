@@ -100,7 +100,8 @@ def script_module(folder: Path, example: tuple[torch.Tensor, ...], spec: Any) ->
 
     blob, key = pack(folder)
     with _GUARD:
-        _LOADED.setdefault(key, load_optimized(folder))
+        if key not in _LOADED:  # the trace calls the operator: from the folder, not unpacked again
+            _LOADED[key] = load_optimized(folder)
     traced: torch.jit.ScriptModule = torch.jit.trace(  # type: ignore[no-untyped-call]
         _ArtifactCall(blob, key, spec), example, check_trace=False, strict=False)
     return traced

@@ -16,6 +16,7 @@ a user would have to know: :data:`REGISTRATIONS` names it, and the spec makes th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import json
 from collections.abc import Iterator
@@ -85,6 +86,17 @@ def _known_leaves(output: Any) -> None:
             _register(type(leaf))
 
 
+@functools.cache
+def _loaded_tree(treespec: str, types: tuple[str, ...]) -> pytree.TreeSpec:
+    """A spec's ``TreeSpec``, once per process (a loaded artifact rebuilds its outputs on every call).
+
+    Kept per process, not on the spec: a spec that travels to a worker must register its classes there.
+    """
+    for fqn in types:
+        _register(_resolve(fqn))
+    return pytree.treespec_loads(treespec)
+
+
 @dataclasses.dataclass(frozen=True)
 class OutputSpec:
     """How to rebuild a model's outputs from the tuple of their tensors.
@@ -138,9 +150,7 @@ class OutputSpec:
 
     def load(self) -> pytree.TreeSpec:
         """The ``TreeSpec``, its classes imported and registered first (in a fresh process too)."""
-        for fqn in self.types:
-            _register(_resolve(fqn))
-        return pytree.treespec_loads(self.treespec)
+        return _loaded_tree(self.treespec, self.types)
 
     def rebuild(self, tensors: Any) -> Any:
         """The output in the model's structure, from its tensors (as :func:`flatten_outputs` gives them).

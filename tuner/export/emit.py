@@ -36,6 +36,24 @@ KIND_FAILURES = 2
 MIN_VERIFY_S = 60.0
 
 
+def _kind(pick: Pick) -> tuple[str, str]:
+    """What one exporter handles alike: the backend and the shape mode."""
+    return pick.candidate.backend, pick.candidate.shape_mode
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tried:
+    """A candidate that did not ship: why, and whether it was tried at all."""
+
+    pick: Pick
+    error: str
+    skipped: bool
+
+    def entry(self) -> dict[str, Any]:
+        """Its entry in the report's ``fallbacks``."""
+        return {"trial": self.pick.trial, "candidate": self.pick.candidate.describe(), "error": self.error}
+
+
 @dataclasses.dataclass
 class Emitter:
     """Tries candidates in order until one exports; keeps what was tried and why it did not ship.
@@ -45,18 +63,17 @@ class Emitter:
         settings: Cache folder, level, measurement.
         budget: The run's clock.
         progress: Who to tell.
-        tried: The report's ``fallbacks``: each candidate tried or skipped, and why it did not ship.
+        tried: Each candidate tried or skipped, and why it did not ship (the report's ``fallbacks``).
     """
 
     workload: Workload
     settings: TuneSettings
     budget: Budget
     progress: Progress
-    tried: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    tried: list[_Tried] = dataclasses.field(default_factory=list)
 
     def _kind_failed(self, pick: Pick) -> bool:
-        kind = (pick.candidate.backend, pick.candidate.shape_mode)
-        return sum(1 for t in self.tried if t.get("kind") == kind and "skipped" not in t["error"]) >= KIND_FAILURES
+        return sum(1 for t in self.tried if not t.skipped and _kind(t.pick) == _kind(pick)) >= KIND_FAILURES
 
     def skip_reason(self, pick: Pick) -> str | None:
         """Why not to try ``pick`` at all, or None."""
@@ -67,12 +84,15 @@ class Emitter:
             return "skipped: the run's time budget (--timeout) is spent; only eager is tried past it"
         return None
 
-    def fail(self, pick: Pick, error: str, more: bool) -> None:
-        """Note a candidate that did not ship."""
-        self.tried.append({"trial": pick.trial, "candidate": pick.candidate.describe(), "error": error,
-                           "kind": (pick.candidate.backend, pick.candidate.shape_mode)})
-        if "skipped" not in error:
+    def fail(self, pick: Pick, error: str, more: bool, *, skipped: bool = False) -> None:
+        """Note a candidate that did not ship (``skipped``: not tried; not said, and no failure of its kind)."""
+        self.tried.append(_Tried(pick, error, skipped))
+        if not skipped:
             self.progress.message(f"trial {pick.trial}: {error}" + (": trying the next candidate" if more else ""))
+
+    def fallbacks(self) -> list[dict[str, Any]]:
+        """The report's ``fallbacks``."""
+        return [t.entry() for t in self.tried]
 
     def emit(self, tmp: Path, pick: Pick, built: Built) -> dict[str, Any]:
         """Export ``pick`` into ``tmp`` and check it in a fresh process (raises when either fails)."""
@@ -125,7 +145,7 @@ def export_first(tmp: Path, emitter: Emitter,
     for pick, built in order:
         skip = emitter.skip_reason(pick)
         if skip is not None:
-            emitter.fail(pick, skip, more=True)
+            emitter.fail(pick, skip, more=True, skipped=True)
             continue
         built = built or emitter.rebuild(pick)
         if built is None:
@@ -138,11 +158,11 @@ def export_first(tmp: Path, emitter: Emitter,
             continue
         artifact.update(export_s=round(time.perf_counter() - t0, 2), files=sorted(f.name for f in tmp.iterdir()))
         if emitter.tried:
-            artifact["fallbacks"] = [{k: v for k, v in t.items() if k != "kind"} for t in emitter.tried]
+            artifact["fallbacks"] = emitter.fallbacks()
         return pick, artifact
-    artifact["fallbacks"] = [{k: v for k, v in t.items() if k != "kind"} for t in emitter.tried]
+    artifact["fallbacks"] = emitter.fallbacks()
     artifact["error"] = ("no successful candidate could be exported: " + "; ".join(
-        f"trial {t['trial']}: {t['error']}" for t in emitter.tried)) if emitter.tried else "no candidate to export"
+        f"trial {t.pick.trial}: {t.error}" for t in emitter.tried)) if emitter.tried else "no candidate to export"
     return None, artifact
 
 

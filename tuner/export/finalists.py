@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.core.records import Candidate
 from tuner.export.sidebyside import Result
+from tuner.search.keys import OUTCOME_ATTR
 from tuner.search.study import decode
 
 
@@ -34,11 +35,13 @@ class Pick:
         trial: Its number.
         candidate: Its candidate, decoded from its params as tuning decoded it.
         objective_s: Its objective as the study measured it (seconds over the test data).
+        compile_s: Its compile seconds in the trial (0 where the trial kept no outcome).
     """
 
     trial: int
     candidate: Candidate
     objective_s: float
+    compile_s: float = 0.0
 
     @property
     def name(self) -> str:
@@ -70,7 +73,8 @@ def distinct_picks(study: optuna.Study, trials: list[FrozenTrial] | None = None)
         if cand.key() in seen:
             continue
         seen.add(cand.key())
-        yield Pick(t.number, cand, float(t.value or 0.0))
+        outcome = t.user_attrs.get(OUTCOME_ATTR) or {}
+        yield Pick(t.number, cand, float(t.value or 0.0), float(outcome.get("compile_s") or 0.0))
 
 
 def top_picks(study: optuna.Study, k: int, trials: list[FrozenTrial] | None = None) -> list[Pick]:

@@ -29,7 +29,7 @@ from tuner.export.emit import Emitter, candidates, export_first
 from tuner.export.finalists import Pick, distinct_picks, record, top_picks
 from tuner.export.report import build_report
 from tuner.export.sidebyside import Result, run_side_by_side
-from tuner.search.keys import EMITTED_ATTR, OUTCOME_ATTR
+from tuner.search.keys import EMITTED_ATTR
 from tuner.search.loop import LoopResult
 from tuner.search.summary import summary
 from tuner.tracking.tracker import Tracker
@@ -162,16 +162,15 @@ def _fitting(picks: list[Pick], run: _Run) -> list[Pick]:
     left = run.budget.remaining()
     kept = picks[:1]
     for p in picks[1:]:
-        left -= _rebuild_estimate_s(run.study, p)
+        left -= _rebuild_estimate_s(p)
         if left > 0:
             kept.append(p)
     return kept
 
 
-def _rebuild_estimate_s(study: optuna.Study, pick: Pick) -> float:
+def _rebuild_estimate_s(pick: Pick) -> float:
     """About what rebuilding and measuring ``pick`` again takes: its trial's compile time, and a margin."""
-    outcome = study.trials[pick.trial].user_attrs.get(OUTCOME_ATTR) or {}
-    return 2.0 * float(outcome.get("compile_s") or 0.0) + 5.0
+    return 2.0 * pick.compile_s + 5.0
 
 
 class _NothingExported(Exception):

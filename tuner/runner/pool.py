@@ -28,6 +28,7 @@ from tuner.runner.worker import (
     CandidateWorker,
     WorkerSpec,
     WorkerStats,
+    cut_outcome,
     default_memory_limit_bytes,
     describe_stats,
     visible_gpus,
@@ -81,8 +82,7 @@ class InProcessEvaluator:
                                 cache_dir=self.cache_dir)
         except TrialTimeout as e:
             if cut:
-                return Outcome(candidate=candidate, failure_kind="interrupted",
-                               failure_reason="stopped at the end of the search's share of the time budget (--timeout)")
+                return cut_outcome(candidate)
             return Outcome(candidate=candidate, failure_kind="timeout", failure_reason=str(e))
 
     def close(self) -> None:

@@ -146,6 +146,12 @@ class WorkerStats:
     recycled: int = 0
 
 
+def cut_outcome(candidate: Candidate) -> Outcome:
+    """A candidate stopped because the run's time budget ended the search (``interrupted``: not its fault)."""
+    return Outcome(candidate=candidate, failure_kind="interrupted",
+                   failure_reason="stopped at the end of the search's share of the time budget (--timeout)")
+
+
 class CandidateWorker:
     """One warm worker process, replaced when a candidate kills or poisons it.
 
@@ -326,8 +332,7 @@ class CandidateWorker:
         now = time.monotonic()
         if cut_at is not None and now > cut_at:
             self._replace()
-            return Outcome(candidate=candidate, failure_kind="interrupted",
-                           failure_reason="stopped at the end of the search's share of the time budget (--timeout)")
+            return cut_outcome(candidate)
         if deadline is not None and now > deadline:
             self._replace()
             return Outcome(candidate=candidate, failure_kind="timeout",
@@ -464,5 +469,5 @@ def describe_stats(stats: list[WorkerStats]) -> dict[str, Any]:
             "replaced": sum(s.replaced for s in stats), "recycled": sum(s.recycled for s in stats)}
 
 
-__all__ = ["CandidateWorker", "WorkerSpec", "WorkerStartError", "WorkerStats", "default_memory_limit_bytes",
-           "describe_stats", "hard_limit_s", "visible_gpus", "worker_env"]
+__all__ = ["CandidateWorker", "WorkerSpec", "WorkerStartError", "WorkerStats", "cut_outcome",
+           "default_memory_limit_bytes", "describe_stats", "hard_limit_s", "visible_gpus", "worker_env"]

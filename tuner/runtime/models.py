@@ -13,6 +13,7 @@ Every backend starts from :func:`prepared_model` rather than from ``workload.mod
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from typing import Any
 
@@ -23,7 +24,16 @@ from tuner.core.outputs import with_flat_outputs
 from tuner.core.workload import Workload
 from tuner.runtime.precision import apply_precision
 
-#: Converted TorchScript models, by the ScriptModule they came from (converting takes seconds).
+
+@dataclasses.dataclass(frozen=True)
+class _Unconvertible:
+    """Why a ScriptModule cannot be converted (kept in place of its conversion)."""
+
+    reason: str
+
+
+#: Converted TorchScript models, or why one cannot be converted, by the ScriptModule they came from
+#: (converting takes seconds, and every backend that traces asks: its refusal, then each build).
 _CONVERTED: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
@@ -46,10 +56,13 @@ def traceable(workload: Workload) -> Any:
         example = workload.samples[workload.example_index()]
         try:
             _CONVERTED[model] = TS2EPConverter(model, example).convert().module()
-        except Exception as e:
-            raise RuntimeError(f"torch's TorchScript-to-ExportedProgram converter cannot convert this "
-                               f"ScriptModule ({error_line(e)})") from e
-    return _CONVERTED[model]
+        except Exception as e:  # noqa: BLE001 - kept, and raised below for every asker
+            _CONVERTED[model] = _Unconvertible(f"torch's TorchScript-to-ExportedProgram converter cannot convert "
+                                               f"this ScriptModule ({error_line(e)})")
+    converted = _CONVERTED[model]
+    if isinstance(converted, _Unconvertible):
+        raise RuntimeError(converted.reason)
+    return converted
 
 
 def untraceable_reason(workload: Workload) -> str | None:
