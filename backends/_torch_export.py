@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import torch
 
 from tuner.core.workload import Workload
+from tuner.runtime.precision import AutocastWrapper
 
 T = TypeVar("T")
 
@@ -129,6 +130,10 @@ def cxx_compiler_available() -> bool:
     return any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++"))
 
 
+def _under_autocast(model: Any) -> bool:
+    return isinstance(model, torch.nn.Module) and any(isinstance(m, AutocastWrapper) for m in model.modules())
+
+
 def export_program(model: Any, args: tuple[torch.Tensor, ...],
                    dynamic_shapes: tuple[dict[int, Any] | None, ...] | None = None) -> torch.export.ExportedProgram:
     """``torch.export.export`` that also works for models whose CUDA kernels have no fake impl.
@@ -137,6 +142,10 @@ def export_program(model: Any, args: tuple[torch.Tensor, ...],
     ``aten._thnn_fused_gru_cell``, which torch.export refuses (seen on an H100 with torch 2.11:
     UnsupportedOperatorException). The CPU path of the same modules decomposes into plain ops, so
     a model on the GPU is exported from a CPU copy and the program moved back to its device.
+    Not a model under autocast: torch.export records the autocast region of the device it traces
+    on, and a CPU region does nothing to CUDA ops (seen on an H100: an ``amp-fp16`` ViT's program
+    failed its own dtype checks when reloaded, "Tensor dtype mismatch! Expected: Half, Got:
+    float").
 
     Args:
         model: The module to export (on its device).
@@ -148,7 +157,7 @@ def export_program(model: Any, args: tuple[torch.Tensor, ...],
     """
     dynamic_shapes = bound_dynamic_shapes(model, dynamic_shapes)
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
-    if device.type == "cpu":
+    if device.type == "cpu" or _under_autocast(model):
         return torch.export.export(model, args, dynamic_shapes=dynamic_shapes)
     from torch.export.passes import move_to_device_pass
 

@@ -252,5 +252,17 @@ def import_model(frontend: str, model: Any, args: tuple[torch.Tensor, ...], dyna
     return from_onnx(proto)
 
 
+def mixed_precision(mod: Any) -> Any:
+    """TVM's own fp16: Relax's ``ToMixedPrecision`` on an fp32 import (fp16 compute, fp32 accumulation).
+
+    The pass works inside dataflow blocks, so the module is put in that form first; the
+    function's inputs and outputs stay fp32.
+    """
+    from tvm import relax
+
+    mod = relax.transform.ConvertToDataflow()(mod)
+    return relax.transform.ToMixedPrecision(out_dtype="float32")(mod)
+
+
 __all__ = ["FRONTENDS", "cpu_export", "decompositions", "dynamic_shapes_spec", "from_onnx", "from_torch",
-           "graph_inputs", "import_model", "to_onnx"]
+           "graph_inputs", "import_model", "mixed_precision", "to_onnx"]

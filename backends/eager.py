@@ -25,7 +25,7 @@ from tuner.core.errors import error_line
 from tuner.core.outputs import with_flat_outputs
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload
-from tuner.runtime.precision import apply_precision
+from tuner.runtime.models import in_precision
 
 #: Artifact formats :meth:`EagerBackend.export` writes.
 EXPORT_FORMAT = "torch.export"
@@ -71,7 +71,7 @@ class EagerBackend(Backend):
             return Built(fn=runner, build_s=0.0, state={"tf_runner": runner})
         # The model as the user has it (optimize() may return it), its outputs flat as every
         # backend's are.
-        model = apply_precision(workload.model, candidate.precision)
+        model = in_precision(workload.model, workload, candidate)
         return Built(fn=with_flat_outputs(model, workload.output_spec), build_s=0.0, state={"model": model})
 
     def native_model(self, built: Built, workload: Workload, candidate: Candidate) -> Any | None:

@@ -303,7 +303,7 @@ class InductorBackend(Backend):
             dynamo.config.accumulated_recompile_limit = limit
 
         options = compile_options(candidate)
-        model = prepared_model(workload, candidate.precision, trace=True)
+        model = prepared_model(workload, candidate, trace=True)
         # torch.compile's typed overloads predate its recompile_limit argument (a per-function limit
         # that leaves the process-wide one alone; torch 2.11 lacks it); where it is missing the
         # process-wide limit is raised instead.
@@ -352,7 +352,7 @@ class InductorBackend(Backend):
 
         model = built.state.get("model")
         if model is None:
-            model = prepared_model(workload, candidate.precision, trace=True)
+            model = prepared_model(workload, candidate, trace=True)
         configs = aoti_configs(candidate)
         meta: dict[str, Any] = {"format": "aoti", "shape_mode": candidate.shape_mode, "inductor_configs": configs}
         if candidate.shape_mode == "static":

@@ -29,7 +29,7 @@ from tuner.core.outputs import FlatOutputs
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload
 from tuner.runtime.models import prepared_model
-from tuner.runtime.precision import CastWrapper
+from tuner.runtime.precision import AutocastWrapper, CastWrapper, Fp32Island
 
 #: How the model becomes TorchScript.
 METHODS: tuple[str, ...] = ("script", "trace")
@@ -162,6 +162,15 @@ def _script_module(module: nn.Module) -> torch.jit.ScriptModule:
 _WRAPPERS = (CastWrapper, FlatOutputs)
 
 
+def _records_precision_by_tracing(model: Any) -> bool:
+    """Whether the model runs under autocast or keeps fp32 islands: then it is traced, whatever the method.
+
+    Scripting keeps neither: autocast does not reach into a scripted submodule's code, and an
+    island's ``forward(*args)`` does not script. Tracing records the casts they make.
+    """
+    return isinstance(model, nn.Module) and any(isinstance(m, (AutocastWrapper, Fp32Island)) for m in model.modules())
+
+
 def _script(model: Any, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
     if isinstance(model, torch.jit.ScriptModule):
         return model
@@ -233,12 +242,12 @@ class TorchScriptBackend(Backend):
                 raise RuntimeError("torchscript/fuser 'fuser1' (NNC) cannot generate CPU code: this torch build has "
                                    "no LLVM (torch._C._llvm_enabled() is False)")
 
-        model = prepared_model(workload, candidate.precision)
+        model = prepared_model(workload, candidate)
         if isinstance(model, nn.Module):
             model.eval()
         example = example_inputs(workload)
         module: torch.jit.ScriptModule
-        if method == "script":
+        if method == "script" and not _records_precision_by_tracing(model):
             module = _script(model, example)
         else:
             # A ScriptModule given to trace comes back as it is (torch warns): scripted already.

@@ -24,6 +24,7 @@ loader returns a callable over torch tensors, passed to and from TVM through DLP
 from __future__ import annotations
 
 import collections
+import dataclasses
 import tempfile
 import weakref
 from collections.abc import Callable
@@ -34,7 +35,7 @@ import torch
 from torch.utils.dlpack import from_dlpack
 
 from backends._torch_export import dynamic_shapes_spec, example_inputs, pick_by_shape, shape_key_str
-from backends._tvm_import import FRONTENDS, import_model
+from backends._tvm_import import FRONTENDS, import_model, mixed_precision
 from backends._tvm_pipeline import (
     DEFAULT_CPU_RULES,
     DEFAULT_GPU_RULES,
@@ -164,7 +165,9 @@ class TvmBackend(Backend):
     name = "tvm"
     frameworks = frozenset({"torch", "tf"})
     shape_modes = ("static", "dynamic")
-    precisions = frozenset({"fp32", "fp16"})
+    # amp-fp16 is TVM's own mixed precision (Relax's ToMixedPrecision on the fp32 import: fp16
+    # matmuls and convolutions accumulating in fp32), so it takes TensorFlow graphs too.
+    precisions = frozenset({"fp32", "fp16", "amp-fp16"})
 
     def __init__(self, cache_dir: Path | None = None) -> None:
         super().__init__(cache_dir)
@@ -194,6 +197,17 @@ class TvmBackend(Backend):
     def refusal(cls, workload: Workload) -> str | None:
         """A TorchScript model that torch's converter cannot turn back into Python code (TVM imports an export)."""
         return untraceable_reason(workload) if workload.framework == "torch" else None
+
+    @classmethod
+    def refused_options(cls, workload: Workload) -> dict[str, tuple[Any, ...]]:
+        """``tvm/precision=fp16`` (the cast model) for a model with convolutions; its ``amp-fp16`` stays.
+
+        TVM 0.27's torch importer gives every convolution ``out_dtype="float32"``, so in a cast
+        model the next fp16 op refuses the mix (seen on the H100 and the CPU: ``R.add(fp32 conv,
+        fp16 bias)`` in ViT's patch embedding, a ``batch_norm`` type error in ResNet-50). TVM's own
+        mixed precision (``amp-fp16``) imports in fp32 and builds these models.
+        """
+        return {"tvm/precision": ("fp16",)} if workload.has_convolutions() else {}
 
     def store(self, workload: Workload) -> TuningStore:
         """The tuning database of this (model, target): under ``cache_dir``, or a folder of this instance.
@@ -244,12 +258,14 @@ class TvmBackend(Backend):
                              "captured into TVM's CUDA graph)")
         request = TuningRequest.parse(str(candidate.option("metaschedule", OFF)))
         frontend = str(candidate.option("frontend", FRONTENDS[0]))
+        amp = candidate.precision == "amp-fp16"
         if workload.framework == "tf":
-            if candidate.precision != "fp32":
-                raise ValueError(f"tvm takes TensorFlow graphs in fp32 only, not {candidate.precision}")
+            if candidate.precision not in ("fp32", "amp-fp16"):
+                raise ValueError(f"tvm takes TensorFlow graphs in fp32 or amp-fp16 only, not {candidate.precision}")
             model = workload.model
         else:
-            model = prepared_model(workload, candidate.precision, trace=True)
+            imported = dataclasses.replace(candidate, precision="fp32") if amp else candidate
+            model = prepared_model(workload, imported, trace=True)
         target = target_for(workload.device)
         store = self.store(workload) if request.budget else None
         dev = tvm_device(workload.device)
@@ -278,6 +294,8 @@ class TvmBackend(Backend):
                 mod = hit[1]
             else:
                 mod = import_model(frontend, model, args, key == ANY_SHAPE, spec)
+                if amp:
+                    mod = mixed_precision(mod)
                 _IMPORTS[cache_key] = (weakref.ref(workload.model), mod)
                 while len(_IMPORTS) > IMPORT_CACHE_SIZE:
                     _IMPORTS.popitem(last=False)

@@ -9,15 +9,24 @@
 
 For each workload, in one process on one device: the peers at their defaults
 (``experiments/peers.py``: eager, torch.compile default and max-autotune, TorchScript, TVM's
-default pipeline, ONNX Runtime / TensorFlow / TF+XLA for the TF workload), and the tuner's best
+default pipeline, ONNX Runtime / TensorFlow / TF+XLA for the TF workload; at ``--level o2`` also
+autocast, ``.half()``, torch.compile, TorchScript and TVM in 16 bits), and the tuner's best
 after ``--snapshot`` and after ``--trials`` trials, rebuilt from its study and measured next to
-them (``tuner/sidebyside.py``, as the tuner picks its winner). Each figure is also given as a multiple of the device's
-floor (``experiments/floor.py``). Writes ``<results>/<date>-<device>[-<tag>].{json,md}``, a
-convergence plot per workload, and one MLflow run per workload (experiment ``bench``).
+them (``tuner/export/sidebyside.py``, as the tuner picks its winner). Each figure is also given as a multiple of
+the device's floor (``experiments/floor.py``, at the level's precision). Writes
+``<results>/<date>-<device>[-<tag>].{json,md}``, a convergence plot per workload, and one MLflow
+run per workload (experiment ``bench``).
+
+One accuracy rule judges every row: ``--accuracy`` (default: the level's, ``elementwise:1e-4,1e-4``
+at o1 and ``rel-l2:0.02`` at o2, :mod:`tuner.core.accuracy`). The tuner's study is created with
+the same rule, and its picks are judged by it again side by side; a row that fails it keeps its
+place in the table with its score.
 
 Phases (``--phase``): ``tune`` runs (or continues) the tuner's study up to ``--trials``, at most
 ``--tune-timeout`` seconds per call; ``measure`` measures the peers and the study's snapshots and
-writes the results; ``all`` (default) does both.
+writes the results; ``all`` (default) does both; ``peers`` measures the peers alone (no study is
+run or read, and the table has no tuner rows), for a device call that times the peers apart from
+the tuner's (pass another ``--tag`` so that the two calls write separate results files).
 """
 
 from __future__ import annotations
@@ -29,10 +38,20 @@ from pathlib import Path
 from typing import Any
 
 from experiments import bench_report, bench_study
-from experiments.floor import Floor, SampleCost, floor_from_costs, io_bytes, onnx_weight_bytes, peak_for, torch_floor
-from experiments.peers import peers_for
+from experiments.floor import (
+    FLOAT_BYTES,
+    Floor,
+    SampleCost,
+    floor_from_costs,
+    io_bytes,
+    onnx_weight_bytes,
+    peak_for,
+    torch_floor,
+)
+from experiments.peers import Peer, peers_for
 from experiments.workloads import registry
 from tuner.api.progress import RichProgress
+from tuner.core.accuracy import accuracy_rule
 from tuner.core.devices import device_name, hardware_context, resolve_device
 from tuner.core.errors import UserError
 from tuner.core.records import Candidate, MeasureConfig
@@ -54,7 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--device", default="auto", help="cpu, gpu or auto")
     ap.add_argument("--trials", type=int, default=200, help="the tuner's trial budget (the final snapshot)")
     ap.add_argument("--snapshot", type=int, default=50, help="also measure the tuner's best after this many trials")
-    ap.add_argument("--phase", choices=("all", "tune", "measure"), default="all")
+    ap.add_argument("--phase", choices=("all", "tune", "measure", "peers"), default="all",
+                    help="tune, measure, both (all), or the peers alone (peers: no study run or read)")
     ap.add_argument("--tune-timeout", type=float, help="seconds for this call's trial loop (the next call continues)")
     ap.add_argument("--workers", type=int, help="tuner worker processes (default: the tuner's)")
     ap.add_argument("--memory-limit", type=float, metavar="GIB",
@@ -70,7 +90,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--level", choices=("o1", "o2"), default="o1", help="correctness level of the peers' check")
+    ap.add_argument("--level", choices=("o1", "o2"), default="o1",
+                    help="the level of the tuner and of the peers (o2 adds the 16-bit peers)")
+    ap.add_argument("--accuracy", metavar="RULE",
+                    help="the accuracy rule every row and the tuner are judged by (default: the level's)")
     ap.add_argument("--work-dir", type=Path, default=Path("bench-work"), help="studies, tuner outputs, MLflow store")
     ap.add_argument("--results", type=Path, default=Path("experiments/results"))
     ap.add_argument("--tag", default="", help="suffix of the results files' names")
@@ -81,6 +104,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.trials < 1 or args.snapshot < 1:
         raise UserError("--trials and --snapshot must be at least 1", "pass e.g. --trials 200 --snapshot 50")
+    # Parsed here, so that a bad rule is a one-line error before any workload loads.
+    args.rule = accuracy_rule(args.accuracy, args.level)
     return args
 
 
@@ -93,8 +118,8 @@ def device_tag(device: str) -> str:
     return next((t for t in ("h100", "h200") if t in name), "gpu")
 
 
-def floor_of(workload: Workload, data: Path | None, device: str) -> Floor:
-    """The workload's floor on this device (see :mod:`experiments.floor`).
+def floor_of(workload: Workload, data: Path | None, device: str, level: str = "o1") -> Floor:
+    """The workload's floor on this device at the level's precision (see :mod:`experiments.floor`).
 
     Raises:
         ValueError: When there are no peak figures for this device.
@@ -103,16 +128,17 @@ def floor_of(workload: Workload, data: Path | None, device: str) -> Floor:
     if peak is None:
         raise ValueError(f"no peak figures for {device_name(device)} in experiments/floor.py's GPU_PEAKS")
     if workload.framework == "torch":
-        return torch_floor(workload.model, workload.samples, device, peak)
+        return torch_floor(workload.model, workload.samples, device, peak, level)
     # The TF workload: FLOPs counted from the graph's dims when it was prepared; weights from its ONNX export.
     import json
 
     assert data is not None
+    width = FLOAT_BYTES[level]
     meta = json.loads((data / workload.name / "meta.json").read_text())
-    weights = onnx_weight_bytes(workload.model.onnx)
-    costs = [SampleCost(flops=float(f), bytes=float(weights + io_bytes(s, r)), launches=None)
+    weights = onnx_weight_bytes(workload.model.onnx, width)
+    costs = [SampleCost(flops=float(f), bytes=float(weights + io_bytes(s, r, width)), launches=None)
              for f, s, r in zip(meta["flops"], workload.samples, workload.reference, strict=True)]
-    return floor_from_costs(costs, peak)
+    return floor_from_costs(costs, peak, level)
 
 
 def tuner_backends(workload: Workload, requested: str | None) -> tuple[str, ...] | None:
@@ -127,56 +153,40 @@ def tuner_backends(workload: Workload, requested: str | None) -> tuple[str, ...]
     return None
 
 
-def measure_workload(args: argparse.Namespace, workload: Workload, device: str, out: Path, stem: Path,
-                     say: Any) -> dict[str, Any]:
-    """Peers and the tuner's snapshots side by side, the floor, the convergence: the workload's record."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    name = workload.name
-    spec = registry.WORKLOADS[name]
+def peer_entries(args: argparse.Namespace, peers: list[Peer]) -> tuple[dict[str, Candidate], dict[str, str]]:
+    """The peers to measure (name -> candidate), and why each other peer row has no figure."""
     wanted = {p.strip() for p in args.peers.split(",")} if args.peers else None
     entries: dict[str, Candidate] = {}
     reasons: dict[str, str] = {}
-    for peer in peers_for(spec.framework, device):
+    for peer in peers:
         if peer.candidate is None:
             reasons[peer.name] = str(peer.reason)
         elif wanted is not None and peer.name not in wanted:
             reasons[peer.name] = "not run: left out by --peers"
         else:
             entries[peer.name] = peer.candidate
-    snaps_n = sorted({args.snapshot, args.trials})
-    convergence: dict[str, Any] = {}
-    snaps: list[bench_study.Snapshot] = []
-    if bench_study.counted(out, name):
-        convergence, snaps = bench_study.read_study(out, name, snaps_n, args.finalists)
-    for s in snaps:
-        # The tuner's pick after n trials: the fastest of its finalists measured here (as
-        # tuner.export.finalize picks), so each finalist is an entry; one shared by snapshots is measured once.
-        for p in s.finalists:
-            entries.setdefault(p.name, p.candidate)
+    return entries, reasons
+
+
+def side_by_side(args: argparse.Namespace, workload: Workload, entries: dict[str, Candidate], out: Path,
+                 say: Any) -> dict[str, Result]:
+    """Every entry built and timed side by side, each judged by the run's rule: name -> result."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     config = MeasureConfig(warmup=args.warmup, repeats=args.repeats)
-    total = len(entries) * (1 + args.rounds)
-    with Progress(TextColumn(f"[bold]{name}: side by side"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as bar:
-        task = bar.add_task("measure", total=total)
-        results = run_side_by_side(workload, entries, config, rounds=args.rounds, level=args.level,
+    with Progress(TextColumn(f"[bold]{workload.name}: side by side"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("measure", total=len(entries) * (1 + args.rounds))
+        results = run_side_by_side(workload, entries, config, rounds=args.rounds, rule=args.rule,
                                    cache_dir=out / "cache", say=say, step=lambda: bar.advance(task),
                                    compile_limit_s=args.compile_limit)
-    by_name: dict[str, Result] = {r.name: r for r in results}
-    try:
-        floor: Floor | None = floor_of(workload, args.data, device)
-        floor_rec = floor.to_dict() if floor else {}
-    except Exception as e:  # noqa: BLE001 - a floor that cannot be estimated is reported, not fatal
-        floor, floor_rec = None, {"error": f"{type(e).__name__}: {e}"}
+    return {r.name: r for r in results}
+
+
+def tuner_rows(args: argparse.Namespace, snaps_n: list[int], snaps: list[bench_study.Snapshot],
+               convergence: dict[str, Any], by_name: dict[str, Result]) -> list[dict[str, Any]]:
+    """The rows ``tuner best @N``: the fastest of each snapshot's finalists measured side by side."""
     rows: list[dict[str, Any]] = []
-    for peer_name in [p.name for p in peers_for(spec.framework, device)]:
-        if peer_name in by_name:
-            rows.append({**result_dict(by_name[peer_name]), "role": "peer"})
-        else:
-            rows.append({"name": peer_name, "role": "peer", "candidate": None, "total_ms": None,
-                         "error": reasons[peer_name]})
-    calls = bench_study.tune_calls(out)
-    tuning_total = sum(c["wall_s"] for c in calls)
     for n in snaps_n:
         row_name = f"tuner best @{n}"
         snap = next((s for s in snaps if s.n == n), None)
@@ -196,6 +206,19 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
             rec["error"] = (f"{res.error + '; ' if res.error else ''}the study counts only {snap.counted} trials "
                             f"(best of those)")
         rows.append(rec)
+    return rows
+
+
+def compare(rows: list[dict[str, Any]], floor: Floor | None) -> tuple[list[dict[str, Any]], float | None,
+                                                                        float | None]:
+    """Set each row's ratios to eager, to the best peer and to the floor, and its accuracy verdict (in place).
+
+    The verdict (``accuracy_rule``, ``accuracy_score``, ``accuracy_ok``) is the side-by-side check's,
+    spelled out for readers of the JSON: a peer that fails the rule stays a row, with its score.
+
+    Returns:
+        ``(peers that ran and passed the rule, the best peer's ms, eager's ms)``.
+    """
     ok_peers = [r for r in rows if r["role"] == "peer" and r.get("total_ms") and not r.get("error")]
     best_peer = min((r["total_ms"] for r in ok_peers), default=None)
     eager = next((r["total_ms"] for r in rows if r["name"] in ("eager", "TensorFlow") and r.get("total_ms")), None)
@@ -204,15 +227,48 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
         r["vs_eager"] = eager / t if t and eager else None
         r["vs_best_peer"] = best_peer / t if t and best_peer else None
         r["x_floor"] = floor.times(t / 1e3) if t and floor else None
+        r["accuracy_rule"], r["accuracy_score"], r["accuracy_ok"] = bench_report.accuracy_of(r)
+    return ok_peers, best_peer, eager
+
+
+def measure_workload(args: argparse.Namespace, workload: Workload, device: str, out: Path, stem: Path,
+                     say: Any) -> dict[str, Any]:
+    """Peers and the tuner's snapshots side by side, the floor, the convergence: the workload's record."""
+    name = workload.name
+    spec = registry.WORKLOADS[name]
+    peers = peers_for(spec.framework, device, args.level)
+    entries, reasons = peer_entries(args, peers)
+    snaps_n = [] if args.phase == "peers" else sorted({args.snapshot, args.trials})
+    convergence: dict[str, Any] = {}
+    snaps: list[bench_study.Snapshot] = []
+    if snaps_n and bench_study.counted(out, name):
+        convergence, snaps = bench_study.read_study(out, name, snaps_n, args.finalists)
+    for s in snaps:
+        # The tuner's pick after n trials: the fastest of its finalists measured here (as
+        # tuner.export.finalize picks), so each finalist is an entry; one shared by snapshots is measured once.
+        for p in s.finalists:
+            entries.setdefault(p.name, p.candidate)
+    by_name = side_by_side(args, workload, entries, out, say)
+    try:
+        floor: Floor | None = floor_of(workload, args.data, device, args.level)
+        floor_rec = floor.to_dict() if floor else {}
+    except Exception as e:  # noqa: BLE001 - a floor that cannot be estimated is reported, not fatal
+        floor, floor_rec = None, {"error": f"{type(e).__name__}: {e}"}
+    rows = [{**result_dict(by_name[p.name]), "role": "peer"} if p.name in by_name else
+            {"name": p.name, "role": "peer", "candidate": None, "total_ms": None, "error": reasons[p.name]}
+            for p in peers]
+    rows += tuner_rows(args, snaps_n, snaps, convergence, by_name)
+    ok_peers, best_peer, eager = compare(rows, floor)
+    calls = bench_study.tune_calls(out)
     record: dict[str, Any] = {
         "workload": name, "title": spec.title, "stresses": spec.stresses, "framework": spec.framework,
         "size": args.size, "device": device_tag(device), "device_name": device_name(device), "date": args.date,
         "trials": args.trials, "snapshot": args.snapshot, "command": " ".join(["python", *sys.argv]),
-        "samples": len(workload.samples), "shapes": workload.shapes_summary(),
-        "measure": {"warmup": config.warmup, "repeats": config.repeats, "rounds": args.rounds, "level": args.level,
-                    "compile_limit_s": args.compile_limit},
+        "samples": len(workload.samples), "shapes": workload.shapes_summary(), "phase": args.phase,
+        "measure": {"warmup": args.warmup, "repeats": args.repeats, "rounds": args.rounds, "level": args.level,
+                    "accuracy": args.rule.spec, "compile_limit_s": args.compile_limit},
         "rows": rows, "floor": floor_rec, "convergence": convergence,
-        "tuning": {"calls": len(calls), "wall_s": tuning_total, "per_call": calls},
+        "tuning": {"calls": len(calls), "wall_s": sum(c["wall_s"] for c in calls), "per_call": calls},
     }
     record["targets"] = bench_report.targets(record, args.trials, args.snapshot if args.snapshot < args.trials
                                              else None)
@@ -227,6 +283,42 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
         if floor:
             lines["floor"] = floor.floor_s * 1e3
         record.update(bench_report.plot(stem, name, convergence, lines))
+    return record
+
+
+def run_workload(args: argparse.Namespace, name: str, device: str, stem: Path, console: Any,
+                 say: Any) -> dict[str, Any] | None:
+    """One workload's phases: tune, then measure and merge into the results; its record (None: not measured)."""
+    say(f"workload {name}: loading on {device}")
+    workload = registry.load(name, args.size, device, args.data)
+    if args.data is not None:
+        args.size = registry.prepared_size(args.data)
+    out = args.work_dir / device_tag(device) / name
+    backends = tuner_backends(workload, args.backends)
+    if args.phase in ("all", "tune") and backends == ():
+        say(f"{name}: no backend here can run it without TensorFlow: not tuning (its tuner rows say so)")
+    elif args.phase in ("all", "tune"):
+        say(f"{name}: tuning up to {args.trials} trials at {args.level}, {args.rule.spec} (study in {out})")
+        bench_study.tune(workload, out, device=device, trials=args.trials, timeout_s=args.tune_timeout,
+                         workers=args.workers, backends=backends, progress=RichProgress(console),
+                         memory_limit_gb=args.memory_limit, track=args.track_trials, level=args.level,
+                         accuracy=args.rule.spec)
+    if args.phase not in ("all", "measure", "peers"):
+        return None
+    args.results.mkdir(parents=True, exist_ok=True)
+    record = measure_workload(args, workload, device, out, stem, say)
+    if not args.no_mlflow:
+        from experiments.bench_mlflow import log_record
+
+        uri = args.mlflow_uri or f"sqlite:///{(args.work_dir / 'mlflow.db').resolve()}"
+        plots = [args.results / record[k] for k in ("plot_html", "plot_png") if record.get(k)]
+        record["mlflow_run_id"] = log_record(uri, args.work_dir / "mlartifacts", record, plots)
+        record["mlflow_uri"] = uri
+    # Merged after every workload: a call cut short keeps what it measured.
+    header = {"date": args.date, "device": device_tag(device), "device_name": device_name(device),
+              "context": hardware_context(device), "label": args.label}
+    bench_report.merge(stem, header, {name: record})
+    say(f"{name}: merged into {stem}.json / .md")
     return record
 
 
@@ -254,41 +346,12 @@ def main(argv: list[str] | None = None) -> int:
         # bert, which its --data folder lacked.
         registry.check_prepared(names, args.data)
         device = resolve_device(args.device)
-        tag = device_tag(device)
-        stem = bench_report.results_stem(args.results, args.date, tag, args.tag)
-        work = args.work_dir / tag
-        uri = args.mlflow_uri or f"sqlite:///{(args.work_dir / 'mlflow.db').resolve()}"
+        stem = bench_report.results_stem(args.results, args.date, device_tag(device), args.tag)
         records: dict[str, dict[str, Any]] = {}
         for name in names:
-            say(f"workload {name}: loading on {device}")
-            workload = registry.load(name, args.size, device, args.data)
-            if args.data is not None:
-                args.size = registry.prepared_size(args.data)
-            out = work / name
-            backends = tuner_backends(workload, args.backends)
-            if args.phase in ("all", "tune") and backends == ():
-                say(f"{name}: no backend here can run it without TensorFlow: not tuning (its tuner rows say so)")
-            elif args.phase in ("all", "tune"):
-                say(f"{name}: tuning up to {args.trials} trials (study in {out})")
-                bench_study.tune(workload, out, device=device, trials=args.trials, timeout_s=args.tune_timeout,
-                                 workers=args.workers, backends=backends, progress=RichProgress(console),
-                                 memory_limit_gb=args.memory_limit,
-                                 track=args.track_trials)
-            if args.phase in ("all", "measure"):
-                args.results.mkdir(parents=True, exist_ok=True)
-                record = measure_workload(args, workload, device, out, stem, say)
-                if not args.no_mlflow:
-                    from experiments.bench_mlflow import log_record
-
-                    plots = [args.results / record[k] for k in ("plot_html", "plot_png") if record.get(k)]
-                    record["mlflow_run_id"] = log_record(uri, args.work_dir / "mlartifacts", record, plots)
-                    record["mlflow_uri"] = uri
+            record = run_workload(args, name, device, stem, console, say)
+            if record is not None:
                 records[name] = record
-                # Merged after every workload: a call cut short keeps what it measured.
-                header = {"date": args.date, "device": tag, "device_name": device_name(device),
-                          "context": hardware_context(device), "label": args.label}
-                bench_report.merge(stem, header, {name: record})
-                say(f"{name}: merged into {stem}.json / .md")
         if records:
             print(bench_report.render({"date": args.date, "device_name": device_name(device), "label": args.label,
                                        "workloads": records}))

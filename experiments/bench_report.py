@@ -135,21 +135,44 @@ def _yes(v: bool | None) -> str:
     return "-" if v is None else "yes" if v else "**no**"
 
 
-def _section(name: str, rec: dict[str, Any]) -> list[str]:
-    shapes = "; ".join(f"{s['shapes']} x{s['count']}" for s in rec.get("shapes", []))
-    if len(shapes) > 160:
-        shapes = shapes[:157] + "..."
-    m = rec.get("measure", {})
-    lines = [f"## {name}: {rec.get('title')}", "",
-             f"Stresses: {rec.get('stresses')}. Size `{rec.get('size')}`, {rec.get('samples')} test samples "
-             f"({shapes}). {m.get('repeats')} timed calls per sample after {m.get('warmup')} warm-up, best of "
-             f"{m.get('rounds')} rounds. Command: `{rec.get('command')}`", "",
-             "| config | total (ms) | rounds (ms) | vs eager | vs best peer | x floor | compile (s) | tuning (s) | "
-             "max abs err | note |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+def accuracy_of(row: dict[str, Any]) -> tuple[str | None, float | None, bool | None]:
+    """A row's accuracy rule, its score under it, and whether it passed (None where it was not judged).
+
+    A row fails the rule when side by side found its results wrong (``Result.error`` starts
+    ``wrong results``); it keeps its score, which says by how much.
+    """
+    acc = row.get("accuracy")
+    if not acc:
+        return None, None, None
+    spec, score = acc
+    return spec, score, not (row.get("error") or "").startswith("wrong results")
+
+
+def _score(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3g}"
+
+
+def _note(r: dict[str, Any]) -> str:
+    """A row's note: why it has no figure; a wrong row as ``fails <rule> (score X)``; a tuner row's pick."""
+    note = r.get("error") or ""
+    spec, score, passed = accuracy_of(r)
+    if passed is False:
+        where = note.removeprefix("wrong results: ")
+        note = f"fails {spec} (score {_score(score)})" + (f": {where}" if where else "")
+    if r["role"] == "tuner":
+        note = f"trial {r['trial']} of {r['counted']} counted: `{r['candidate']}`" + (f"; {note}" if note else "")
+    return note
+
+
+def _rows_table(rec: dict[str, Any]) -> list[str]:
+    """The table of a workload's rows: figures, ratios, compile and tuning times, errors, the rule's score."""
+    lines = ["| config | total (ms) | rounds (ms) | vs eager | vs best peer | x floor | compile (s) | tuning (s) | "
+             "max abs err | score | note |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    rule = rec.get("measure", {}).get("accuracy")
     for r in rec["rows"]:
-        note = r.get("error") or ""
-        if r["role"] == "tuner":
-            note = (f"trial {r['trial']} of {r['counted']} counted: `{r['candidate']}`" + (f"; {note}" if note else ""))
+        spec, score, _ = accuracy_of(r)
+        # A score under another rule than the run's (a record merged from elsewhere) names its rule.
+        score_cell = _score(score) + (f" ({spec})" if spec and rule and spec != rule else "")
         # Every round, not only the fastest: a host whose other work slows some rounds shows here
         # (on 2026-11-30 the demo's eager rounds were 6.1, 10.1 and 8.7 ms in one run).
         rounds = " / ".join(_ms(x) for x in r.get("rounds_ms") or []) or "-"
@@ -158,7 +181,12 @@ def _section(name: str, rec: dict[str, Any]) -> list[str]:
                      f"{'-' if r.get('compile_s') is None else format(r['compile_s'], '.1f')} | "
                      f"{'-' if r.get('tuning_s') is None else format(r['tuning_s'], '.0f')} | "
                      f"{'-' if r.get('max_abs_err') is None else format(r['max_abs_err'], '.1e')} | "
-                     f"{note[:220]} |")
+                     f"{score_cell} | {_note(r)[:220]} |")
+    return lines
+
+
+def _finalists_lines(rec: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     for r in rec["rows"]:
         if r.get("finalists"):
             lines += ["", f"`{r['name']}` is the fastest here of the study's {len(r['finalists'])} fastest distinct "
@@ -167,23 +195,32 @@ def _section(name: str, rec: dict[str, Any]) -> list[str]:
                           + (f"{_ms(f['side_by_side_ms'])} ms here" if f.get("side_by_side_ms") is not None
                              else f"not measured here ({f.get('error')})")
                           + (" (chosen)" if f.get("chosen") else "") for f in r["finalists"]) + "."]
-    fl = rec.get("floor", {})
-    if "floor_ms" in fl:
-        peak = fl["peak"]
-        flops = sum(s["flops"] for s in fl["samples"])
-        nbytes = sum(s["bytes"] for s in fl["samples"])
-        launches = [s["launches"] for s in fl["samples"]]
-        lines += ["", f"Floor: {_ms(fl['floor_ms'])} ms over the test data, mostly {fl['bound']}-bound "
-                  f"(compute {_ms(fl['compute_ms'])} ms: {flops / 1e9:.3g} GFLOP at "
-                  f"{peak['fp32_flops'] / 1e12:.3g} TFLOP/s fp32; memory {_ms(fl['memory_ms'])} ms: "
-                  f"{nbytes / 1e6:.3g} MB at {peak['bandwidth'] / 1e9:.0f} GB/s; one launch "
-                  f"{peak['launch_s'] * 1e6:.1f} us per sample). "
-                  + (f"Eager launches {sum(launches)} kernels over the test data: launch-bound estimate "
-                     f"{_ms(fl['launch_bound_ms'])} ms. " if fl.get("launch_bound_ms") is not None else
-                     "Eager kernel count: not known for this workload. ")
-                  + f"Peak figures: {peak['name']} ({peak['source']})."]
-    elif fl.get("error"):
-        lines += ["", f"Floor: not estimated ({fl['error']})."]
+    return lines
+
+
+def _floor_lines(fl: dict[str, Any]) -> list[str]:
+    """The floor's line: its terms, at the precision of its level (records before o2's floors: fp32)."""
+    if "floor_ms" not in fl:
+        return ["", f"Floor: not estimated ({fl['error']})."] if fl.get("error") else []
+    peak = fl["peak"]
+    flops = sum(s["flops"] for s in fl["samples"])
+    nbytes = sum(s["bytes"] for s in fl["samples"])
+    launches = [s["launches"] for s in fl["samples"]]
+    width = fl.get("float_bytes", 4)
+    return ["", f"Floor: {_ms(fl['floor_ms'])} ms over the test data at {fl.get('level', 'o1')}'s precision, "
+            f"mostly {fl['bound']}-bound (compute {_ms(fl['compute_ms'])} ms: {flops / 1e9:.3g} GFLOP at "
+            f"{fl.get('flops_peak', peak['fp32_flops']) / 1e12:.3g} TFLOP/s {fl.get('flops_precision', 'fp32')}; "
+            f"memory {_ms(fl['memory_ms'])} ms: {nbytes / 1e6:.3g} MB, floating-point values at {width} bytes, at "
+            f"{peak['bandwidth'] / 1e9:.0f} GB/s; one launch {peak['launch_s'] * 1e6:.1f} us per sample). "
+            + (f"Eager launches {sum(launches)} kernels over the test data: launch-bound estimate "
+               f"{_ms(fl['launch_bound_ms'])} ms. " if fl.get("launch_bound_ms") is not None else
+               "Eager kernel count: not known for this workload. ")
+            + f"Peak figures: {peak['name']} ({peak['source']})."]
+
+
+def _tail_lines(rec: dict[str, Any]) -> list[str]:
+    """Convergence, tuning time, losses and the MLflow run."""
+    lines: list[str] = []
     conv = rec.get("convergence", {})
     if conv.get("trial"):
         done = sum(1 for s in conv["state"] if s == "COMPLETE")
@@ -192,7 +229,7 @@ def _section(name: str, rec: dict[str, Any]) -> list[str]:
                   + (", ".join(f"`{rec[k]}`" for k in ("plot_png", "plot_html") if rec.get(k)) or "none (neither "
                      "matplotlib nor plotly installed)") + "."]
     tun = rec.get("tuning", {})
-    if tun:
+    if tun and rec.get("phase") != "peers":
         lines += ["", f"Tuning: {tun.get('calls')} call(s) of the tune phase, {tun.get('wall_s', 0):.0f} s in all "
                   "(the tuner's whole run: baseline, trials, final check and export)."]
     losses = rec.get("losses", [])
@@ -200,6 +237,35 @@ def _section(name: str, rec: dict[str, Any]) -> list[str]:
         lines += ["", "Where the tuner loses: " + "; ".join(losses) + "."]
     if rec.get("mlflow_run_id"):
         lines += ["", f"MLflow: run `{rec['mlflow_run_id']}` of experiment `bench` in `{rec.get('mlflow_uri')}`."]
+    return lines
+
+
+def _judged(rec: dict[str, Any]) -> str:
+    """The sentence on the level, the accuracy rule every row was judged by, and a peers-only run."""
+    m = rec.get("measure", {})
+    level = f"Level {m.get('level', 'o1')}"
+    if not m.get("accuracy"):
+        return f"{level}. "
+    peers_only = rec.get("phase") == "peers"
+    tuner = "" if peers_only else " (the tuner's study by the same rule)"
+    return (f"{level}; every row judged by the accuracy rule `{m['accuracy']}` against the fp32 reference{tuner}; "
+            "`score` is each row's score under it. "
+            + ("Peers only (`--phase peers`): no tuner rows. " if peers_only else ""))
+
+
+def _section(name: str, rec: dict[str, Any]) -> list[str]:
+    shapes = "; ".join(f"{s['shapes']} x{s['count']}" for s in rec.get("shapes", []))
+    if len(shapes) > 160:
+        shapes = shapes[:157] + "..."
+    m = rec.get("measure", {})
+    lines = [f"## {name}: {rec.get('title')}", "",
+             f"Stresses: {rec.get('stresses')}. Size `{rec.get('size')}`, {rec.get('samples')} test samples "
+             f"({shapes}). {m.get('repeats')} timed calls per sample after {m.get('warmup')} warm-up, best of "
+             f"{m.get('rounds')} rounds. {_judged(rec)}Command: `{rec.get('command')}`", ""]
+    lines += _rows_table(rec)
+    lines += _finalists_lines(rec)
+    lines += _floor_lines(rec.get("floor", {}))
+    lines += _tail_lines(rec)
     return [*lines, ""]
 
 
@@ -277,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["main", "merge", "plot", "render", "results_stem", "targets"]
+__all__ = ["accuracy_of", "main", "merge", "plot", "render", "results_stem", "targets"]
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def study_name(workload: str) -> str:
 
 def tune(workload: Workload, out: Path, *, device: str, trials: int, timeout_s: float | None,
          workers: int | None, backends: tuple[str, ...] | None, progress: Progress, track: bool,
-         memory_limit_gb: float | None = None) -> dict[str, Any]:
+         memory_limit_gb: float | None = None, level: str = "o1", accuracy: str | None = None) -> dict[str, Any]:
     """Run the tuner on the workload until its study counts ``trials`` trials (or ``timeout_s`` passes).
 
     Args:
@@ -54,6 +54,9 @@ def tune(workload: Workload, out: Path, *, device: str, trials: int, timeout_s: 
         track: Let the tuner log its trials to MLflow (its own tracking store under ``out``).
         memory_limit_gb: GiB one worker may use (None: the tuner's default, 80 % of RAM shared by
             this process's workers, which over-commits a host shared by several bench processes).
+        level: The tuner's level (``o2`` also searches TF32, fp16, bf16 and autocast).
+        accuracy: The accuracy rule its trials are judged by (``--accuracy``); None: the level's
+            default. ``bench.py`` passes the rule its peers are judged by, so that both meet one guard.
 
     Returns:
         This call's record: wall seconds and trials counted before and after.
@@ -63,7 +66,8 @@ def tune(workload: Workload, out: Path, *, device: str, trials: int, timeout_s: 
         progress.message(f"{workload.name}: the study already counts {before} trials (>= {trials}): not tuning")
         return {"wall_s": 0.0, "before": before, "after": before}
     settings = TuneSettings(study_name=study_name(workload.name), output_dir=out, trials=trials, timeout_s=timeout_s,
-                            workers=workers, backends=backends, memory_limit_gb=memory_limit_gb)
+                            workers=workers, backends=backends, memory_limit_gb=memory_limit_gb, level=level,
+                            accuracy=accuracy)
     t0 = time.perf_counter()
     run(workload, preflight(settings, track), progress=progress)
     call = {"wall_s": round(time.perf_counter() - t0, 2), "before": before, "after": counted(out, workload.name),

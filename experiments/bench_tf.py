@@ -26,7 +26,7 @@ from typing import Any
 
 from backends import get_backend
 from experiments.workloads import tf_asr
-from tuner.core.defaults import TOLERANCES
+from tuner.core.accuracy import accuracy_rule
 from tuner.core.records import Candidate, MeasureConfig
 from tuner.core.workload import Workload
 from tuner.runtime.correctness import check_outputs
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--out", default=f"experiments/results/{today}-cpu-tf")
     args = parser.parse_args()
     w = workload()
-    tol = TOLERANCES["o1"]
+    tol = accuracy_rule(None, "o1")
     print(f"workload: tf_asr, {len(w.samples)} samples, shapes {w.shapes_summary()}")
 
     screened: list[dict[str, Any]] = []

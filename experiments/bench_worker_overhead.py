@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers import tiny_model, tiny_samples  # noqa: E402
+from tuner.core.accuracy import accuracy_rule  # noqa: E402
 from tuner.core.records import Candidate, MeasureConfig  # noqa: E402
 from tuner.runner.pool import InProcessEvaluator  # noqa: E402
 from tuner.runner.transfer import dump_workload  # noqa: E402
@@ -41,13 +42,13 @@ def main() -> None:
         dump_workload(workload, Path(tmp) / "workload.pt")
         dump_s = time.perf_counter() - t0
         spec = WorkerSpec(workload_path=Path(tmp) / "workload.pt", modules=("backends.faulty",),
-                          sys_path=tuple(sys.path), level="o1", measure_config=config, cache_dir=None,
-                          trial_timeout_s=60)
+                          sys_path=tuple(sys.path), rule=accuracy_rule(None, "o1"), measure_config=config,
+                          cache_dir=None, trial_timeout_s=60)
         worker = CandidateWorker(spec, memory_limit_bytes=None, log_path=Path(tmp) / "worker.log")
         t0 = time.perf_counter()
         worker.start()
         start_s = time.perf_counter() - t0
-        local = InProcessEvaluator(workload, "o1", config, None, 60)
+        local = InProcessEvaluator(workload, accuracy_rule(None, "o1"), config, None, 60)
         local.evaluate(candidate, None)
         inproc, inworker = [], []
         try:

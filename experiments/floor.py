@@ -3,11 +3,14 @@
 Per test sample, three lower bounds on one run:
 
 - compute: the eager model's FLOPs (``torch.utils.flop_counter.FlopCounterMode``; a multiply-add
-  counts 2) over the device's peak for the level's precision (o1: fp32 results, so the fp32 peak,
-  not the tensor-core TF32 one);
+  counts 2) over the device's peak for the level's precision (:meth:`DevicePeak.flops_at`): o1
+  keeps fp32 results, so the fp32 peak, not the tensor-core TF32 one; o2 may run the whole model
+  in fp16/bf16, so the 16-bit tensor-core peak;
 - memory: bytes that must move at least once, over the memory bandwidth. Assumed: every weight is
   read once, every input read once and every output written once (parameters + buffers + inputs
-  + outputs); intermediates are taken to stay on chip, which a fully fused kernel could manage;
+  + outputs); intermediates are taken to stay on chip, which a fully fused kernel could manage.
+  Floating-point values count at the level's width (:data:`FLOAT_BYTES`: 4 bytes at o1, 2 at o2,
+  where a ``.half()`` model reads 2-byte weights); integer ones at their own;
 - launch: one kernel launch (a fully fused program still launches once) times the launch latency.
 
 The floor of a sample is the largest of the three; the floor of the test data is the sum over its
@@ -33,6 +36,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from tuner.core.workload import flatten_outputs
 
+#: Bytes per floating-point value the floor counts at each level: at o2 a whole model may run in
+#: fp16/bf16, so its weights, inputs and outputs could move at 2 bytes each (a lower bound, as the
+#: floor must be, even where a peer keeps fp32 inputs and casts them on the device).
+FLOAT_BYTES: dict[str, int] = {"o1": 4, "o2": 2}
+
 
 @dataclasses.dataclass(frozen=True)
 class DevicePeak:
@@ -55,6 +63,17 @@ class DevicePeak:
     bandwidth: float
     launch_s: float
     source: str
+
+    def flops_at(self, level: str) -> tuple[float, str]:
+        """The peak FLOP/s a level's floor divides by, and the precision it is for.
+
+        o1's results are fp32 (TF32 off): the fp32 peak. o2 may compute in fp16/bf16: the 16-bit
+        tensor-core peak, else the fp32 one where the device has none listed (the rough CPU
+        figure: fp16 on the CPU is no faster than fp32).
+        """
+        if level == "o2" and self.half_flops:
+            return self.half_flops, "fp16/bf16 tensor cores"
+        return self.fp32_flops, "fp32"
 
 
 _NVIDIA = ("NVIDIA datasheet, dense figures (half the 'with sparsity' ones); launch latency: the usual "
@@ -128,17 +147,28 @@ def flops_of(model: Any, sample: Sequence[torch.Tensor]) -> float:
     return float(counter.get_total_flops())
 
 
-def state_bytes(model: Any) -> int:
-    """Bytes of the model's parameters and buffers (each read once per run, by assumption)."""
+def _nbytes(t: torch.Tensor, float_bytes: int | None) -> int:
+    """A tensor's bytes, floating-point values counted at ``float_bytes`` each where given."""
+    width = float_bytes if float_bytes is not None and t.is_floating_point() else t.element_size()
+    return t.numel() * width
+
+
+def state_bytes(model: Any, float_bytes: int | None = None) -> int:
+    """Bytes of the model's parameters and buffers (each read once per run, by assumption).
+
+    Args:
+        model: The eager model (0 for anything else).
+        float_bytes: Bytes per floating-point value (:data:`FLOAT_BYTES`); None: as stored.
+    """
     if not isinstance(model, torch.nn.Module):
         return 0
     tensors = list(model.parameters()) + list(model.buffers())
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return sum(_nbytes(t, float_bytes) for t in tensors)
 
 
-def io_bytes(sample: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]) -> int:
-    """Bytes of one sample's inputs and outputs."""
-    return sum(t.numel() * t.element_size() for t in (*sample, *outputs))
+def io_bytes(sample: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor], float_bytes: int | None = None) -> int:
+    """Bytes of one sample's inputs and outputs (floating-point values at ``float_bytes`` where given)."""
+    return sum(_nbytes(t, float_bytes) for t in (*sample, *outputs))
 
 
 class _OpCounter(TorchDispatchMode):
@@ -208,6 +238,7 @@ class Floor:
         floor_s: Sum of each sample's max(compute, memory, one launch): the floor.
         launch_bound_s: Sum of eager launches x launch latency (None where launches are unknown).
         bound: Which term sets most of the floor (``compute``, ``memory`` or ``launch``).
+        level: The level whose precision the floor assumes (:meth:`DevicePeak.flops_at`).
     """
 
     peak: DevicePeak
@@ -217,6 +248,7 @@ class Floor:
     floor_s: float
     launch_bound_s: float | None
     bound: str
+    level: str = "o1"
 
     def times(self, total_s: float) -> float:
         """``total_s`` (a result over the whole test data) as a multiple of the floor."""
@@ -224,24 +256,29 @@ class Floor:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record."""
+        flops, precision = self.peak.flops_at(self.level)
         return {"peak": dataclasses.asdict(self.peak), "samples": [dataclasses.asdict(s) for s in self.samples],
+                "level": self.level, "flops_peak": flops, "flops_precision": precision,
+                "float_bytes": FLOAT_BYTES[self.level],
                 "compute_ms": self.compute_s * 1e3, "memory_ms": self.memory_s * 1e3,
                 "floor_ms": self.floor_s * 1e3,
                 "launch_bound_ms": None if self.launch_bound_s is None else self.launch_bound_s * 1e3,
                 "bound": self.bound}
 
 
-def floor_from_costs(costs: Sequence[SampleCost], peak: DevicePeak) -> Floor:
+def floor_from_costs(costs: Sequence[SampleCost], peak: DevicePeak, level: str = "o1") -> Floor:
     """Combine per-sample costs into the floor (see the module docstring for the definition).
 
     Args:
-        costs: One per test sample.
+        costs: One per test sample (bytes already at the level's width).
         peak: The device's figures.
+        level: ``o1`` or ``o2``: which peak FLOP/s the compute term uses (:meth:`DevicePeak.flops_at`).
 
     Returns:
         The floor.
     """
-    terms = [(c.flops / peak.fp32_flops, c.bytes / peak.bandwidth, peak.launch_s) for c in costs]
+    flops_peak, _ = peak.flops_at(level)
+    terms = [(c.flops / flops_peak, c.bytes / peak.bandwidth, peak.launch_s) for c in costs]
     floor_s = sum(max(t) for t in terms)
     wins = {"compute": 0.0, "memory": 0.0, "launch": 0.0}
     for compute, memory, launch in terms:
@@ -252,11 +289,11 @@ def floor_from_costs(costs: Sequence[SampleCost], peak: DevicePeak) -> Floor:
                     else sum(int(n or 0) for n in known) * peak.launch_s)
     return Floor(peak=peak, samples=tuple(costs), compute_s=sum(t[0] for t in terms),
                  memory_s=sum(t[1] for t in terms), floor_s=floor_s, launch_bound_s=launch_bound,
-                 bound=max(wins, key=lambda k: wins[k]))
+                 bound=max(wins, key=lambda k: wins[k]), level=level)
 
 
 def torch_floor(model: Any, samples: Sequence[Sequence[torch.Tensor]], device: str,
-                peak: DevicePeak) -> Floor:
+                peak: DevicePeak, level: str = "o1") -> Floor:
     """The floor of a PyTorch workload, counted on its eager model.
 
     Args:
@@ -264,28 +301,33 @@ def torch_floor(model: Any, samples: Sequence[Sequence[torch.Tensor]], device: s
         samples: The test samples (on ``device``).
         device: ``"cpu"`` or ``"gpu"``.
         peak: The device's figures.
+        level: ``o1`` or ``o2``: the precision the floor assumes (peak FLOP/s and bytes per value).
 
     Returns:
         The floor.
     """
-    weights = state_bytes(model)
+    width = FLOAT_BYTES[level]
+    weights = state_bytes(model, width)
     costs = []
     with torch.no_grad():
         for sample in samples:
             outputs = flatten_outputs(model(*sample))
-            costs.append(SampleCost(flops=flops_of(model, sample), bytes=float(weights + io_bytes(sample, outputs)),
+            costs.append(SampleCost(flops=flops_of(model, sample),
+                                    bytes=float(weights + io_bytes(sample, outputs, width)),
                                     launches=launches_of(model, sample, device)))
-    return floor_from_costs(costs, peak)
+    return floor_from_costs(costs, peak, level)
 
 
-def onnx_weight_bytes(onnx_bytes: bytes) -> int:
-    """Bytes of an ONNX model's initializers (its weights)."""
+def onnx_weight_bytes(onnx_bytes: bytes, float_bytes: int | None = None) -> int:
+    """Bytes of an ONNX model's initializers (its weights), floating-point ones at ``float_bytes`` where given."""
     import onnx
     from onnx import numpy_helper
 
     proto = onnx.load_from_string(onnx_bytes)
-    return sum(int(numpy_helper.to_array(init).nbytes) for init in proto.graph.initializer)
+    arrays = [numpy_helper.to_array(init) for init in proto.graph.initializer]
+    return sum(int(a.size * float_bytes if float_bytes is not None and a.dtype.kind == "f" else a.nbytes)
+               for a in arrays)
 
 
-__all__ = ["GPU_PEAKS", "DevicePeak", "Floor", "SampleCost", "cpu_peak", "flops_of", "floor_from_costs",
+__all__ = ["FLOAT_BYTES", "GPU_PEAKS", "DevicePeak", "Floor", "SampleCost", "cpu_peak", "flops_of", "floor_from_costs",
            "io_bytes", "launches_of", "onnx_weight_bytes", "peak_for", "state_bytes", "torch_floor"]

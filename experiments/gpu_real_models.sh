@@ -13,7 +13,8 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 [ -f /tmp/site/.part1 ] || rm -rf /tmp/site/tvm
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-python3 experiments/real_models.py start --dir /tmp/rm --timeout "${TIMEOUT:-180}" --parallel "${PARALLEL:-8}"
+python3 experiments/real_models.py start --dir /tmp/rm --timeout "${TIMEOUT:-180}" --parallel "${PARALLEL:-8}" \
+    --levels "${LEVELS:-o1,o2}"
 ( timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/backends_tests/test_inductor.py -k bare \
     > "$OUT/aoti-test.txt" 2>&1
   timeout 100 python3 experiments/aoti_load_libs.py --device gpu > "$OUT/aoti-libs.txt" 2>&1 ) &

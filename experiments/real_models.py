@@ -84,7 +84,9 @@ def _row(folder: Path) -> dict[str, Any]:
                failures_by_reason=search["failures_by_reason"], refused=search.get("refused_backends"),
                excluded=search.get("excluded_options"), timing=report.get("timing"),
                native_lines=(report.get("native_output") or {}).get("lines"), stopped_by=search["stopped_by"],
-               device=report["measurement"]["device"])
+               device=report["measurement"]["device"], accuracy_rule=report.get("accuracy_rule"),
+               accuracy_score=(report.get("accuracy") or {}).get("score"),
+               reloaded_score=artifact.get("reloaded_score"))
     if row["reloaded_ms"] and row["side_by_side_ms"]:
         row["reloaded_over_side_by_side"] = round(row["reloaded_ms"] / row["side_by_side_ms"], 3)
     if run.get("wall_s"):

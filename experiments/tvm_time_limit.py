@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tests.backends_tests import conformance
-    from tuner.core.defaults import TOLERANCES
+    from tuner.core.accuracy import accuracy_rule
     from tuner.core.records import Candidate, MeasureConfig
     from tuner.runner.evaluate import evaluate
     from tuner.runtime.timelimit import TrialTimeout, time_limit
@@ -36,13 +36,13 @@ def main() -> None:
     try:
         with time_limit(args.limit):
             outcome = evaluate(Candidate("tvm", "static", "fp32", {"tvm/metaschedule": "64@top2"}), workload,
-                               TOLERANCES["o1"], config, cache_dir=cache)
+                               accuracy_rule(None, "o1"), config, cache_dir=cache)
         print(f"finished within the limit: {outcome.failure_kind or 'ok'}")
     except TrialTimeout as e:
         print(f"TrialTimeout after {time.perf_counter() - t0:.1f} s ({e})")
     t1 = time.perf_counter()
     outcome = evaluate(Candidate("tvm", "static", "fp32", {"tvm/metaschedule": "16@top1"}), workload,
-                       TOLERANCES["o1"], config, cache_dir=cache)
+                       accuracy_rule(None, "o1"), config, cache_dir=cache)
     print(f"next candidate: {'ok' if outcome.ok else outcome.failure_reason}, {outcome.tuning_s:.1f} s tuning, "
           f"{time.perf_counter() - t1:.1f} s in all")
 

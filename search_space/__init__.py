@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 
 from search_space.base import Choice, Dimension, SpaceContext, modes_for
+from search_space.fp32_fallback import refused_shares
 from tuner.core.records import Candidate
 
 _loaded = False
@@ -58,8 +59,24 @@ def build_candidate(trial: optuna.trial.BaseTrial, ctx: SpaceContext) -> Candida
                      options=options)
 
 
+def _points(backend: str, dims: list[Dimension], ctx: SpaceContext, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if not dims:
+        yield params
+        return
+    dim, rest = dims[0], dims[1:]
+    if not dim.asked(backend, params):
+        yield from _points(backend, rest, ctx, params)
+        return
+    choices = [c for c in dim.offered(backend, ctx) if len(c.values) > 1]
+    for values in itertools.product(*(c.values for c in choices)):
+        yield from _points(backend, rest, ctx, {**params, **{c.key: v for c, v in zip(choices, values, strict=True)}})
+
+
 def all_params(ctx: SpaceContext) -> Iterator[dict[str, Any]]:
     """Every point of the space as the trial params that select it (single-valued choices omitted).
+
+    A dimension that is not asked after the parameters before it (:meth:`Dimension.asked`) adds
+    nothing to that point.
 
     Args:
         ctx: The study's fixed context.
@@ -67,26 +84,15 @@ def all_params(ctx: SpaceContext) -> Iterator[dict[str, Any]]:
     Yields:
         ``{"backend": ..., "<backend>/<option>": ...}`` for each distinct candidate.
     """
+    dims = [dim for dim in dimensions() if dim.name != "backend"]
     for backend in ctx.backends:
-        choices = [c for dim in dimensions() if dim.name != "backend" for c in dim.offered(backend, ctx)
-                   if len(c.values) > 1]
-        for values in itertools.product(*(c.values for c in choices)):
-            yield {"backend": backend, **{c.key: v for c, v in zip(choices, values, strict=True)}}
+        yield from _points(backend, dims, ctx, {"backend": backend})
 
 
 def space_size(ctx: SpaceContext) -> int:
     """How many distinct candidates the space holds (for the cache and progress display)."""
-    total = 0
-    for backend in ctx.backends:
-        n = 1
-        for dim in dimensions():
-            if dim.name == "backend":
-                continue
-            for choice in dim.offered(backend, ctx):
-                n *= len(choice.values)
-        total += n
-    return total
+    return sum(1 for _ in all_params(ctx))
 
 
 __all__ = ["Choice", "Dimension", "SpaceContext", "all_params", "build_candidate", "dimensions", "modes_for",
-           "space_size"]
+           "refused_shares", "space_size"]

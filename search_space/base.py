@@ -38,6 +38,9 @@ class SpaceContext:
             (:mod:`search_space.cuda_graph`). Every new study sets it; a study created before the
             choice existed reads False, so its trials' stored params still decode (``FixedTrial``
             raises on a parameter it was not given).
+        mixed: Offer autocast precisions and fp32 fallback at o2 (:mod:`search_space.precision`,
+            :mod:`search_space.fp32_fallback`); False in studies created before they existed, for
+            the same reason as ``cuda_graphs``.
         excluded: Option values left out of the space because a backend cannot build them for
             this model (``Backend.refused_options``), ``((key, (value, ...)), ...)``.
     """
@@ -50,6 +53,7 @@ class SpaceContext:
     expensive: bool = False
     convolutions: bool = False
     cuda_graphs: bool = False
+    mixed: bool = False
     excluded: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,8 +124,17 @@ class Dimension(abc.ABC):
             out.append(dataclasses.replace(choice, values=values or choice.values))
         return out
 
+    def asked(self, backend: str, params: dict[str, Any]) -> bool:
+        """Whether this dimension applies, given the parameters suggested before it (default: always).
+
+        Args:
+            backend: The chosen backend.
+            params: The trial's parameters so far.
+        """
+        return True
+
     def suggest(self, trial: optuna.trial.BaseTrial, backend: str, ctx: SpaceContext) -> dict[str, Any]:
-        """Suggest this dimension's parameters for ``backend``.
+        """Suggest this dimension's parameters for ``backend`` (none where :meth:`asked` says no).
 
         A choice with a single value is not suggested (it is not a decision), but still returned.
 
@@ -134,6 +147,8 @@ class Dimension(abc.ABC):
             ``{key: value}`` for every choice.
         """
         out: dict[str, Any] = {}
+        if not self.asked(backend, dict(trial.params)):
+            return out
         for choice in self.offered(backend, ctx):
             if len(choice.values) == 1:
                 out[choice.key] = choice.values[0]

@@ -1,4 +1,7 @@
-"""Dimension ``precision``: o1 keeps fp32 (TF32 off); o2 adds TF32 (GPU), fp16 (GPU) and bf16.
+"""Dimension ``precision``: o1 keeps fp32 (TF32 off); o2 adds TF32, fp16 and bf16 casts and autocast.
+
+At o2 fp16 and bf16 come both as whole-model casts and under autocast (``amp-``; TVM runs its own
+mixed-precision pass instead).
 
 fp16 is left out on the CPU, where most kernels lack it and it only runs slower.
 """
@@ -14,7 +17,10 @@ def precisions_for(ctx: SpaceContext) -> tuple[str, ...]:
     """The precisions a study's level and device allow."""
     if ctx.level == "o1":
         return ("fp32",)
-    return ("fp32", "tf32", "fp16", "bf16") if ctx.device == "gpu" else ("fp32", "bf16")
+    casts = ("fp32", "tf32", "fp16", "bf16") if ctx.device == "gpu" else ("fp32", "bf16")
+    if not ctx.mixed:
+        return casts
+    return (*casts, "amp-fp16", "amp-bf16") if ctx.device == "gpu" else (*casts, "amp-bf16")
 
 
 class PrecisionDimension(Dimension):

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from backends import Backend, backend_class, backend_names, get_backend
-from tuner.core.defaults import TOLERANCES
+from tuner.core.accuracy import accuracy_rule
 from tuner.core.records import SHAPE_MODES, Built, Candidate, MeasureConfig, Measurement
 from tuner.core.workload import Workload, flatten_outputs
 from tuner.export.verify import verify_in_subprocess
@@ -152,7 +152,7 @@ def check_candidate(backend_name: str, candidate: Candidate, device: str = "cpu"
     assert all(t > 0 for t in measurement.latencies_s)
     assert measurement.warmup_s > 0 and measurement.repeats == FAST.repeats
     assert measurement.outputs is not None
-    correct = check_outputs(measurement.outputs, workload.reference, TOLERANCES[level])
+    correct = check_outputs(measurement.outputs, workload.reference, accuracy_rule(None, level))
     assert correct.ok, f"{candidate.describe()} is wrong: {correct.detail}"
 
     if export_dir is not None:
@@ -178,14 +178,14 @@ def check_export_load(backend_name: str, built: Built, candidate: Candidate, dir
     # As the tuner checks an artifact: loaded by load_optimized in a fresh process.
     (directory / "artifact.json").write_text(json.dumps({"backend": backend_name, "device": device,
                                                          "candidate": candidate.to_dict(), "meta": stored}))
-    result = verify_in_subprocess(directory, workload, level, warmup=1, repeats=1)
+    result = verify_in_subprocess(directory, workload, accuracy_rule(None, level), warmup=1, repeats=1)
     assert result["verified"] is True
     if device == "gpu":
         # In-process loading is left out on the GPU: on torch 2.11 AOTInductor's loader can
         # segfault there in a process that compiled before; the fresh process above covers it.
         return stored
     loaded = backend_class(backend_name).load(directory, stored, device)
-    correct = check_outputs(outputs_of(loaded, workload), workload.reference, TOLERANCES[level])
+    correct = check_outputs(outputs_of(loaded, workload), workload.reference, accuracy_rule(None, level))
     assert correct.ok, f"loaded {candidate.describe()} is wrong: {correct.detail}"
     return stored
 

@@ -10,7 +10,7 @@ import torch
 
 from backends import get_backend
 from tests.backends_tests import conformance
-from tuner.core.defaults import TOLERANCES
+from tuner.core.accuracy import accuracy_rule
 from tuner.core.records import Candidate
 from tuner.runtime.correctness import check_outputs
 
@@ -50,7 +50,7 @@ def test_export_falls_back_to_torchscript(tmp_path: Path) -> None:
     meta = backend.export(built, scripted, Candidate(NAME), tmp_path)
     assert meta["format"] == "torchscript" and meta["export_error"]
     loaded = type(backend).load(tmp_path, meta, "cpu")
-    assert check_outputs(conformance.outputs_of(loaded, workload), workload.reference, TOLERANCES["o1"]).ok
+    assert check_outputs(conformance.outputs_of(loaded, workload), workload.reference, accuracy_rule(None, "o1")).ok
 
 
 @pytest.mark.gpu

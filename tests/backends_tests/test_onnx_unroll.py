@@ -91,7 +91,7 @@ def test_tvm_builds_the_tf_asr_decoders_onnx_export_and_matches_tensorflow(tmp_p
     # decoding loop is a Loop that TVM's importer lacks, unrolled; then the static shapes folded.
     from backends import get_backend
     from experiments.workloads import tf_asr
-    from tuner.core.defaults import TOLERANCES
+    from tuner.core.accuracy import accuracy_rule
     from tuner.core.records import Candidate, MeasureConfig
     from tuner.runtime.correctness import check_outputs
 
@@ -103,5 +103,5 @@ def test_tvm_builds_the_tf_asr_decoders_onnx_export_and_matches_tensorflow(tmp_p
     assert built.built is not None, built.error_msg
     m = backend.measure(built.built, workload, MeasureConfig(warmup=1, repeats=2))
     assert m.ok and m.outputs is not None, m.error_msg
-    verdict = check_outputs(m.outputs, workload.reference, TOLERANCES["o1"])
+    verdict = check_outputs(m.outputs, workload.reference, accuracy_rule(None, "o1"))
     assert verdict.ok, verdict.detail

@@ -10,7 +10,7 @@ import torch
 from backends import get_backend
 from backends.torchscript import FuserCall
 from tests.backends_tests import conformance
-from tuner.core.defaults import TOLERANCES
+from tuner.core.accuracy import accuracy_rule
 from tuner.core.records import Candidate
 from tuner.runtime.correctness import check_outputs
 from tuner.workloads.loading import make_workload
@@ -106,11 +106,11 @@ def test_optimize_for_inference_with_conv_exports(tmp_path: Path) -> None:
     assert result.built is not None, result.error_msg
     measurement = backend.measure(result.built, workload, conformance.FAST)
     assert measurement.outputs is not None, measurement.error_msg
-    assert check_outputs(measurement.outputs, workload.reference, TOLERANCES["o1"]).ok
+    assert check_outputs(measurement.outputs, workload.reference, accuracy_rule(None, "o1")).ok
     meta = backend.export(result.built, workload, candidate, tmp_path)
     assert meta["optimize_for_inference"] is True
     loaded = type(backend).load(tmp_path, meta, "cpu")
-    assert check_outputs(conformance.outputs_of(loaded, workload), workload.reference, TOLERANCES["o1"]).ok
+    assert check_outputs(conformance.outputs_of(loaded, workload), workload.reference, accuracy_rule(None, "o1")).ok
 
 
 def test_a_model_script_refuses_fails_with_its_real_error_every_time() -> None:

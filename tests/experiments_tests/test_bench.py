@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.peers import NAMES
+from experiments.peers import NAMES, names_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,6 +119,47 @@ def test_mlflow_runs(results: tuple[Path, dict]) -> None:
                                              if v is not None]
         assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {f"{rec['workload']}.json",
                                                                              rec["plot_html"]}
+
+
+def test_the_tuner_and_the_peers_are_judged_by_one_rule(results: tuple[Path, dict]) -> None:
+    import optuna
+
+    tmp, doc = results
+    for name, rec in doc["workloads"].items():
+        assert rec["measure"]["accuracy"] == "elementwise:0.0001,0.0001"  # o1's default
+        storage = f"sqlite:///{tmp / 'work' / 'cpu' / name / 'study.db'}"
+        study = optuna.load_study(study_name=f"bench-{name}", storage=storage)
+        assert study.user_attrs["accuracy"] == rec["measure"]["accuracy"]
+        for row in rec["rows"]:
+            if row.get("total_ms"):
+                assert row["accuracy_rule"] == rec["measure"]["accuracy"] and row["accuracy_ok"], (name, row)
+
+
+def test_o2_peers_alone_each_with_its_score_under_the_given_rule(tmp_path: Path) -> None:
+    # rel-l2:0.001 on the small MLP: autocast bf16 scores about 0.004 (fails), .half() about 0.0006 (passes).
+    proc = bench("--workloads", "mlp", "--size", "small", "--device", "cpu", "--level", "o2", "--accuracy",
+                 "rel-l2:0.001", "--phase", "peers", "--peers", "eager,eager autocast bf16,eager .half()",
+                 "--warmup", "1", "--repeats", "3", "--rounds", "2", "--work-dir", tmp_path / "work",
+                 "--results", tmp_path / "results", "--date", "2000-01-01", "--no-mlflow")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rec = json.loads((tmp_path / "results" / "2000-01-01-cpu.json").read_text())["workloads"]["mlp"]
+    rows = {r["name"]: r for r in rec["rows"]}
+    assert list(rows) == list(names_for("o2"))  # no tuner rows
+    assert rec["measure"]["accuracy"] == "rel-l2:0.001" and rec["floor"]["float_bytes"] == 2
+    assert rows["eager .half()"]["accuracy_ok"] and rows["eager .half()"]["total_ms"] > 0
+    bf16 = rows["eager autocast bf16"]
+    assert bf16["accuracy_ok"] is False and bf16["accuracy_score"] > 0.001 and bf16["accuracy_rule"] == "rel-l2:0.001"
+    assert rows["torch.compile default .half()"]["error"] == "not run: left out by --peers"
+    md = (tmp_path / "results" / "2000-01-01-cpu.md").read_text()
+    assert f"fails rel-l2:0.001 (score {bf16['accuracy_score']:.3g})" in md
+    assert not (tmp_path / "work" / "cpu" / "mlp" / "study.db").exists()
+
+
+def test_a_bad_accuracy_rule_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = bench("--workloads", "mlp", "--device", "cpu", "--accuracy", "bogus", "--work-dir", tmp_path,
+                 "--results", tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: unknown accuracy rule 'bogus'")
 
 
 def test_tf_workload_without_prepared_files_is_a_one_line_error(tmp_path: Path) -> None:

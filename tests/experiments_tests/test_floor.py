@@ -43,3 +43,23 @@ def test_cpu_figure_is_labelled_rough() -> None:
     peak = cpu_peak(4, ghz=2.5, flops_per_cycle=32)
     assert peak.fp32_flops == pytest.approx(4 * 2.5e9 * 32)
     assert "ROUGH" in peak.source
+
+
+def test_o2_floor_uses_the_16_bit_peak_and_2_byte_values() -> None:
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 32).eval()
+    samples = [(torch.randn(4, 64),)]
+    peak = DevicePeak("test device", fp32_flops=1e9, tf32_flops=2e9, half_flops=4e9, bandwidth=1e8, launch_s=1e-5,
+                      source="made up for the test")
+    o1, o2 = torch_floor(layer, samples, "cpu", peak), torch_floor(layer, samples, "cpu", peak, "o2")
+    assert o2.samples[0].flops == o1.samples[0].flops == 2 * 4 * 64 * 32
+    assert o2.samples[0].bytes == ((64 * 32 + 32) + 4 * 64 + 4 * 32) * 2  # every float at 2 bytes
+    assert o2.compute_s == pytest.approx(o1.compute_s / 4)  # the fp16/bf16 tensor-core peak, not the fp32 one
+    rec = o2.to_dict()
+    assert (rec["level"], rec["flops_peak"], rec["float_bytes"]) == ("o2", 4e9, 2)
+
+
+def test_o2_on_a_device_without_a_16_bit_figure_keeps_the_fp32_peak() -> None:
+    assert cpu_peak(4, ghz=2.5, flops_per_cycle=32).flops_at("o2") == (4 * 2.5e9 * 32, "fp32")
+    cost = SampleCost(flops=1e9, bytes=1.0, launches=None)
+    assert floor_from_costs([cost], PEAK, "o2").floor_s == floor_from_costs([cost], PEAK).floor_s

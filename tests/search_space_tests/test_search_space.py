@@ -6,17 +6,19 @@ import optuna
 import pytest
 import torch
 
-from search_space import SpaceContext, build_candidate, dimensions, space_size
+from search_space import SpaceContext, all_params, build_candidate, dimensions, space_size
 from search_space.fusion import INDUCTOR_FUSION
 from search_space.precision import precisions_for
 from tuner.core.records import Candidate
+from tuner.runtime.fallback import FP32_FALLBACK
 
 CPU = SpaceContext(backends=("eager", "inductor", "torchscript"), device="cpu", level="o1")
 
 
 def test_every_dimension_module_registers():
     names = {d.name for d in dimensions()}
-    assert {"backend", "shape_mode", "precision", "fusion", "inductor_options", "torchscript_options"} <= names
+    assert {"backend", "shape_mode", "precision", "fusion", "inductor_options", "torchscript_options",
+            "fp32_fallback"} <= names
 
 
 def test_fixed_trial_rebuilds_the_same_candidate():
@@ -39,6 +41,21 @@ def test_choices_depend_only_on_the_context():
     assert precisions_for(CPU) == ("fp32",)
     assert precisions_for(gpu) == ("fp32", "tf32", "fp16", "bf16")
     assert space_size(gpu) > space_size(CPU) > 3
+    mixed = dataclasses.replace(gpu, mixed=True)
+    assert precisions_for(mixed) == ("fp32", "tf32", "fp16", "bf16", "amp-fp16", "amp-bf16")
+    assert precisions_for(dataclasses.replace(mixed, device="cpu")) == ("fp32", "bf16", "amp-bf16")
+
+
+def test_fp32_fallback_is_asked_only_after_a_16_bit_precision():
+    ctx = SpaceContext(backends=("eager", "tvm"), device="gpu", level="o2", mixed=True)
+    points = list(all_params(ctx))
+    assert space_size(ctx) == len(points) == len({tuple(sorted(p.items())) for p in points})
+    for p in points:
+        precision = p.get(f"{p['backend']}/precision")
+        asked = precision in ("fp16", "bf16", "amp-fp16", "amp-bf16") and (p["backend"], precision) != ("tvm",
+                                                                                                        "amp-fp16")
+        assert (FP32_FALLBACK in p) == asked, p
+        assert build_candidate(optuna.trial.FixedTrial(p), ctx).options.get(FP32_FALLBACK) == p.get(FP32_FALLBACK)
 
 
 def test_static_only_restricts_shape_mode():
@@ -122,3 +139,14 @@ def test_a_torch_switch_is_searched_only_where_it_applies(key: str, on: SpaceCon
     params = {"backend": "eager", **{c.key: c.values[0] for d in dimensions() for c in d.choices("eager", on)},
               key: True}
     assert build_candidate(optuna.trial.FixedTrial(params), on).options[key] is True
+
+
+def test_a_torchscript_model_keeps_no_modules_in_fp32_so_its_shares_are_left_out():
+    from search_space import refused_shares
+    from tests.helpers import tiny_model, tiny_samples
+    from tuner.workloads.loading import make_workload
+
+    plain = make_workload(tiny_model(), tiny_samples(), "cpu", name="plain")
+    scripted = make_workload(torch.jit.script(tiny_model()), tiny_samples(), "cpu", name="scripted")
+    assert refused_shares(plain) == {}
+    assert refused_shares(scripted) == {FP32_FALLBACK: (0.05, 0.2)}

@@ -65,7 +65,11 @@ def tune_command(
                                              "the rest. Identical candidates are measured once.")] = defaults.TRIALS,
     device: Annotated[str, typer.Option(help="cpu, gpu, or auto (the GPU when there is one).")] = "auto",
     level: Annotated[str, typer.Option(help="o1: fp32 results (TF32 off, tight tolerance); o2: also TF32/fp16/bf16 "
-                                            "within a looser tolerance stated in the report.")] = defaults.LEVEL,
+                                            "judged by --accuracy's rule.")] = defaults.LEVEL,
+    accuracy: Annotated[str | None, typer.Option(
+        help="How close to the fp32 reference a candidate must be: elementwise:ATOL,RTOL, rel-l2:X (per output "
+             "and sample), cosine:X, top1[:X] (argmax of the first output) or module:function. Default: "
+             f"{defaults.ACCURACY['o1']} at o1, {defaults.ACCURACY['o2']} at o2.")] = None,
     study_name: Annotated[str | None, typer.Option(
         "--study-name", help="Study (and MLflow experiment) name; an existing study of the same workload is "
                              "continued. Default: the model's name.")] = None,
@@ -130,7 +134,7 @@ def tune_command(
     # Check the cheap things before loading the model (which may take a while).
     settings = TuneSettings(study_name=study_name or "placeholder", output_dir=output_dir, storage=storage,
                             mlflow_uri=mlflow_uri, trials=trials, timeout_s=timeout, trial_timeout_s=trial_timeout,
-                            seed=seed, level=level,
+                            seed=seed, level=level, accuracy=accuracy,
                             backends=_split(backends), static_only=static_only, expensive=expensive, prune=not no_prune,
                             repeats=repeats, finalists=finalists, workers=workers, memory_limit_gb=memory_limit)
     dev = resolve_device(device)

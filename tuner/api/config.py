@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError, ValidationInfo, field_validator
 
 from tuner.core import defaults
+from tuner.core.accuracy import parse_accuracy
 from tuner.core.errors import UserError
 
 #: One line per field: what it means, for the error messages.
@@ -34,6 +35,8 @@ FIELD_HELP: dict[str, str] = {
     "track": "log every trial to MLflow (true/false)",
     "seed": "seed of the TPE sampler (an integer)",
     "repeats": "timed calls per test sample (an integer >= 1; the median counts)",
+    "accuracy": "the accuracy rule, e.g. 'rel-l2:0.02', 'cosine:0.999', 'top1', 'elementwise:1e-4,1e-4' or "
+                "'module:function'; None for the level's default",
 }
 
 
@@ -62,6 +65,8 @@ class Config(BaseModel):
         seed: Seed of the TPE sampler.
         repeats: Timed calls per test sample (each sample's median counts); fewer than ``tune``'s
             20 by default, to keep the short search short.
+        accuracy: The accuracy rule (``tune --accuracy``, :mod:`tuner.core.accuracy`); None for
+            the level's default.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -79,6 +84,7 @@ class Config(BaseModel):
     track: StrictBool = True
     seed: StrictInt = defaults.SEED
     repeats: StrictInt = defaults.OPTIMIZE_REPEATS
+    accuracy: str | None = None
 
     def __init__(self, **data: Any) -> None:
         """Validate the fields.
@@ -101,6 +107,16 @@ class Config(BaseModel):
             got = data.get(field, err.get("input"))
             raise UserError(f"tuner.Config field {field}={got!r} is invalid ({err['msg']})",
                             f"{field}: {FIELD_HELP.get(field, '')}") from None
+
+    @field_validator("accuracy")
+    @classmethod
+    def _known_rule(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        rule = parse_accuracy(v)
+        if rule.kind == "function":
+            rule.resolve()  # a user's function that does not import fails here, not in every trial
+        return rule.spec
 
     @field_validator("trials", "repeats")
     @classmethod

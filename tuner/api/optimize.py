@@ -185,9 +185,12 @@ def _study_name(model: Any, workload: Workload, kind: str, level: str, device: s
     """``opt-<model>-<digest>``: the same model and search settings continue the same study."""
     if config.study_name is not None:
         return config.study_name
-    key = json.dumps([workload.fingerprint, kind, level, device, config.enable_static_shape_compilation_opt,
-                      config.backends, config.seed])
-    return f"opt-{_model_name(model, kind)}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    key = [workload.fingerprint, kind, level, device, config.enable_static_shape_compilation_opt,
+           config.backends, config.seed]
+    if config.accuracy is not None:
+        key.append(config.accuracy)  # appended only when given: the default keeps earlier calls' names
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:8]
+    return f"opt-{_model_name(model, kind)}-{digest}"
 
 
 def _check_test_data(test_data: Any) -> None:
@@ -245,7 +248,7 @@ def _export_returned(pick: _Pick, call: _Call) -> tuple[Path | None, dict[str, A
 
     def fill(tmp: Path) -> None:
         export_artifact(pick.built, call.workload, pick.candidate, tmp, settings.cache_dir)
-        info.update(verify_in_subprocess(tmp, call.workload, settings.level, config.warmup, config.repeats))
+        info.update(verify_in_subprocess(tmp, call.workload, settings.rule, config.warmup, config.repeats))
         write_json(tmp / "returned.json", {**pick.candidate.to_dict(), "trial": pick.trial.number})
 
     try:
@@ -277,7 +280,7 @@ def _side_by_side_entry(pick: _Pick, call: _Call) -> dict[str, Any]:
     """The returned candidate's Blade entry, measured side by side with eager (as the winner's is)."""
     samples = len(call.workload.samples)
     rows = run_side_by_side(call.workload, {"eager": Candidate("eager"), "returned": pick.candidate},
-                            call.settings.measure_config(), rounds=2, level=call.settings.level,
+                            call.settings.measure_config(), rounds=2, rule=call.settings.rule,
                             cache_dir=call.settings.cache_dir)
     eager, returned = rows
     return optimization_entry(pick.candidate.backend,
@@ -331,13 +334,16 @@ def optimize(
     checked = preflight(TuneSettings(
         study_name="placeholder", output_dir=config.output_dir, storage=config.storage,
         mlflow_uri=config.mlflow_uri, trials=config.trials, timeout_s=config.time_budget_s,
-        trial_timeout_s=config.trial_timeout_s, seed=config.seed, level=level, backends=config.backends,
+        trial_timeout_s=config.trial_timeout_s, seed=config.seed, level=level, accuracy=config.accuracy,
+        backends=config.backends,
         static_only=config.enable_static_shape_compilation_opt, repeats=config.repeats), config.track)
     with checked.budget.phase("load"):
         workload = _make_workload(model, test_data, device, kind, inputs, outputs)
     checked = checked.named(_study_name(model, workload, kind, level, device, config))
-    call = _Call(model, kind, workload, checked.settings, config, inputs, outputs)
     result = run(workload, checked, progress=RichProgress() if verbose else None)
+    # The study's rule, which a continued study keeps, judges the returned model too.
+    settings = checked.settings.model_copy(update={"accuracy": result.report["accuracy_rule"]})
+    call = _Call(model, kind, workload, settings, config, inputs, outputs)
     optimized, spec, section = _choose(call, load_study(call.settings.study_name, call.settings.storage_url),
                                        result, notes)
     report = {**result.report, "optimizations": _returned_first(result.report["optimizations"], section),

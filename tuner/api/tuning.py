@@ -32,7 +32,7 @@ from tuner.export.artifact import load_optimized
 from tuner.export.finalize import TuneResult, finalize
 from tuner.search.keys import REFUSED_ATTR
 from tuner.search.loop import run_trials
-from tuner.search.study import best_candidate, load_study, open_study, resolve_backends
+from tuner.search.study import best_candidate, load_study, open_study, resolve_backends, study_accuracy
 from tuner.tracking.tracker import Tracker
 from tuner.workloads.loading import make_workload
 
@@ -76,8 +76,9 @@ def run(workload: Workload, checked: Checked, *, progress: Progress | None = Non
         # Serialised with other processes that open the same sqlite files (their table creation races).
         with sqlite_init_lock(settings.storage_url):
             study, ctx, resumed = open_study(settings, workload, device)
+        settings = settings.model_copy(update={"accuracy": study_accuracy(study)})
         prepare(settings, checked.track)
-        tracker = _start_tracking(checked, workload, ctx, progress)
+        tracker = _start_tracking(checked, settings, workload, ctx, progress)
         if resumed:
             progress.message(f"continuing study {settings.study_name!r} "
                              f"({len(study.trials)} trials so far) in {settings.storage_url}")
@@ -106,16 +107,17 @@ def _say_left_out(study: optuna.Study, ctx: SpaceContext, progress: Progress) ->
         progress.message(f"left out of the search: {key}={', '.join(map(str, values))} (it does not build this model)")
 
 
-def _start_tracking(checked: Checked, workload: Workload, ctx: SpaceContext, progress: Progress) -> Tracker | None:
+def _start_tracking(checked: Checked, settings: TuneSettings, workload: Workload, ctx: SpaceContext,
+                    progress: Progress) -> Tracker | None:
     """Open the study's MLflow parent run with its settings (None, said, when tracking is off)."""
-    settings = checked.settings
     if not checked.track:
         progress.message("MLflow tracking is off (--no-mlflow): trials are only in the Optuna study")
         return None
     with sqlite_init_lock(settings.tracking_uri):
         tracker = Tracker(settings.tracking_uri, settings.study_name, settings.out / "mlruns")
     tracker.start(
-        {"model": workload.source, "device": workload.device, "level": settings.level, "seed": settings.seed,
+        {"model": workload.source, "device": workload.device, "level": settings.level,
+         "accuracy": settings.rule.spec, "seed": settings.seed,
          "backends": ",".join(ctx.backends), "trials": settings.trials, "samples": len(workload.samples),
          "static_only": settings.static_only, "expensive": settings.expensive},
         {"tuner.fingerprint": workload.fingerprint},
@@ -130,6 +132,7 @@ def tune(
     trials: int = defaults.TRIALS,
     device: str = "auto",
     level: str = defaults.LEVEL,
+    accuracy: str | None = None,
     study_name: str = "model",
     output_dir: str | Path = defaults.OUTPUT_DIR,
     storage: str | None = None,
@@ -154,6 +157,7 @@ def tune(
         trials: Finished trials the study should hold (a resumed study runs only the rest).
         device: ``cpu``, ``gpu`` or ``auto``.
         level: ``o1`` (fp32 results) or ``o2`` (TF32/fp16/bf16 within a looser tolerance).
+        accuracy: The accuracy rule (``--accuracy``); None for the level's default.
         study_name: Optuna study and MLflow experiment name; an existing study is continued.
         output_dir: Where the study, the tracking store and ``<study>/best/`` go.
         storage: Optuna storage URL (default ``sqlite:///<output_dir>/study.db``).
@@ -181,7 +185,7 @@ def tune(
     """
     settings = TuneSettings(study_name=study_name, output_dir=Path(output_dir), storage=storage,
                             mlflow_uri=mlflow_uri, trials=trials, timeout_s=timeout, trial_timeout_s=trial_timeout,
-                            seed=seed, level=level,
+                            seed=seed, level=level, accuracy=accuracy,
                             backends=tuple(backends) if backends is not None else None, static_only=static_only,
                             expensive=expensive, workers=workers, memory_limit_gb=memory_limit,
                             finalists=finalists)

@@ -22,8 +22,9 @@ from tuner.core import defaults
 SHAPE_MODES: tuple[str, ...] = ("static", "dynamic", "mark_dynamic")
 
 #: Numeric precision a candidate computes in. ``fp32`` keeps float32 semantics with TF32 off;
-#: the others are only searched at level o2.
-PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16")
+#: the others are only searched at level o2: ``fp16``/``bf16`` cast the whole model,
+#: ``amp-fp16``/``amp-bf16`` run it under ``torch.autocast`` (or, for TVM, its own mixed-precision pass).
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "amp-fp16", "amp-bf16")
 
 
 def _exactly_one(record: object, result: str, failure: str) -> None:
@@ -166,16 +167,20 @@ class Correctness:
     """How far a candidate's outputs are from the reference.
 
     Attributes:
-        ok: Whether every output is within tolerance.
+        ok: Whether the outputs pass the study's accuracy rule.
         max_abs_err: Largest absolute difference over all outputs and samples.
         max_rel_err: Largest relative difference (``|out - ref| / max(|ref|, tiny)``).
         detail: Which output of which sample failed first, when ``ok`` is false.
+        score: The rule's score (:mod:`tuner.core.accuracy`), None where it could not be computed.
+        rule: The rule, as ``--accuracy`` spells it.
     """
 
     ok: bool
     max_abs_err: float
     max_rel_err: float
     detail: str = ""
+    score: float | None = None
+    rule: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +202,7 @@ class Outcome:
         p90_ms: 90th percentile per-sample latency in ms.
         max_abs_err: Largest absolute error against the reference.
         max_rel_err: Largest relative error against the reference.
+        accuracy_score: The score of the study's accuracy rule (:mod:`tuner.core.accuracy`).
         pruned: Whether the first short measurement was slow enough to stop the trial.
     """
 
@@ -210,6 +216,7 @@ class Outcome:
     p90_ms: float | None = None
     max_abs_err: float | None = None
     max_rel_err: float | None = None
+    accuracy_score: float | None = None
     pruned: bool = False
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from tuner.core import defaults
+from tuner.core.accuracy import AccuracyRule, accuracy_rule, parse_accuracy
 from tuner.core.errors import UserError
 from tuner.core.records import MeasureConfig
 
@@ -27,6 +28,8 @@ class TuneSettings(BaseModel):
             with reason ``timeout``. None for none.
         seed: Seed of the TPE sampler.
         level: ``o1`` (fp32 results) or ``o2`` (TF32/fp16/bf16 allowed, looser tolerance).
+        accuracy: The accuracy rule (``--accuracy``, :mod:`tuner.core.accuracy`); None: the
+            level's default (a continued study keeps the rule it was created with).
         backends: Backends to search; all available ones if None.
         static_only: Only static-shape candidates.
         expensive: Also search the choices that cost minutes per candidate (see
@@ -55,6 +58,7 @@ class TuneSettings(BaseModel):
     trial_timeout_s: float | None = defaults.TRIAL_TIMEOUT_S
     seed: int = defaults.SEED
     level: str = defaults.LEVEL
+    accuracy: str | None = None
     backends: tuple[str, ...] | None = None
     static_only: bool = False
     expensive: bool = False
@@ -79,6 +83,21 @@ class TuneSettings(BaseModel):
         if v not in defaults.LEVELS:
             raise UserError(f"unknown level {v!r}", "use --level o1 (fp32 results) or o2 (TF32/fp16/bf16 allowed)")
         return v
+
+    @field_validator("accuracy")
+    @classmethod
+    def _known_rule(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        rule = parse_accuracy(v)
+        if rule.kind == "function":
+            rule.resolve()  # a user's function that does not import fails here, not in every trial
+        return rule.spec
+
+    @property
+    def rule(self) -> AccuracyRule:
+        """The accuracy rule in effect (``accuracy``, else the level's default)."""
+        return accuracy_rule(self.accuracy, self.level)
 
     @field_validator("study_name")
     @classmethod

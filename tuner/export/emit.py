@@ -102,7 +102,7 @@ class Emitter:
         self.progress.phase("checking the artifact in a fresh process")
         config = self.settings.measure_config()
         with self.budget.phase("verify"):
-            return verify_in_subprocess(tmp, self.workload, self.settings.level, config.warmup, config.repeats,
+            return verify_in_subprocess(tmp, self.workload, self.settings.rule, config.warmup, config.repeats,
                                         timeout_s=min(VERIFY_TIMEOUT_S, max(MIN_VERIFY_S, self.budget.remaining())))
 
     def rebuild(self, pick: Pick) -> Built | None:

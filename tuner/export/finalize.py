@@ -103,7 +103,7 @@ def measure_finalists(workload: Workload, picks: list[Pick], settings: TuneSetti
     eager = Candidate("eager")
     entries = {"eager": eager, **{p.name: p.candidate for p in picks if p.candidate.key() != eager.key()}}
     built: dict[str, Built] = {}
-    rows = run_side_by_side(workload, entries, settings.measure_config(), rounds=FINAL_ROUNDS, level=settings.level,
+    rows = run_side_by_side(workload, entries, settings.measure_config(), rounds=FINAL_ROUNDS, rule=settings.rule,
                             cache_dir=settings.cache_dir, keep=built, compile_limit_s=settings.trial_timeout_s)
     results = {r.name: r for r in rows}
     for p in picks:
@@ -191,6 +191,7 @@ def _report_context(run: _Run, picks: list[Pick]) -> dict[str, Any]:
     context = hardware_context(workload.device)
     return dict(
         study=study, samples=len(workload.samples), search=search, level=run.settings.level,
+        rule=run.settings.rule.spec,
         measurement={"device": context["device_name"], "warmup": config.warmup, "repeats": config.repeats,
                      "objective": "sum over the test samples of each sample's median latency (first call per "
                      "shape excluded, counted as compile time)"},
@@ -240,11 +241,12 @@ def _fill_best(tmp: Path, run: _Run, finalists: Finalists, emitter: Emitter) -> 
     if chosen is None:
         raise _NothingExported(_report_context(run, finalists.picks), artifact)
     res = finalists.results.get(chosen.name)
-    accuracy = ({"ok": True, "max_abs_err": res.max_abs_err, "max_rel_err": res.max_rel_err, "detail": ""}
+    accuracy = ({"ok": True, "rule": run.settings.rule.spec, "score": res.accuracy[1] if res.accuracy else None,
+                 "max_abs_err": res.max_abs_err, "max_rel_err": res.max_rel_err, "detail": ""}
                 if res is not None and res.ok else None)
     best_config = {**chosen.candidate.to_dict(), "trial": chosen.trial, "objective_ms": chosen.objective_s * 1e3,
                    "side_by_side_ms": res.total_ms if res else None, "study": run.study.study_name,
-                   "level": run.settings.level, "device": run.workload.device}
+                   "level": run.settings.level, "accuracy": run.settings.rule.spec, "device": run.workload.device}
     report = build_report(chosen=chosen.candidate, chosen_trial=chosen.trial, pre_total_s=finalists.eager_s,
                           post_total_s=res.total_ms / 1e3 if res is not None and res.ok and res.total_ms else None,
                           accuracy=accuracy, artifact=artifact,

@@ -15,7 +15,6 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tuner.core.defaults import TOLERANCES
 from tuner.core.records import Candidate
 from tuner.search.claims import is_failure
 
@@ -81,6 +80,7 @@ def build_report(
     test_data: dict[str, Any],
     context: dict[str, Any],
     level: str,
+    rule: str,
     locations: dict[str, Any],
     finalists: list[dict[str, Any]] | None = None,
     native_output: dict[str, Any] | None = None,
@@ -104,6 +104,7 @@ def build_report(
         test_data: Sample count and shape distribution.
         context: Software and hardware.
         level: ``o1`` or ``o2``.
+        rule: The accuracy rule every candidate was judged by (``--accuracy``'s form).
         locations: Study name, storage, MLflow URI, output folder.
         finalists: The fastest distinct candidates measured again side by side, and which won.
         native_output: How many lines native code printed (kept in the logs, not shown), and where.
@@ -126,7 +127,6 @@ def build_report(
         if backend == "eager" or (chosen is not None and backend == chosen.backend):
             continue
         entries.append(optimization_entry(backend, per_sample(eager_s), per_sample(best_s), all_failed))
-    tol = TOLERANCES[level]
     status = "ok" if chosen is not None else "no successful trial" if artifact is None else "no exportable candidate"
     return {
         "status": status,
@@ -136,8 +136,7 @@ def build_report(
         "speedup": None if chosen is None or not post_total_s or not pre_total_s else round(
             pre_total_s / post_total_s, 4),
         "level": level,
-        "tolerance": {"rtol": tol.rtol, "atol": tol.atol,
-                      "rule": "|out - ref| <= atol + rtol * |ref| for every output element; integers exact"},
+        "accuracy_rule": rule,
         "accuracy": accuracy,
         "finalists": finalists or [],
         "search": search,

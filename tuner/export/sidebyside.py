@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from backends import get_backend
-from tuner.core.defaults import TOLERANCES
+from tuner.core.accuracy import AccuracyRule, accuracy_rule
 from tuner.core.records import Built, Candidate, MeasureConfig
 from tuner.core.workload import Workload
 from tuner.runtime.correctness import check_outputs
@@ -43,6 +43,7 @@ class Result:
         compile_s: Build time plus the first call of each shape (compiles on first call).
         max_abs_err: Largest absolute error against the reference outputs.
         max_rel_err: Largest relative error against the reference outputs.
+        accuracy: The accuracy rule it was judged by, and its score (:mod:`tuner.core.accuracy`).
         error: Why there is no figure (build or run failure, wrong results); None when it ran.
     """
 
@@ -54,6 +55,7 @@ class Result:
     compile_s: float | None = None
     max_abs_err: float | None = None
     max_rel_err: float | None = None
+    accuracy: tuple[str, float | None] | None = None
     error: str | None = None
 
     @property
@@ -73,6 +75,7 @@ class _Row:
     totals_s: list[float] = dataclasses.field(default_factory=list)
     per_sample_ms: tuple[float, ...] = ()
     errors: tuple[float, float] | None = None
+    accuracy: tuple[str, float | None] | None = None
     steps: int = 0
     failed: Result | None = None
 
@@ -83,7 +86,7 @@ class _Row:
         abs_err, rel_err = self.errors if self.errors is not None else (None, None)
         return Result(self.name, self.candidate.describe(), total_ms=min(self.totals_s) * 1e3,
                       rounds_ms=tuple(v * 1e3 for v in self.totals_s), per_sample_ms=self.per_sample_ms,
-                      compile_s=self.compile_s, max_abs_err=abs_err, max_rel_err=rel_err)
+                      compile_s=self.compile_s, max_abs_err=abs_err, max_rel_err=rel_err, accuracy=self.accuracy)
 
 
 @dataclasses.dataclass
@@ -93,7 +96,7 @@ class _Run:
     workload: Workload
     config: MeasureConfig
     rounds: int
-    level: str
+    rule: AccuracyRule | None
     say: Say
     step: Callable[[], None]
 
@@ -135,12 +138,13 @@ class _Run:
             return
         if first:
             row.compile_s += m.warmup_s
-            tol = TOLERANCES["o2" if row.candidate.precision != "fp32" else self.level]
-            verdict = check_outputs(m.outputs, self.workload.reference, tol)
+            rule = self.rule or accuracy_rule(None, "o1" if row.candidate.precision == "fp32" else "o2")
+            verdict = check_outputs(m.outputs, self.workload.reference, rule)
             row.errors = (verdict.max_abs_err, verdict.max_rel_err)
+            row.accuracy = (rule.spec, verdict.score)
             if not verdict.ok:
                 self.fail(row, f"wrong results: {verdict.detail}", compile_s=row.compile_s,
-                          max_abs_err=verdict.max_abs_err)
+                          max_abs_err=verdict.max_abs_err, accuracy=row.accuracy)
                 return
         if not row.totals_s or m.total_s < min(row.totals_s):
             row.per_sample_ms = tuple(x * 1e3 for x in m.latencies_s)
@@ -148,9 +152,9 @@ class _Run:
 
 
 def run_side_by_side(workload: Workload, entries: Mapping[str, Candidate], config: MeasureConfig, *,
-                     rounds: int = 3, level: str = "o1", cache_dir: Path | None = None, say: Say | None = None,
-                     step: Callable[[], None] | None = None, keep: dict[str, Built] | None = None,
-                     compile_limit_s: float | None = None) -> list[Result]:
+                     rounds: int = 3, rule: AccuracyRule | None = None, cache_dir: Path | None = None,
+                     say: Say | None = None, step: Callable[[], None] | None = None,
+                     keep: dict[str, Built] | None = None, compile_limit_s: float | None = None) -> list[Result]:
     """Build and time each config once (checking its outputs), then time them all in alternating rounds.
 
     Args:
@@ -158,8 +162,8 @@ def run_side_by_side(workload: Workload, entries: Mapping[str, Candidate], confi
         entries: Name -> candidate, in table order.
         config: Warm-up and repeats per sample.
         rounds: Rounds in all, the first included (each config keeps its fastest).
-        level: Tolerance level of the correctness check (``o1``/``o2``; a low-precision candidate
-            is always checked at ``o2``'s tolerance).
+        rule: The accuracy rule every config is judged by; None: each by its precision's level
+            default (o1's for fp32, o2's for the others).
         cache_dir: Backends' cache (TVM's tuning database: a tuned candidate is rebuilt from it).
         say: Progress lines.
         step: Called after each build and each measurement (a progress bar's advance).
@@ -172,7 +176,7 @@ def run_side_by_side(workload: Workload, entries: Mapping[str, Candidate], confi
     Returns:
         One :class:`Result` per entry, in ``entries`` order.
     """
-    run = _Run(workload, config, rounds, level, say or (lambda _text: None), step or (lambda: None))
+    run = _Run(workload, config, rounds, rule, say or (lambda _text: None), step or (lambda: None))
     if any(c.backend == "inductor" for c in entries.values()):
         _room_for_compiled_configs()
     rows = [_Row(name, cand) for name, cand in entries.items()]

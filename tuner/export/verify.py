@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from tuner.core.accuracy import AccuracyRule
 from tuner.core.workload import Workload
 
 #: Marks the result line among whatever the frameworks print.
@@ -28,20 +29,20 @@ RESULT_PREFIX = "TUNER-VERIFY "
 VERIFY_TIMEOUT_S = 900.0
 
 
-def verify_in_subprocess(directory: Path, workload: Workload, level: str, warmup: int, repeats: int,
+def verify_in_subprocess(directory: Path, workload: Workload, rule: AccuracyRule, warmup: int, repeats: int,
                          timeout_s: float = VERIFY_TIMEOUT_S) -> dict[str, Any]:
     """Load and check an artifact in a fresh Python process.
 
     Args:
         directory: The artifact folder (with ``artifact.json``).
         workload: Test data and reference outputs.
-        level: ``o1`` or ``o2`` (the tolerance).
+        rule: The study's accuracy rule.
         warmup: Untimed calls per sample.
         repeats: Timed calls per sample.
         timeout_s: Longest the check may take.
 
     Returns:
-        ``{"verified": True, "reloaded_total_ms": ..., "reloaded_max_abs_err": ...}``.
+        ``{"verified": True, "reloaded_total_ms": ..., "reloaded_max_abs_err": ..., "reloaded_score": ...}``.
 
     Raises:
         RuntimeError: When the artifact does not load, crashes, hangs or gives wrong results.
@@ -50,7 +51,7 @@ def verify_in_subprocess(directory: Path, workload: Workload, level: str, warmup
         data = Path(tmp) / "data.pt"
         torch.save({"samples": [tuple(t.cpu() for t in s) for s in workload.samples],
                     "reference": list(workload.reference)}, data)
-        cmd = [sys.executable, "-m", "tuner.export.verify", str(directory), workload.device, str(data), level,
+        cmd = [sys.executable, "-m", "tuner.export.verify", str(directory), workload.device, str(data), rule.spec,
                str(warmup), str(repeats)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
@@ -72,17 +73,17 @@ def verify_in_subprocess(directory: Path, workload: Workload, level: str, warmup
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of ``python -m tuner.export.verify DIR DEVICE DATA LEVEL WARMUP REPEATS``."""
+    """Entry point of ``python -m tuner.export.verify DIR DEVICE DATA RULE WARMUP REPEATS``."""
     import warnings
 
-    from tuner.core.defaults import TOLERANCES
+    from tuner.core.accuracy import parse_accuracy
     from tuner.core.records import MeasureConfig
     from tuner.export.artifact import load_optimized
     from tuner.runtime.correctness import check_outputs
     from tuner.runtime.measure import measure
 
     warnings.simplefilter("ignore")
-    directory, device, data_path, level, warmup, repeats = argv
+    directory, device, data_path, rule, warmup, repeats = argv
     data = torch.load(data_path, weights_only=True)
     fn = load_optimized(directory, device)
     dev = torch.device("cuda" if device == "gpu" else "cpu")
@@ -94,10 +95,11 @@ def main(argv: list[str]) -> int:
     if not m.ok or m.outputs is None:
         print(RESULT_PREFIX + json.dumps({"verified": False, "detail": f"does not run: {m.error_msg}"}))
         return 0
-    verdict = check_outputs(m.outputs, w.reference, TOLERANCES[level])
+    verdict = check_outputs(m.outputs, w.reference, parse_accuracy(rule))
     print(RESULT_PREFIX + json.dumps({"verified": verdict.ok, "detail": verdict.detail,
                                       "reloaded_total_ms": round(m.total_s * 1e3, 4),
-                                      "reloaded_max_abs_err": verdict.max_abs_err}), flush=True)
+                                      "reloaded_max_abs_err": verdict.max_abs_err,
+                                      "reloaded_score": verdict.score}), flush=True)
     return 0
 
 

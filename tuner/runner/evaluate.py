@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from backends import get_backend
-from tuner.core.defaults import Tolerance
+from tuner.core.accuracy import AccuracyRule
 from tuner.core.records import Candidate, Correctness, MeasureConfig, Measurement, Outcome
 from tuner.core.workload import Workload
 from tuner.runtime.correctness import check_outputs
@@ -57,13 +57,13 @@ def _wrong(candidate: Candidate, verdict: Correctness, m: Measurement, build_s: 
     """The ``wrong`` outcome of a measurement whose outputs missed the reference."""
     return Outcome(candidate=candidate, failure_kind="wrong", failure_reason=f"wrong results: {verdict.detail}",
                    compile_s=build_s + m.warmup_s, tuning_s=tuning_s, max_abs_err=verdict.max_abs_err,
-                   max_rel_err=verdict.max_rel_err)
+                   max_rel_err=verdict.max_rel_err, accuracy_score=verdict.score)
 
 
 def evaluate(
     candidate: Candidate,
     workload: Workload,
-    tolerance: Tolerance,
+    rule: AccuracyRule,
     config: MeasureConfig,
     prune: PruneHook | None = None,
     cache_dir: Path | None = None,
@@ -73,7 +73,7 @@ def evaluate(
     Args:
         candidate: What to evaluate.
         workload: Model, test data, reference outputs and device.
-        tolerance: The level's tolerance against the reference.
+        rule: The study's accuracy rule.
         config: Warm-up and repeats.
         prune: Judges the short first measurement; None skips it.
         cache_dir: Where the backend keeps what later candidates reuse (see ``Backend.cache_dir``).
@@ -94,17 +94,18 @@ def evaluate(
         # Checked before the pruner hears the latency: a wrong candidate's figure must not rank
         # it (TPE orders pruned trials by their reported value), nor its full measurement run.
         if quick.outputs is not None:
-            verdict = check_outputs(quick.outputs, workload.reference, tolerance)
+            verdict = check_outputs(quick.outputs, workload.reference, rule)
             if not verdict.ok:
                 return _wrong(candidate, verdict, quick, built.build_s, built.tuning_s)
         if prune(quick.total_s):
-            return summarize(candidate, quick, built.build_s, built.tuning_s, pruned=True)
+            return summarize(candidate, quick, built.build_s, built.tuning_s, pruned=True,
+                             accuracy_score=None if quick.outputs is None else verdict.score)
     m = backend.measure(built, workload, config)
     if m.latencies_s is None or m.outputs is None:
         return Outcome(candidate=candidate, failure_kind="run", failure_reason=m.error_msg or "no outputs",
                        compile_s=built.build_s)
-    verdict = check_outputs(m.outputs, workload.reference, tolerance)
+    verdict = check_outputs(m.outputs, workload.reference, rule)
     if not verdict.ok:
         return _wrong(candidate, verdict, m, built.build_s, built.tuning_s)
     return summarize(candidate, m, built.build_s, built.tuning_s, max_abs_err=verdict.max_abs_err,
-                     max_rel_err=verdict.max_rel_err)
+                     max_rel_err=verdict.max_rel_err, accuracy_score=verdict.score)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from backends import backend_class
-from tuner.core.defaults import TOLERANCES
+from tuner.core.accuracy import AccuracyRule
 from tuner.core.errors import error_line
 from tuner.core.progress import Progress
 from tuner.core.records import Candidate, MeasureConfig, Outcome
@@ -60,15 +60,15 @@ class InProcessEvaluator:
 
     Args:
         workload: The workload.
-        level: Its tolerance level.
+        rule: The study's accuracy rule.
         config: Measurement protocol.
         cache_dir: The backends' cache folder.
         trial_timeout_s: Time limit (SIGALRM: main thread only).
     """
 
-    def __init__(self, workload: Workload, level: str, config: MeasureConfig, cache_dir: Path | None,
+    def __init__(self, workload: Workload, rule: AccuracyRule, config: MeasureConfig, cache_dir: Path | None,
                  trial_timeout_s: float | None) -> None:
-        self.workload, self.level, self.config = workload, level, config
+        self.workload, self.rule, self.config = workload, rule, config
         self.cache_dir, self.trial_timeout_s = cache_dir, trial_timeout_s
 
     def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None,
@@ -78,7 +78,7 @@ class InProcessEvaluator:
         cut = left is not None and (self.trial_timeout_s is None or left < self.trial_timeout_s)
         try:
             with time_limit(left if cut else self.trial_timeout_s):
-                return evaluate(candidate, self.workload, TOLERANCES[self.level], self.config, prune,
+                return evaluate(candidate, self.workload, self.rule, self.config, prune,
                                 cache_dir=self.cache_dir)
         except TrialTimeout as e:
             if cut:
@@ -152,13 +152,13 @@ def start_evaluator(workload: Workload, backends: tuple[str, ...], settings: Tun
     Returns:
         The evaluator the trial loop uses.
     """
-    in_process = InProcessEvaluator(workload, settings.level, settings.measure_config(), settings.cache_dir,
+    in_process = InProcessEvaluator(workload, settings.rule, settings.measure_config(), settings.cache_dir,
                                     settings.trial_timeout_s)
     if not settings.isolate:
         return in_process
     workers_dir = settings.workers_dir
     spec = WorkerSpec(workload_path=workers_dir / "workload.pt", modules=backend_modules(backends),
-                      sys_path=tuple(sys.path), level=settings.level, measure_config=settings.measure_config(),
+                      sys_path=tuple(sys.path), rule=settings.rule, measure_config=settings.measure_config(),
                       cache_dir=settings.cache_dir, trial_timeout_s=settings.trial_timeout_s)
     n_workers = settings.worker_count(workload.device)
     memory = (int(settings.memory_limit_gb * 2**30) if settings.memory_limit_gb

@@ -47,6 +47,7 @@ from typing import Any
 import psutil
 
 from tuner.core import defaults, stopping
+from tuner.core.accuracy import AccuracyRule
 from tuner.core.devices import BUILD_THREADS_ENV, usable_cores
 from tuner.core.records import Candidate, MeasureConfig, Outcome
 from tuner.runner import hostmem
@@ -107,7 +108,7 @@ class WorkerSpec:
         modules: Modules to import first: where the study's backends are defined (a test-only
             backend may live outside the ``backends`` package).
         sys_path: The study process's ``sys.path`` (a factory's module must import the same).
-        level: ``o1``/``o2``: the tolerance against the reference.
+        rule: The study's accuracy rule.
         measure_config: Warm-up and repeats.
         cache_dir: The backends' cache folder.
         trial_timeout_s: The soft time limit inside the worker (None: none).
@@ -116,7 +117,7 @@ class WorkerSpec:
     workload_path: Path
     modules: tuple[str, ...]
     sys_path: tuple[str, ...]
-    level: str
+    rule: AccuracyRule
     measure_config: MeasureConfig
     cache_dir: Path | None
     trial_timeout_s: float | None

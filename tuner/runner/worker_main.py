@@ -29,7 +29,6 @@ from multiprocessing.connection import Connection
 
 from backends import backend_names
 from tuner.core import stopping
-from tuner.core.defaults import TOLERANCES
 from tuner.core.errors import error_line
 from tuner.core.records import Candidate, Outcome
 from tuner.core.workload import Workload
@@ -101,7 +100,7 @@ def _evaluate(conn: Connection, spec: WorkerSpec, workload: Workload, candidate:
         # The soft limit: Python code stops at it and the worker stays warm. The parent kills
         # the worker a little later if native code does not give the interpreter back.
         with time_limit(spec.trial_timeout_s):
-            outcome = evaluate(candidate, workload, TOLERANCES[spec.level], spec.measure_config,
+            outcome = evaluate(candidate, workload, spec.rule, spec.measure_config,
                                prune if use_prune else None, cache_dir=spec.cache_dir)
     except TrialTimeout as e:
         outcome = Outcome(candidate=candidate, failure_kind="timeout", failure_reason=str(e))

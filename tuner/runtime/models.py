@@ -2,7 +2,8 @@
 
 Every backend starts from :func:`prepared_model` rather than from ``workload.model``:
 
-- the precision is applied (:func:`tuner.runtime.precision.apply_precision`);
+- the precision is applied (:func:`tuner.runtime.precision.apply_precision`), with the modules
+  that the candidate keeps in fp32 (:mod:`tuner.runtime.fallback`);
 - outputs held in a library's classes (a ``ModelOutput``, a ``DynamicCache``) are flattened to a
   tuple of tensors (:class:`tuner.core.outputs.FlatOutputs`), which every exporter and tracer
   takes; the artifact's loader rebuilds the structure;
@@ -21,8 +22,10 @@ import torch
 
 from tuner.core.errors import error_line
 from tuner.core.outputs import with_flat_outputs
+from tuner.core.records import Candidate
 from tuner.core.workload import Workload
-from tuner.runtime.precision import apply_precision
+from tuner.runtime.fallback import FP32_FALLBACK, fp32_modules
+from tuner.runtime.precision import apply_precision, low_dtype
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,12 +77,18 @@ def untraceable_reason(workload: Workload) -> str | None:
     return None
 
 
-def prepared_model(workload: Workload, precision: str, *, trace: bool = False) -> Any:
+def in_precision(model: Any, workload: Workload, candidate: Candidate) -> Any:
+    """``model`` in the candidate's precision, with the modules it keeps in fp32 (outputs as the model's)."""
+    share = float(candidate.options.get(FP32_FALLBACK, 0.0)) if low_dtype(candidate.precision) else 0.0
+    return apply_precision(model, candidate.precision, fp32_modules(workload, candidate.precision, share))
+
+
+def prepared_model(workload: Workload, candidate: Candidate, *, trace: bool = False) -> Any:
     """The model a backend compiles for a candidate (see the module's list).
 
     Args:
         workload: The workload.
-        precision: The candidate's precision.
+        candidate: Its precision and :data:`~tuner.runtime.fallback.FP32_FALLBACK` apply.
         trace: The backend traces through Python (``torch.compile``, ``torch.export``): convert a
             TorchScript model first.
 
@@ -90,7 +99,7 @@ def prepared_model(workload: Workload, precision: str, *, trace: bool = False) -
         RuntimeError: When ``trace`` and the TorchScript model cannot be converted.
     """
     model = traceable(workload) if trace else workload.model
-    return with_flat_outputs(apply_precision(model, precision), workload.output_spec)
+    return with_flat_outputs(in_precision(model, workload, candidate), workload.output_spec)
 
 
-__all__ = ["prepared_model", "traceable", "untraceable_reason"]
+__all__ = ["in_precision", "prepared_model", "traceable", "untraceable_reason"]

@@ -51,6 +51,10 @@ NAME_ATTR = "workload_name"
 REFUSED_ATTR = "refused_backends"
 #: How many distinct candidates the space holds.
 SPACE_SIZE_ATTR = "space_size"
+#: The accuracy rule the study's trials were judged by (``AccuracyRule.spec``).
+ACCURACY_ATTR = "accuracy"
+#: The rule of a study created before the rule was kept: each level's elementwise tolerance then.
+LEGACY_ACCURACY: dict[str, str] = {"o1": "elementwise:1e-4,1e-4", "o2": "elementwise:0.05,0.05"}
 #: Eager's objective, measured when the study started.
 BASELINE_ATTR = "baseline_s"
 #: The number of the trial whose candidate ``tune`` last emitted (the winner of its finalists),

@@ -30,7 +30,7 @@ from backends import backend_class
 from search_space import SpaceContext, all_params, build_candidate, space_size
 from tuner.core import stopping
 from tuner.core.budget import Budget
-from tuner.core.defaults import FINAL_ROUNDS, TOLERANCES
+from tuner.core.defaults import FINAL_ROUNDS
 from tuner.core.progress import NullProgress, Progress
 from tuner.core.records import Candidate, Outcome
 from tuner.core.settings import TuneSettings
@@ -481,7 +481,7 @@ def measure_baseline(study: optuna.Study, workload: Workload, settings: TuneSett
         Seconds over the test data, or None when eager itself fails.
     """
     progress.phase(f"measuring the eager baseline on {workload.device} ({len(workload.samples)} test samples)")
-    runs = [evaluate(Candidate("eager"), workload, TOLERANCES[settings.level], settings.measure_config())
+    runs = [evaluate(Candidate("eager"), workload, settings.rule, settings.measure_config())
             for _ in range(2)]
     baseline_s = min((r.value_s for r in runs if r.value_s is not None), default=None)
     if baseline_s is not None and BASELINE_ATTR not in study.user_attrs:

@@ -8,6 +8,7 @@ the study is :mod:`tuner.search.loop`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -20,16 +21,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 import search_space
 from backends import available_backends, backend_class, backend_names
-from search_space import SpaceContext, build_candidate, modes_for, space_size
+from search_space import SpaceContext, build_candidate, modes_for, refused_shares, space_size
 from tuner.core.errors import UserError
 from tuner.core.places import redact
 from tuner.core.records import Candidate
 from tuner.core.settings import TuneSettings
 from tuner.core.workload import Workload
 from tuner.search.keys import (
+    ACCURACY_ATTR,
     EMITTED_ATTR,
     ENQUEUED_ATTR,
     FINGERPRINT_ATTR,
+    LEGACY_ACCURACY,
     NAME_ATTR,
     REFUSED_ATTR,
     SETUP_CLAIM_ATTR,
@@ -147,6 +150,12 @@ def _pruner() -> optuna.pruners.BasePruner:
                                            n_warmup_steps=0)
 
 
+def study_accuracy(study: optuna.Study) -> str:
+    """The accuracy rule a study's trials are judged by (a study keeps the one it was created with)."""
+    kept = study.user_attrs.get(ACCURACY_ATTR)
+    return str(kept) if kept else LEGACY_ACCURACY[space_of(study).level]
+
+
 def _check_continued(study: optuna.Study, settings: TuneSettings, workload: Workload, device: str) -> SpaceContext:
     """The space of a study being continued, once its workload and settings match this run's.
 
@@ -165,6 +174,9 @@ def _check_continued(study: optuna.Study, settings: TuneSettings, workload: Work
     if settings.backends is not None:
         wanted["backends"], have["backends"] = resolve_backends(
             settings.backends, workload, device, settings.static_only), ctx.backends
+    kept = study_accuracy(study)
+    if settings.accuracy is not None and settings.accuracy != kept:
+        wanted["accuracy"], have["accuracy"] = settings.accuracy, kept
     if wanted != have:
         diff = ", ".join(f"{k} {have[k]} (asked {wanted[k]})" for k in wanted if wanted[k] != have[k])
         raise UserError(f"study {settings.study_name!r} was created with {diff}",
@@ -184,11 +196,11 @@ def _set_up(study: optuna.Study, settings: TuneSettings, workload: Workload, dev
     if not backends:
         raise UserError(f"no backend can take this model ({'; '.join(f'{n}: {r}' for n, r in refused.items())})",
                         "pass a model the backends take (an nn.Module, or a TorchScript model torch can convert)")
-    excluded = tuple(sorted((key, tuple(values)) for name in backends
-                            for key, values in backend_class(name).refused_options(workload).items()))
     ctx = SpaceContext(backends=backends, device=device, level=settings.level, framework=workload.framework,
                        static_only=settings.static_only, expensive=settings.expensive,
-                       convolutions=workload.has_convolutions(), cuda_graphs=True, excluded=excluded)
+                       convolutions=workload.has_convolutions(), cuda_graphs=True, mixed=True)
+    ctx = dataclasses.replace(ctx, excluded=_excluded(ctx, workload))
+    study.set_user_attr(ACCURACY_ATTR, settings.rule.spec)
     study.set_user_attr(REFUSED_ATTR, refused)
     study.set_user_attr(FINGERPRINT_ATTR, workload.fingerprint)
     study.set_user_attr(SOURCE_ATTR, workload.source)
@@ -199,6 +211,24 @@ def _set_up(study: optuna.Study, settings: TuneSettings, workload: Workload, dev
     # Last: the space marks the study as set up for the processes waiting in _claim_setup.
     study.set_user_attr(SPACE_ATTR, ctx.to_dict())
     return ctx
+
+
+def _excluded(ctx: SpaceContext, workload: Workload) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """The option values the study's backends cannot build for this model, among those its space offers.
+
+    Only offered values: a refusal of a value the level or device does not search (TVM's fp16 at
+    o1, say) would be a line in the output about nothing.
+    """
+    offered: dict[str, set[Any]] = {}
+    for backend in ctx.backends:
+        for dim in search_space.dimensions():
+            for choice in dim.choices(backend, ctx):
+                offered.setdefault(choice.key, set()).update(choice.values)
+    refused = [backend_class(name).refused_options(workload) for name in ctx.backends]
+    refused.append(refused_shares(workload))
+    left_out = {key: tuple(v for v in values if v in offered.get(key, ()))
+                for r in refused for key, values in r.items()}
+    return tuple(sorted((key, values) for key, values in left_out.items() if values))
 
 
 def _claim_setup(study: optuna.Study) -> None:
@@ -227,27 +257,48 @@ def _claim_setup(study: optuna.Study) -> None:
         time.sleep(0.2)
 
 
+#: Options of the o2 GPU defaults that differ from each backend's first values: the peers users
+#: deploy in half precision (the o2 issue's ``torch.compile(model.half(), mode="reduce-overhead")``).
+HALF_DEFAULTS: dict[str, Any] = {"inductor/mode": "reduce-overhead"}
+
+
 def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
     """Each backend's default candidate (every choice at its first value, which is its default).
 
     A new study measures these first: the peers a user already has (eager, torch.compile and
     TorchScript with their defaults) are then in every study, so the winner is never slower than
     them, and the sampler starts from known-good points instead of, say, a max-autotune compile.
+    At o2 on the GPU the defaults run in fp16, as a user deploys there, with Inductor in
+    ``reduce-overhead`` mode (:data:`HALF_DEFAULTS`: ``torch.compile(model.half(),
+    mode="reduce-overhead")``, what a user types instead of tuning), and eager in fp32 kept as
+    well (the model as given).
 
     Args:
         ctx: The study's context.
 
     Returns:
-        Trial params, one dict per backend.
+        Trial params, one dict per default candidate.
     """
-    out = []
-    for backend in ctx.backends:
-        params: dict[str, Any] = {"backend": backend}
-        for dim in search_space.dimensions():
-            if dim.name != "backend":
-                params.update({c.key: c.values[0] for c in dim.offered(backend, ctx) if len(c.values) > 1})
-        out.append(params)
-    return out
+    half = ctx.level == "o2" and ctx.device == "gpu"
+    out = [_defaults(backend, ctx, "fp16" if half else None) for backend in ctx.backends]
+    if half and "eager" in ctx.backends:
+        out.insert(0, _defaults("eager", ctx, None))
+    return [dict(p) for p in dict.fromkeys(tuple(sorted(p.items())) for p in out)]
+
+
+def _defaults(backend: str, ctx: SpaceContext, precision: str | None) -> dict[str, Any]:
+    """One backend's first values, or in ``precision`` the half-precision defaults where offered."""
+    params: dict[str, Any] = {"backend": backend}
+    for dim in search_space.dimensions():
+        if dim.name == "backend" or not dim.asked(backend, params):
+            continue
+        for c in dim.offered(backend, ctx):
+            if len(c.values) > 1:
+                wanted = HALF_DEFAULTS.get(c.key, precision) if precision is not None else None
+                if dim.field == "precision" and precision in c.values:
+                    wanted = precision
+                params[c.key] = wanted if wanted in c.values else c.values[0]
+    return params
 
 
 def _open_storage(url: str) -> optuna.storages.BaseStorage:

@@ -370,6 +370,8 @@ class Tracker:
             "tuning_s": outcome.tuning_s,
             "max_abs_err": outcome.max_abs_err,
             "max_rel_err": outcome.max_rel_err,
+            # The score of the study's accuracy rule (its spec is a parameter of the parent run).
+            "accuracy_score": outcome.accuracy_score,
         }
         metrics = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]
 

@@ -178,6 +178,15 @@ def test_trials_zero_or_negative(tmp_path, trials):
     assert snapshot(tmp_path / "o") is None
 
 
+@pytest.mark.parametrize(("rule", "needle"), [("l2:0.1", "unknown accuracy rule 'l2:0.1'"),
+                                              ("cosine:3", "at most 1"),
+                                              ("no_such_module_xyz:score", "cannot be loaded")])
+def test_an_accuracy_rule_that_cannot_be_used(tmp_path, rule, needle):
+    out = tune(*TINY, *CHEAP, "--accuracy", rule, "--output-dir", str(tmp_path / "o"))
+    assert_one_line_error(out, needle, "--accuracy")
+    assert snapshot(tmp_path / "o") is None
+
+
 def test_output_dir_under_a_file(tmp_path):
     (tmp_path / "results").write_text("a file where a folder should be\n")
     out = tune(*TINY, *CHEAP, "--output-dir", str(tmp_path / "results" / "o"))

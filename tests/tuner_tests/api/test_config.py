@@ -61,6 +61,8 @@ def test_typo_names_the_field_and_suggests() -> None:
     ({"backends": []}, "backends=[]"),
     ({"track": "no"}, "track='no'"),
     ({"repeats": 0}, "repeats=0"),
+    ({"accuracy": "l2:0.1"}, "unknown accuracy rule 'l2:0.1'"),
+    ({"accuracy": "rel-l2:-1"}, "--accuracy"),
 ])
 def test_bad_values_are_one_line(kwargs: dict[str, object], needle: str) -> None:
     with pytest.raises(UserError) as exc:

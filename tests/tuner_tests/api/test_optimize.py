@@ -24,7 +24,7 @@ import torch
 import tuner
 from backends.base import Backend
 from tests.helpers import tiny_model, tiny_samples
-from tuner.core.defaults import TOLERANCES
+from tuner.core.accuracy import accuracy_rule
 from tuner.core.errors import UserError
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload, flatten_outputs
@@ -91,7 +91,7 @@ def same_outputs(model: Callable[..., Any], reference_model: Callable[..., Any],
     with torch.no_grad():
         got = [flatten_outputs(model(*s)) for s in samples]
         ref = [tuple(t.detach() for t in flatten_outputs(reference_model(*s))) for s in samples]
-    return check_outputs(got, ref, TOLERANCES["o1"]).ok
+    return check_outputs(got, ref, accuracy_rule(None, "o1")).ok
 
 
 def cheap(tmp_path: Path, **kw: Any) -> tuner.Config:

@@ -259,3 +259,20 @@ def test_the_sampler_learns_to_leave_a_region_where_every_candidate_fails(tmp_pa
     assert result.report["search"]["failed"] == len(failed)
     assert result.report["search"]["failures_by_reason"] == {"build": len(failed)}
     assert result.best_config["shape_mode"] == "static"
+
+
+def test_the_accuracy_rule_is_the_studys_and_every_trial_logs_its_score(tmp_path):
+    result = run(tmp_path, trials=3, backends=("eager", "torchscript"), accuracy="cosine:0.9999")
+    assert result.report["accuracy_rule"] == "cosine:0.9999"
+    assert result.report["accuracy"]["rule"] == "cosine:0.9999" and result.report["accuracy"]["score"] > 0.9999
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("t").experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.params["accuracy"] == "cosine:0.9999"
+    assert all("accuracy_score" in r.data.metrics for r in runs
+               if "mlflow.parentRunId" in r.data.tags and r.data.tags["status"] == "COMPLETE")
+    # Continued without --accuracy, the study keeps its rule; with another, it refuses.
+    again = run(tmp_path, trials=4, backends=("eager", "torchscript"), track=False)
+    assert again.report["accuracy_rule"] == "cosine:0.9999"
+    with pytest.raises(UserError, match="accuracy cosine:0.9999 .asked rel-l2:0.01."):
+        run(tmp_path, trials=5, backends=("eager", "torchscript"), track=False, accuracy="rel-l2:0.01")

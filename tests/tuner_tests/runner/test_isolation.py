@@ -13,6 +13,7 @@ from torch import nn
 import tuner
 from backends.faulty import EXPECTED_KIND, fault_of
 from tests.helpers import tiny_model, tiny_samples
+from tuner.core.accuracy import accuracy_rule
 from tuner.core.records import Candidate, MeasureConfig
 from tuner.runner.transfer import dump_workload, load_workload_file
 from tuner.runner.worker import CandidateWorker, WorkerSpec
@@ -54,7 +55,7 @@ def test_injected_faults_each_fail_their_trial_with_the_right_reason_and_the_stu
 def _worker(tmp_path: Path, memory_gb: float | None = None, timeout: float | None = 5) -> CandidateWorker:
     workload = make_workload(tiny_model(), tiny_samples(), "cpu", name="t")
     spec = WorkerSpec(workload_path=tmp_path / "workload.pt", modules=("backends.faulty",), sys_path=(),
-                      level="o1", measure_config=MeasureConfig(warmup=1, repeats=2), cache_dir=None,
+                      rule=accuracy_rule(None, "o1"), measure_config=MeasureConfig(warmup=1, repeats=2), cache_dir=None,
                       trial_timeout_s=timeout)
     dump_workload(workload, spec.workload_path)
     import sys
