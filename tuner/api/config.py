@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError, ValidationInfo, field_validator
 
 from tuner.core import defaults
-from tuner.core.accuracy import parse_accuracy
+from tuner.core.accuracy import checked_spec
 from tuner.core.errors import UserError
 
 #: One line per field: what it means, for the error messages.
@@ -111,12 +111,7 @@ class Config(BaseModel):
     @field_validator("accuracy")
     @classmethod
     def _known_rule(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        rule = parse_accuracy(v)
-        if rule.kind == "function":
-            rule.resolve()  # a user's function that does not import fails here, not in every trial
-        return rule.spec
+        return checked_spec(v)
 
     @field_validator("trials", "repeats")
     @classmethod

@@ -127,6 +127,23 @@ def parse_accuracy(spec: str) -> AccuracyRule:
     raise UserError(f"unknown accuracy rule {spec!r}", _USAGE)
 
 
+def checked_spec(spec: str | None) -> str | None:
+    """``--accuracy`` as given, checked and in its canonical spelling (None stays None).
+
+    A user's function is imported here, so that one that does not import stops the run at once
+    rather than failing every trial.
+
+    Raises:
+        UserError: For a rule that cannot be used.
+    """
+    if spec is None:
+        return None
+    rule = parse_accuracy(spec)
+    if rule.kind == "function":
+        rule.resolve()
+    return rule.spec
+
+
 def accuracy_rule(spec: str | None, level: str) -> AccuracyRule:
     """The rule a run uses: ``spec`` where the user gave one, else the level's default.
 
@@ -137,4 +154,4 @@ def accuracy_rule(spec: str | None, level: str) -> AccuracyRule:
     return parse_accuracy(spec if spec is not None else defaults.ACCURACY[level])
 
 
-__all__ = ["KINDS", "AccuracyRule", "accuracy_rule", "parse_accuracy"]
+__all__ = ["KINDS", "AccuracyRule", "accuracy_rule", "checked_spec", "parse_accuracy"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from tuner.core import defaults
-from tuner.core.accuracy import AccuracyRule, accuracy_rule, parse_accuracy
+from tuner.core.accuracy import AccuracyRule, accuracy_rule, checked_spec
 from tuner.core.errors import UserError
 from tuner.core.records import MeasureConfig
 
@@ -87,12 +87,7 @@ class TuneSettings(BaseModel):
     @field_validator("accuracy")
     @classmethod
     def _known_rule(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        rule = parse_accuracy(v)
-        if rule.kind == "function":
-            rule.resolve()  # a user's function that does not import fails here, not in every trial
-        return rule.spec
+        return checked_spec(v)
 
     @property
     def rule(self) -> AccuracyRule:
