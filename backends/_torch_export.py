@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import torch
 
 from tuner.core.workload import Workload
-from tuner.runtime.precision import AutocastWrapper
+from tuner.runtime.precision import AutocastWrapper, holds
 
 T = TypeVar("T")
 
@@ -130,10 +130,6 @@ def cxx_compiler_available() -> bool:
     return any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++"))
 
 
-def _under_autocast(model: Any) -> bool:
-    return isinstance(model, torch.nn.Module) and any(isinstance(m, AutocastWrapper) for m in model.modules())
-
-
 def export_program(model: Any, args: tuple[torch.Tensor, ...],
                    dynamic_shapes: tuple[dict[int, Any] | None, ...] | None = None) -> torch.export.ExportedProgram:
     """``torch.export.export`` that also works for models whose CUDA kernels have no fake impl.
@@ -157,7 +153,7 @@ def export_program(model: Any, args: tuple[torch.Tensor, ...],
     """
     dynamic_shapes = bound_dynamic_shapes(model, dynamic_shapes)
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
-    if device.type == "cpu" or _under_autocast(model):
+    if device.type == "cpu" or holds(model, AutocastWrapper):
         return torch.export.export(model, args, dynamic_shapes=dynamic_shapes)
     from torch.export.passes import move_to_device_pass
 

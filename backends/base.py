@@ -37,6 +37,9 @@ class Backend(abc.ABC):
         devices: ``"cpu"`` and/or ``"gpu"``.
         test_only: Kept out of ``backend_names()`` unless asked for (fault-injection backends).
         precisions: Precisions it supports (None: all that the level allows).
+        own_precisions: Of those, the ones it computes by its own means rather than in the model
+            that :func:`tuner.runtime.models.prepared_model` gives it (TVM's ``amp-fp16``): no
+            module of the model can be kept in fp32 there.
         native_kinds: Model kinds (:func:`tuner.core.kinds.model_kind`: ``"torchscript"``,
             ``"nn.Module"``, ``"graphdef"``) that :meth:`native_model` can return a candidate as.
         export_compile_ratio: The export's seconds per second of the candidate's compile
@@ -52,6 +55,7 @@ class Backend(abc.ABC):
     devices: ClassVar[frozenset[str]] = frozenset({"cpu", "gpu"})
     test_only: ClassVar[bool] = False
     precisions: ClassVar[frozenset[str] | None] = None
+    own_precisions: ClassVar[frozenset[str]] = frozenset()
     native_kinds: ClassVar[frozenset[str]] = frozenset()
     export_compile_ratio: ClassVar[float] = 1.0
     load_s: ClassVar[Mapping[str, float]] = MappingProxyType({})

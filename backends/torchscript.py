@@ -29,7 +29,7 @@ from tuner.core.outputs import FlatOutputs
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload
 from tuner.runtime.models import prepared_model
-from tuner.runtime.precision import AutocastWrapper, CastWrapper, Fp32Island
+from tuner.runtime.precision import AutocastWrapper, CastWrapper, Fp32Island, holds
 
 #: How the model becomes TorchScript.
 METHODS: tuple[str, ...] = ("script", "trace")
@@ -162,15 +162,6 @@ def _script_module(module: nn.Module) -> torch.jit.ScriptModule:
 _WRAPPERS = (CastWrapper, FlatOutputs)
 
 
-def _records_precision_by_tracing(model: Any) -> bool:
-    """Whether the model runs under autocast or keeps fp32 islands: then it is traced, whatever the method.
-
-    Scripting keeps neither: autocast does not reach into a scripted submodule's code, and an
-    island's ``forward(*args)`` does not script. Tracing records the casts they make.
-    """
-    return isinstance(model, nn.Module) and any(isinstance(m, (AutocastWrapper, Fp32Island)) for m in model.modules())
-
-
 def _script(model: Any, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
     if isinstance(model, torch.jit.ScriptModule):
         return model
@@ -247,7 +238,10 @@ class TorchScriptBackend(Backend):
             model.eval()
         example = example_inputs(workload)
         module: torch.jit.ScriptModule
-        if method == "script" and not _records_precision_by_tracing(model):
+        # A model under autocast or with fp32 islands is traced, whatever the method: scripting
+        # keeps neither (autocast does not reach into a scripted submodule's code, and an island's
+        # ``forward(*args)`` does not script); tracing records the casts they make.
+        if method == "script" and not holds(model, AutocastWrapper, Fp32Island):
             module = _script(model, example)
         else:
             # A ScriptModule given to trace comes back as it is (torch warns): scripted already.

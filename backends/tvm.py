@@ -168,6 +168,7 @@ class TvmBackend(Backend):
     # amp-fp16 is TVM's own mixed precision (Relax's ToMixedPrecision on the fp32 import: fp16
     # matmuls and convolutions accumulating in fp32), so it takes TensorFlow graphs too.
     precisions = frozenset({"fp32", "fp16", "amp-fp16"})
+    own_precisions = frozenset({"amp-fp16"})
 
     def __init__(self, cache_dir: Path | None = None) -> None:
         super().__init__(cache_dir)
@@ -258,7 +259,7 @@ class TvmBackend(Backend):
                              "captured into TVM's CUDA graph)")
         request = TuningRequest.parse(str(candidate.option("metaschedule", OFF)))
         frontend = str(candidate.option("frontend", FRONTENDS[0]))
-        amp = candidate.precision == "amp-fp16"
+        amp = candidate.precision in self.own_precisions
         if workload.framework == "tf":
             if candidate.precision not in ("fp32", "amp-fp16"):
                 raise ValueError(f"tvm takes TensorFlow graphs in fp32 or amp-fp16 only, not {candidate.precision}")

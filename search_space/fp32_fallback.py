@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
 from search_space.base import Choice, Dimension, SpaceContext
-from search_space.precision import precisions_for
+from search_space.precision import precisions_of
 from tuner.core.workload import Workload
-from tuner.runtime.fallback import FP32_FALLBACK
+from tuner.runtime.fallback import FP32_FALLBACK, keeps_modules
 from tuner.runtime.precision import low_dtype
 
 #: Shares searched: none, the worst few, a fifth.
@@ -26,10 +24,10 @@ SHARES: tuple[float, ...] = (0.0, 0.05, 0.2)
 def refused_shares(workload: Workload) -> dict[str, tuple[float, ...]]:
     """The shares left out for a model whose modules cannot be kept in fp32 (a TorchScript model).
 
-    A ScriptModule's submodules are compiled code, so :func:`tuner.runtime.fallback.fp32_modules`
-    keeps none, and every share would build the same candidate.
+    :func:`tuner.runtime.fallback.fp32_modules` keeps none of such a model's modules, so every
+    share would build the same candidate.
     """
-    if isinstance(workload.model, torch.jit.ScriptModule):
+    if workload.framework == "torch" and not keeps_modules(workload.model):
         return {FP32_FALLBACK: SHARES[1:]}
     return {}
 
@@ -42,15 +40,13 @@ class Fp32FallbackDimension(Dimension):
 
     def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
         """The shares, where the study offers mixed precision and the backend a 16-bit precision."""
-        from backends import backend_class
-
-        supported = backend_class(backend).precisions
-        low = [p for p in precisions_for(ctx) if low_dtype(p) and (supported is None or p in supported)]
-        if not ctx.mixed or ctx.framework != "torch" or not low:
+        if not ctx.mixed or ctx.framework != "torch" or not any(low_dtype(p) for p in precisions_of(backend, ctx)):
             return ()
         return (Choice(FP32_FALLBACK, SHARES, "share of weighted modules kept in fp32, largest local error first"),)
 
     def asked(self, backend: str, params: dict[str, Any]) -> bool:
-        """Only after a 16-bit precision (TVM's own mixed precision keeps no modules)."""
-        precision = params.get(f"{backend}/precision")
-        return bool(precision and low_dtype(str(precision)) and not (backend == "tvm" and precision == "amp-fp16"))
+        """Only after a 16-bit precision that the model computes in (not one the backend computes itself)."""
+        from backends import backend_class
+
+        precision = str(params.get(f"{backend}/precision", ""))
+        return bool(low_dtype(precision)) and precision not in backend_class(backend).own_precisions

@@ -23,6 +23,14 @@ def precisions_for(ctx: SpaceContext) -> tuple[str, ...]:
     return (*casts, "amp-fp16", "amp-bf16") if ctx.device == "gpu" else (*casts, "amp-bf16")
 
 
+def precisions_of(backend: str, ctx: SpaceContext) -> tuple[str, ...]:
+    """The precisions searched for ``backend``: the level's and device's that the backend supports."""
+    from backends import backend_class
+
+    supported = backend_class(backend).precisions
+    return tuple(p for p in precisions_for(ctx) if supported is None or p in supported)
+
+
 class PrecisionDimension(Dimension):
     """``<backend>/precision`` over the level's precisions (every backend)."""
 
@@ -32,8 +40,4 @@ class PrecisionDimension(Dimension):
 
     def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
         """One choice over the allowed precisions."""
-        from backends import backend_class
-
-        supported = backend_class(backend).precisions
-        values = tuple(p for p in precisions_for(ctx) if supported is None or p in supported)
-        return (Choice(f"{backend}/precision", values, "numeric precision"),)
+        return (Choice(f"{backend}/precision", precisions_of(backend, ctx), "numeric precision"),)

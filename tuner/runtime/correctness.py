@@ -8,6 +8,7 @@ absolute and relative errors are reported under every rule.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -34,50 +35,56 @@ def _structure_problem(outputs: Outputs, reference: Outputs) -> str:
                 bad = int((out.to(ref.dtype) != ref).sum())
                 if bad:
                     return f"sample {i} output {j}: {bad} of {ref.numel()} values differ"
-            elif nan_mismatch(out.double(), ref.double()):
+            elif nan_mismatch(out, ref):
                 return f"sample {i} output {j}: NaN or infinity where the reference has a number"
     return ""
 
 
-def _score(rule: AccuracyRule, i: int, j: int, out: torch.Tensor, ref: torch.Tensor) -> float:
-    """The rule's score of one floating output of one sample (top1 only for the first output)."""
+def _score(rule: AccuracyRule, out: torch.Tensor, ref: torch.Tensor) -> float:
+    """A built-in rule's score of one floating output of one sample."""
     if rule.kind == "elementwise":
         return tolerance_used(out, ref, *rule.values)
     if rule.kind == "rel-l2":
         return rel_l2(out, ref)
     if rule.kind == "cosine":
         return cosine(out, ref)
-    return top1_agreement(out, ref) if j == 0 else 1.0
+    return top1_agreement(out, ref)
 
 
-def _builtin(rule: AccuracyRule, outputs: Outputs, reference: Outputs) -> tuple[float, str]:
-    """The worst score over samples and floating outputs, and where it first failed."""
-    worst = -math.inf if not rule.higher_is_better else math.inf
-    first_bad = ""
-    for i, (outs, refs) in enumerate(zip(outputs, reference, strict=True)):
-        for j, (out, ref) in enumerate(zip(outs, refs, strict=True)):
-            if not ref.is_floating_point() or (rule.kind == "top1" and j):
-                continue
-            # NaN where both have NaN is agreement: compare the rest.
-            both = torch.isnan(out.double()) & torch.isnan(ref.double())
-            score = _score(rule, i, j, torch.where(both, 0.0, out.double()), torch.where(both, 0.0, ref.double()))
-            worst = min(worst, score) if rule.higher_is_better else max(worst, score)
-            if not rule.passes(score) and not first_bad:
-                first_bad = f"sample {i} output {j}: {rule.kind} score {score:.4g} (rule {rule.spec})"
-    if math.isinf(worst):
-        worst = 1.0 if rule.higher_is_better else 0.0  # no floating output: nothing differs
-    return worst, first_bad
+@dataclasses.dataclass
+class _Tally:
+    """The floating outputs compared so far: the largest errors, the rule's worst score, the first failure."""
 
+    rule: AccuracyRule
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    worst: float | None = None
+    first_bad: str = ""
 
-def _largest_errors(outputs: Outputs, reference: Outputs) -> tuple[float, float]:
-    max_abs = max_rel = 0.0
-    for outs, refs in zip(outputs, reference, strict=True):
-        for out, ref in zip(outs, refs, strict=True):
-            if ref.is_floating_point() and ref.numel():
-                diff = (out.double() - ref.double()).abs().nan_to_num(0.0)
-                max_abs = max(max_abs, float(diff.max()))
-                max_rel = max(max_rel, float((diff / ref.double().abs().clamp_min(1e-12)).max()))
-    return max_abs, max_rel
+    def add(self, i: int, j: int, out: torch.Tensor, ref: torch.Tensor) -> None:
+        """Compare output ``j`` of sample ``i`` (each tensor converted to float64 once, here)."""
+        o, r = out.double(), ref.double()
+        # NaN where both have NaN is agreement: compare the rest.
+        both = torch.isnan(o) & torch.isnan(r)
+        o, r = torch.where(both, 0.0, o), torch.where(both, 0.0, r)
+        if r.numel():
+            diff = (o - r).abs().nan_to_num(0.0)
+            self.max_abs = max(self.max_abs, float(diff.max()))
+            self.max_rel = max(self.max_rel, float((diff / r.abs().clamp_min(1e-12)).max()))
+        rule = self.rule
+        if rule.kind == "function" or (rule.kind == "top1" and j):
+            return  # a user's function judges all outputs at once; top1 judges the first (the logits)
+        score = _score(rule, o, r)
+        worse = min if rule.higher_is_better else max
+        self.worst = score if self.worst is None else worse(self.worst, score)
+        if not rule.passes(score) and not self.first_bad:
+            self.first_bad = f"sample {i} output {j}: {rule.kind} score {score:.4g} (rule {rule.spec})"
+
+    def score(self) -> float:
+        """The worst score (where no output is floating, nothing differs)."""
+        if self.worst is None:
+            return 1.0 if self.rule.higher_is_better else 0.0
+        return self.worst
 
 
 def check_outputs(outputs: Outputs, reference: Outputs, rule: AccuracyRule) -> Correctness:
@@ -95,10 +102,13 @@ def check_outputs(outputs: Outputs, reference: Outputs, rule: AccuracyRule) -> C
     problem = _structure_problem(outputs, reference)
     if problem:
         return Correctness(False, math.inf, math.inf, problem, None, rule.spec)
-    max_abs, max_rel = _largest_errors(outputs, reference)
+    tally = _Tally(rule)
+    for i, (outs, refs) in enumerate(zip(outputs, reference, strict=True)):
+        for j, (out, ref) in enumerate(zip(outs, refs, strict=True)):
+            if ref.is_floating_point():
+                tally.add(i, j, out, ref)
     if rule.kind == "function":
         score, passed = rule.resolve()(list(reference), outputs)
         detail = "" if passed else f"{rule.spec} scored {float(score):.4g} and failed"
-        return Correctness(bool(passed), max_abs, max_rel, detail, float(score), rule.spec)
-    score, first_bad = _builtin(rule, outputs, reference)
-    return Correctness(not first_bad, max_abs, max_rel, first_bad, score, rule.spec)
+        return Correctness(bool(passed), tally.max_abs, tally.max_rel, detail, float(score), rule.spec)
+    return Correctness(not tally.first_bad, tally.max_abs, tally.max_rel, tally.first_bad, tally.score(), rule.spec)

@@ -20,17 +20,12 @@ from torch import nn
 
 from tuner.core.workload import Workload
 from tuner.runtime.errors import rel_l2
-from tuner.runtime.precision import AUTOCAST, DTYPES, tf32
+from tuner.runtime.precision import AUTOCAST, floats_to, low_dtype, tf32
 
 #: The candidate option: the share of weighted modules kept in fp32 (0: none).
 FP32_FALLBACK = "precision/fp32_fallback"
 
 _RANKINGS: dict[tuple[str, str], tuple[str, ...]] = {}
-
-
-def _floats_to(tree: Any, dtype: torch.dtype) -> Any:
-    return torch.utils._pytree.tree_map(
-        lambda t: t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t, tree)
 
 
 def _weighted_leaves(model: nn.Module) -> dict[str, nn.Module]:
@@ -49,8 +44,9 @@ def local_errors(model: nn.Module, samples: Any, precision: str) -> dict[str, fl
     Returns:
         ``{module name: relative L2 error}``.
     """
-    amp = precision in AUTOCAST
-    dtype = AUTOCAST[precision] if amp else DTYPES[precision]
+    amp, dtype = precision in AUTOCAST, low_dtype(precision)
+    if dtype is None:
+        raise ValueError(f"{precision} is not a 16-bit precision")
     errors: dict[str, float] = {}
 
     def hook(name: str, module: nn.Module, low: nn.Module) -> Any:
@@ -58,7 +54,7 @@ def local_errors(model: nn.Module, samples: Any, precision: str) -> dict[str, fl
             device = next(module.parameters()).device.type
             with torch.autocast(device, dtype=dtype, enabled=amp):
                 # forward, not __call__: under autocast ``low`` is the module itself, whose hook this is.
-                low_out = low.forward(*_floats_to(args, dtype), **_floats_to(kwargs, dtype))
+                low_out = low.forward(*floats_to(args, dtype), **floats_to(kwargs, dtype))
             pairs = zip(torch.utils._pytree.tree_leaves(low_out), torch.utils._pytree.tree_leaves(out), strict=False)
             worst = max((rel_l2(a.float(), b) for a, b in pairs
                          if isinstance(b, torch.Tensor) and b.is_floating_point()), default=0.0)
@@ -78,6 +74,11 @@ def local_errors(model: nn.Module, samples: Any, precision: str) -> dict[str, fl
     return errors
 
 
+def keeps_modules(model: Any) -> bool:
+    """Whether modules of ``model`` can be kept in fp32: not those of a ScriptModule (compiled code)."""
+    return isinstance(model, nn.Module) and not isinstance(model, torch.jit.ScriptModule)
+
+
 def fp32_modules(workload: Workload, precision: str, share: float) -> tuple[str, ...]:
     """The names of the ``share`` of weighted leaf modules with the largest local error (at least one).
 
@@ -91,7 +92,7 @@ def fp32_modules(workload: Workload, precision: str, share: float) -> tuple[str,
     Returns:
         Module names for :func:`tuner.runtime.precision.apply_precision`.
     """
-    if share <= 0 or not isinstance(workload.model, nn.Module) or isinstance(workload.model, torch.jit.ScriptModule):
+    if share <= 0 or not keeps_modules(workload.model):
         return ()
     key = (workload.fingerprint, precision)
     if key not in _RANKINGS:
@@ -101,4 +102,4 @@ def fp32_modules(workload: Workload, precision: str, share: float) -> tuple[str,
     return ranking[:max(1, math.ceil(share * len(ranking)))]
 
 
-__all__ = ["FP32_FALLBACK", "fp32_modules", "local_errors"]
+__all__ = ["FP32_FALLBACK", "fp32_modules", "keeps_modules", "local_errors"]

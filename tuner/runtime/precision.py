@@ -41,9 +41,15 @@ def _device_type(tree: Any) -> str:
     return "cpu"
 
 
-def _to_fp32(out: Any) -> Any:
+def floats_to(tree: Any, dtype: torch.dtype) -> Any:
+    """``tree`` with its floating-point tensors cast to ``dtype`` (other leaves as they are)."""
     return torch.utils._pytree.tree_map(
-        lambda t: t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t, out)
+        lambda t: t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t, tree)
+
+
+def holds(model: Any, *types: type) -> bool:
+    """Whether ``model`` is, or contains, a module of one of ``types`` (a precision wrapper, say)."""
+    return isinstance(model, nn.Module) and any(isinstance(m, types) for m in model.modules())
 
 
 def tf32_flags() -> tuple[bool, bool]:
@@ -87,8 +93,7 @@ class CastWrapper(nn.Module):
 
     def forward(self, *args: Any) -> Any:
         """Run the model in the low precision; floating outputs come back as fp32."""
-        cast = [a.to(self.dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
-        return _to_fp32(self.model(*cast))
+        return floats_to(self.model(*floats_to(args, self.dtype)), torch.float32)
 
 
 class AutocastWrapper(nn.Module):
@@ -107,7 +112,7 @@ class AutocastWrapper(nn.Module):
         """Run the model under autocast on the inputs' device; floating outputs come back as fp32."""
         with torch.autocast(_device_type(args), dtype=self.dtype, cache_enabled=False):
             out = self.model(*args)
-        return _to_fp32(out)
+        return floats_to(out, torch.float32)
 
 
 class Fp32Island(nn.Module):
@@ -126,14 +131,10 @@ class Fp32Island(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Run the module in fp32 with autocast off."""
-        up = torch.utils._pytree.tree_map(
-            lambda t: t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t, (args, kwargs))
-        with torch.autocast(_device_type(up), enabled=False):
-            out = self.module(*up[0], **up[1])
-        if self.out_dtype is None:
-            return out
-        return torch.utils._pytree.tree_map(
-            lambda t: t.to(self.out_dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t, out)
+        up_args, up_kwargs = floats_to((args, kwargs), torch.float32)
+        with torch.autocast(_device_type((up_args, up_kwargs)), enabled=False):
+            out = self.module(*up_args, **up_kwargs)
+        return out if self.out_dtype is None else floats_to(out, self.out_dtype)
 
 
 def keep_in_fp32(model: nn.Module, names: Sequence[str], out_dtype: torch.dtype | None,

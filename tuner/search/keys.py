@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from optuna.trial import TrialState
 
+from tuner.core import defaults
+
 #: Trial states after which a trial holds its final attributes.
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
@@ -53,8 +55,8 @@ REFUSED_ATTR = "refused_backends"
 SPACE_SIZE_ATTR = "space_size"
 #: The accuracy rule the study's trials were judged by (``AccuracyRule.spec``).
 ACCURACY_ATTR = "accuracy"
-#: The rule of a study created before the rule was kept: each level's elementwise tolerance then.
-LEGACY_ACCURACY: dict[str, str] = {"o1": "elementwise:1e-4,1e-4", "o2": "elementwise:0.05,0.05"}
+#: The rule of a study created before the rule was kept: o2's was elementwise then (o1's is unchanged).
+LEGACY_ACCURACY: dict[str, str] = {**defaults.ACCURACY, "o2": "elementwise:0.05,0.05"}
 #: Eager's objective, measured when the study started.
 BASELINE_ATTR = "baseline_s"
 #: The number of the trial whose candidate ``tune`` last emitted (the winner of its finalists),

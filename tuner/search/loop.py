@@ -50,6 +50,7 @@ from tuner.search.keys import (
     FAILURE_REASON_ATTR,
     KEY_ATTR,
     OUTCOME_ATTR,
+    SPACE_SIZE_ATTR,
     WAITED_FOR_ATTR,
     WORKER_ATTR,
 )
@@ -279,7 +280,8 @@ class _Loop:
         self.study, self.ctx, self.settings, self.evaluator = study, ctx, settings, evaluator
         self.tracker, self.progress, self.baseline_s, self.budget = tracker, progress, baseline_s, budget
         self.cache = OutcomeCache(study)
-        self.total = space_size(ctx)
+        # Counted when the study was set up (counting walks the whole space).
+        self.total = int(study.user_attrs.get(SPACE_SIZE_ATTR) or space_size(ctx))
         self.me = identity()
         self.claim = claim_lock(settings.storage_url, study.study_name)
         self.lock = threading.Lock()

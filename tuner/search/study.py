@@ -288,16 +288,14 @@ def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
 
 def _defaults(backend: str, ctx: SpaceContext, precision: str | None) -> dict[str, Any]:
     """One backend's first values, or in ``precision`` the half-precision defaults where offered."""
+    wanted = {} if precision is None else {**HALF_DEFAULTS, f"{backend}/precision": precision}
     params: dict[str, Any] = {"backend": backend}
     for dim in search_space.dimensions():
         if dim.name == "backend" or not dim.asked(backend, params):
             continue
         for c in dim.offered(backend, ctx):
             if len(c.values) > 1:
-                wanted = HALF_DEFAULTS.get(c.key, precision) if precision is not None else None
-                if dim.field == "precision" and precision in c.values:
-                    wanted = precision
-                params[c.key] = wanted if wanted in c.values else c.values[0]
+                params[c.key] = wanted[c.key] if wanted.get(c.key) in c.values else c.values[0]
     return params
 
 
