@@ -210,8 +210,7 @@ def _stop_on_signals() -> None:
     from tuner.core import stopping
 
     def interrupt(signum: int, frame: object) -> None:
-        stopping.request()
-        raise KeyboardInterrupt
+        stopping.on_signal()
 
     default_hook = sys.unraisablehook
 

@@ -401,8 +401,9 @@ class _Loop:
             return trial.should_prune()
 
         try:
-            return self.evaluator.evaluate(candidate, prune if self.settings.prune else None,
-                                           self.budget.search_deadline())
+            with stopping.interruptible():
+                return self.evaluator.evaluate(candidate, prune if self.settings.prune else None,
+                                               self.budget.search_deadline())
         except KeyboardInterrupt:
             _record(trial, Outcome(candidate=candidate, failure_kind="interrupted",
                                    failure_reason="interrupted by the user (Ctrl-C)"), cached=False)
@@ -538,19 +539,22 @@ def run_trials(study: optuna.Study, ctx: SpaceContext, workload: Workload, setti
 
 
 def _optimize(study: optuna.Study, loop: _Loop, settings: TuneSettings, device: str, evaluator: Evaluator) -> None:
-    study.optimize(
-        loop.objective,
-        # No n_trials: the budget is counted across every process on the study (tuner.search.claims);
-        # the objective's end-of-trial decision stops the loop when it is reached. No timeout either:
-        # the run's clock (tuner.core.budget) stops it early enough for the phases after it.
-        n_jobs=settings.worker_count(device),
-        catch=(CandidateFailed, Surplus, OutOfTime, Avoided),
-        # A full collection after each trial frees what a candidate evaluated here leaves in
-        # cycles (compiled graphs, device memory). With worker processes nothing of a candidate
-        # lives here, and the collection (a few tenths of a second of CPU with torch loaded) only
-        # slows the other workers and the storage server sharing the cores.
-        gc_after_trial=isinstance(evaluator, InProcessEvaluator),
-    )
+    # Deferred: a stop signal raised inside Optuna's own bookkeeping breaks it (tuner.core.stopping);
+    # the objective checks for the request, and a candidate's evaluation stays interruptible.
+    with stopping.deferred():
+        study.optimize(
+            loop.objective,
+            # No n_trials: the budget is counted across every process on the study (tuner.search.claims);
+            # the objective's end-of-trial decision stops the loop when it is reached. No timeout either:
+            # the run's clock (tuner.core.budget) stops it early enough for the phases after it.
+            n_jobs=settings.worker_count(device),
+            catch=(CandidateFailed, Surplus, OutOfTime, Avoided),
+            # A full collection after each trial frees what a candidate evaluated here leaves in
+            # cycles (compiled graphs, device memory). With worker processes nothing of a candidate
+            # lives here, and the collection (a few tenths of a second of CPU with torch loaded) only
+            # slows the other workers and the storage server sharing the cores.
+            gc_after_trial=isinstance(evaluator, InProcessEvaluator),
+        )
 
 
 __all__ = ["Avoided", "CandidateFailed", "LoopResult", "OutOfTime", "Surplus", "TrialLog", "export_estimate",
