@@ -12,7 +12,9 @@ For each workload, in one process on one device: the peers at their defaults
 default pipeline, ONNX Runtime / TensorFlow / TF+XLA for the TF workload; at ``--level o2`` also
 autocast, ``.half()``, torch.compile, TorchScript and TVM in 16 bits), and the tuner's best
 after ``--snapshot`` and after ``--trials`` trials, rebuilt from its study and measured next to
-them (``tuner/export/sidebyside.py``, as the tuner picks its winner). Each figure is also given as a multiple of
+them (``tuner/export/sidebyside.py``, as the tuner picks its winner), and the artifact the last
+tune call wrote, loaded as users load it and timed in the same rounds (``tuner artifact (as
+shipped)``). Each figure is also given as a multiple of
 the device's floor (``experiments/floor.py``, at the level's precision). Writes
 ``<results>/<date>-<device>[-<tag>].{json,md}``, a convergence plot per workload, and one MLflow
 run per workload (experiment ``bench``).
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,9 +59,10 @@ from tuner.core.devices import device_name, hardware_context, resolve_device
 from tuner.core.errors import UserError
 from tuner.core.records import Candidate, MeasureConfig
 from tuner.core.workload import Workload
+from tuner.export.artifact import MANIFEST
 from tuner.export.finalists import fastest
 from tuner.export.finalists import record as finalists_record
-from tuner.export.sidebyside import Result, result_dict, run_side_by_side
+from tuner.export.sidebyside import Result, Shipped, result_dict, run_side_by_side
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -153,10 +157,10 @@ def tuner_backends(workload: Workload, requested: str | None) -> tuple[str, ...]
     return None
 
 
-def peer_entries(args: argparse.Namespace, peers: list[Peer]) -> tuple[dict[str, Candidate], dict[str, str]]:
+def peer_entries(args: argparse.Namespace, peers: list[Peer]) -> tuple[dict[str, Candidate | Shipped], dict[str, str]]:
     """The peers to measure (name -> candidate), and why each other peer row has no figure."""
     wanted = {p.strip() for p in args.peers.split(",")} if args.peers else None
-    entries: dict[str, Candidate] = {}
+    entries: dict[str, Candidate | Shipped] = {}
     reasons: dict[str, str] = {}
     for peer in peers:
         if peer.candidate is None:
@@ -168,7 +172,7 @@ def peer_entries(args: argparse.Namespace, peers: list[Peer]) -> tuple[dict[str,
     return entries, reasons
 
 
-def side_by_side(args: argparse.Namespace, workload: Workload, entries: dict[str, Candidate], out: Path,
+def side_by_side(args: argparse.Namespace, workload: Workload, entries: dict[str, Candidate | Shipped], out: Path,
                  say: Any) -> dict[str, Result]:
     """Every entry built and timed side by side, each judged by the run's rule: name -> result."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -209,6 +213,30 @@ def tuner_rows(args: argparse.Namespace, snaps_n: list[int], snaps: list[bench_s
     return rows
 
 
+#: The row of the tuner's written artifact, loaded as users load it and timed beside the peers.
+SHIPPED_ROW = "tuner artifact (as shipped)"
+
+
+def shipped_entry(out: Path, name: str) -> Shipped | None:
+    """The artifact the tuner's last tune call wrote for the workload, as a side-by-side entry (None: none)."""
+    directory = out / bench_study.study_name(name) / "best"
+    return Shipped(directory) if (directory / MANIFEST).is_file() else None
+
+
+def shipped_row(out: Path, name: str, by_name: dict[str, Result]) -> dict[str, Any]:
+    """The artifact's row: its side-by-side figure, and what its tune run reported of it.
+
+    The tune run's own check (``report.json``'s ``artifact``) loaded it in a fresh process; the
+    side-by-side figure is taken here, next to the peers, so that the two can be compared.
+    """
+    report_path = out / bench_study.study_name(name) / "best" / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    artifact = report.get("artifact") or {}
+    return {**result_dict(by_name[SHIPPED_ROW]), "role": "artifact", "counted": report.get("search", {}).get("trials"),
+            "fresh_process_ms": artifact.get("reloaded_total_ms"), "exported_from": report.get("chosen", {}).get(
+                "description")}
+
+
 def compare(rows: list[dict[str, Any]], floor: Floor | None) -> tuple[list[dict[str, Any]], float | None,
                                                                         float | None]:
     """Set each row's ratios to eager, to the best peer and to the floor, and its accuracy verdict (in place).
@@ -243,6 +271,9 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
     snaps: list[bench_study.Snapshot] = []
     if snaps_n and bench_study.counted(out, name):
         convergence, snaps = bench_study.read_study(out, name, snaps_n, args.finalists)
+    shipped = shipped_entry(out, name) if snaps_n else None
+    if shipped is not None:
+        entries[SHIPPED_ROW] = shipped
     for s in snaps:
         # The tuner's pick after n trials: the fastest of its finalists measured here (as
         # tuner.export.finalize picks), so each finalist is an entry; one shared by snapshots is measured once.
@@ -258,6 +289,8 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
             {"name": p.name, "role": "peer", "candidate": None, "total_ms": None, "error": reasons[p.name]}
             for p in peers]
     rows += tuner_rows(args, snaps_n, snaps, convergence, by_name)
+    if shipped is not None:
+        rows.append(shipped_row(out, name, by_name))
     ok_peers, best_peer, eager = compare(rows, floor)
     calls = bench_study.tune_calls(out)
     record: dict[str, Any] = {

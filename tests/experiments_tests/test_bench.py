@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.bench import SHIPPED_ROW
 from experiments.peers import NAMES, names_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ def test_every_row_has_a_figure_or_a_reason(results: tuple[Path, dict]) -> None:
     assert set(doc["workloads"]) == {"mlp", "tf_asr"}  # the second call merged, it did not overwrite
     for name, rec in doc["workloads"].items():
         rows = {r["name"]: r for r in rec["rows"]}
-        assert set(rows) == {*NAMES, "tuner best @2", "tuner best @4"}, name
+        assert set(rows) == {*NAMES, "tuner best @2", "tuner best @4", SHIPPED_ROW}, name
         for row in rows.values():
             assert (row.get("total_ms") or 0) > 0 or row.get("error"), (name, row)
         assert rows["tuner best @4"]["total_ms"] > 0 and rows["tuner best @4"]["counted"] == 4
@@ -83,6 +84,20 @@ def test_a_tuner_row_is_the_fastest_of_its_finalists_measured_side_by_side(resul
             assert chosen["trial"] == row["trial"] and chosen["side_by_side_ms"] == row["total_ms"]
             assert row["total_ms"] == min(f["side_by_side_ms"] for f in fin if f["side_by_side_ms"] and
                                           not f["error"])
+
+
+def test_the_written_artifact_is_loaded_and_timed_beside_the_peers(results: tuple[Path, dict]) -> None:
+    _, doc = results
+    for name, rec in doc["workloads"].items():
+        shipped = next(r for r in rec["rows"] if r["name"] == SHIPPED_ROW)
+        # The report of the tune call that wrote it says what it came from and how it reloaded.
+        assert shipped["role"] == "artifact" and shipped["counted"] == 4, (name, shipped)
+        assert shipped["total_ms"] > 0 and shipped["fresh_process_ms"] > 0, (name, shipped)
+        assert shipped["candidate"] == shipped["exported_from"]
+        assert shipped["accuracy"][0] == rec["measure"]["accuracy"]
+        t = rec["targets"]
+        assert t["artifact_speedup_vs_best_peer"] == pytest.approx(t["best_peer_ms"] / shipped["total_ms"])
+        assert t["target"] == 1.10 and t["artifact_ge_target"] == (t["artifact_speedup_vs_best_peer"] >= 1.10)
 
 
 def test_floor_convergence_and_files(results: tuple[Path, dict]) -> None:

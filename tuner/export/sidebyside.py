@@ -10,20 +10,29 @@ shared machine hits all alike; each keeps its fastest round. A config that fails
 or gives wrong results is a row with its reason, not an exception, and so is one that does not
 compile within ``compile_limit_s`` (a benchmark's peer must not hold the whole run:
 ``torch.compile``'s max-autotune can compile a ResNet for over 20 minutes).
+
+An entry may also be a written artifact (:class:`Shipped`): it is loaded as a user loads it
+(:func:`tuner.export.artifact.load_optimized`) and timed beside the others, so that a benchmark
+compares what the tuner ships, not only the candidate it was exported from.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from backends import get_backend
 from tuner.core.accuracy import AccuracyRule, accuracy_rule
-from tuner.core.records import Built, Candidate, MeasureConfig
+from tuner.core.errors import error_line
+from tuner.core.records import BuildResult, Built, Candidate, MeasureConfig
 from tuner.core.workload import Workload
+from tuner.export.artifact import MANIFEST, load_optimized
 from tuner.runtime.correctness import check_outputs
+from tuner.runtime.measure import measure
 from tuner.runtime.timelimit import TrialTimeout, time_limit
 
 #: Called with a line of progress (a step starts or a config fails).
@@ -64,12 +73,29 @@ class Result:
         return self.error is None and self.total_ms is not None
 
 
+@dataclasses.dataclass(frozen=True)
+class Shipped:
+    """A written artifact as an entry: loaded with ``load_optimized`` and timed as users call it.
+
+    Attributes:
+        directory: The artifact folder (``<output>/<study>/best``).
+    """
+
+    directory: Path
+
+    @property
+    def candidate(self) -> Candidate:
+        """The candidate it was exported from (from its manifest)."""
+        return Candidate.from_dict(json.loads((self.directory / MANIFEST).read_text())["candidate"])
+
+
 @dataclasses.dataclass
 class _Row:
     """One config while it is measured: what it built, its rounds so far, or why it is out."""
 
     name: str
     candidate: Candidate
+    shipped: Shipped | None = None
     built: Built | None = None
     compile_s: float = 0.0
     totals_s: list[float] = dataclasses.field(default_factory=list)
@@ -113,10 +139,10 @@ class _Run:
 
     def build(self, row: _Row, cache_dir: Path | None, compile_limit_s: float | None) -> None:
         """Build a row's config and measure its first round (its first calls are its own compile)."""
-        self.say(f"building {row.name}: {row.candidate.describe()}")
+        self.say(f"{'loading' if row.shipped else 'building'} {row.name}: {row.candidate.describe()}")
         try:
             with time_limit(compile_limit_s):
-                res = get_backend(row.candidate.backend, cache_dir=cache_dir).build(self.workload, row.candidate)
+                res = self._build(row, cache_dir)
                 self.advance(row)
                 if res.built is None:
                     self.fail(row, f"build failed: {res.error_msg}")
@@ -128,10 +154,24 @@ class _Run:
             _forget_partial_compile(row.candidate)
             self.fail(row, f"not compiled within the {compile_limit_s:g} s compile limit", compile_s=compile_limit_s)
 
+    def _build(self, row: _Row, cache_dir: Path | None) -> BuildResult:
+        if row.shipped is None:
+            return get_backend(row.candidate.backend, cache_dir=cache_dir).build(self.workload, row.candidate)
+        t0 = time.perf_counter()
+        try:
+            fn = load_optimized(row.shipped.directory, self.workload.device)
+        except Exception as e:  # noqa: BLE001 - an artifact that does not load is a row with its reason
+            return BuildResult(error_msg=f"the artifact does not load: {error_line(e)}")
+        return BuildResult(built=Built(fn=fn, build_s=time.perf_counter() - t0))
+
     def measure(self, row: _Row, first: bool) -> None:
         """One round of a row; the first also checks its outputs against the reference."""
         assert row.built is not None
-        m = get_backend(row.candidate.backend).measure(row.built, self.workload, self.config)
+        if row.shipped is None:
+            m = get_backend(row.candidate.backend).measure(row.built, self.workload, self.config)
+        else:
+            # As tuner.export.verify times it in a fresh process: the loaded callable, as it is.
+            m = measure(row.built.fn, self.workload, self.config)
         self.advance(row)
         if not m.ok or m.outputs is None or m.latencies_s is None:
             self.fail(row, f"run failed: {m.error_msg}", compile_s=row.compile_s)
@@ -151,7 +191,7 @@ class _Run:
         row.totals_s.append(m.total_s)
 
 
-def run_side_by_side(workload: Workload, entries: Mapping[str, Candidate], config: MeasureConfig, *,
+def run_side_by_side(workload: Workload, entries: Mapping[str, Candidate | Shipped], config: MeasureConfig, *,
                      rounds: int = 3, rule: AccuracyRule | None = None, cache_dir: Path | None = None,
                      say: Say | None = None, step: Callable[[], None] | None = None,
                      keep: dict[str, Built] | None = None, compile_limit_s: float | None = None) -> list[Result]:
@@ -159,7 +199,7 @@ def run_side_by_side(workload: Workload, entries: Mapping[str, Candidate], confi
 
     Args:
         workload: Model, test data, reference outputs and device.
-        entries: Name -> candidate, in table order.
+        entries: Name -> candidate (or written artifact), in table order.
         config: Warm-up and repeats per sample.
         rounds: Rounds in all, the first included (each config keeps its fastest).
         rule: The accuracy rule every config is judged by; None: each by its precision's level
@@ -177,9 +217,9 @@ def run_side_by_side(workload: Workload, entries: Mapping[str, Candidate], confi
         One :class:`Result` per entry, in ``entries`` order.
     """
     run = _Run(workload, config, rounds, rule, say or (lambda _text: None), step or (lambda: None))
-    if any(c.backend == "inductor" for c in entries.values()):
+    if any(isinstance(e, Candidate) and e.backend == "inductor" for e in entries.values()):
         _room_for_compiled_configs()
-    rows = [_Row(name, cand) for name, cand in entries.items()]
+    rows = [_Row(name, e.candidate, e) if isinstance(e, Shipped) else _Row(name, e) for name, e in entries.items()]
     # Round 0 right after each build: its first calls are the config's own compile (a later
     # torch.compile build resets dynamo's caches, and the earlier configs then compile again on
     # their first call of round 1: untimed, as every first call per shape is).
@@ -221,4 +261,4 @@ def result_dict(result: Result) -> dict[str, Any]:
     return dataclasses.asdict(result)
 
 
-__all__ = ["Result", "result_dict", "run_side_by_side"]
+__all__ = ["Result", "Shipped", "result_dict", "run_side_by_side"]
