@@ -7,8 +7,9 @@ of the space, chosen deterministically so that a test knows every trial's expect
 The others add ``variant`` ms of sleep per call, so variant 0 is the right best.
 
 ``test_lucky`` has 4 variants that test how the winner is chosen after the trials: 0 and 1 take
-2 and 1 ms per call; 2 takes no time in a tuner worker (where trials run) but 4 ms anywhere else,
-like a candidate whose one trial measurement was lucky; 3 takes 0.5 ms but cannot be exported.
+4 and 2 ms per call; 2 takes no time in a tuner worker (where trials run) but 8 ms anywhere else,
+like a candidate whose one trial measurement was lucky; 3 takes 1 ms but cannot be exported (gaps
+of 1 ms or more: a loaded 2-core host oversleeps by tenths of a millisecond).
 The study ranks them 2, 3, 1, 0; measured again, 3 is the fastest, and 1 is what can be emitted.
 
 ``test_cheap`` has 400 fault-free variants of the same kind (sleep ``variant % 20`` x 0.1 ms per
@@ -161,7 +162,7 @@ class LuckyBackend(FaultyBackend):
 
     name = "test_lucky"
     #: variant -> ms per call (in a tuner worker, outside one).
-    DELAY_MS = {0: (2.0, 2.0), 1: (1.0, 1.0), 2: (0.0, 4.0), 3: (0.5, 0.5)}
+    DELAY_MS = {0: (4.0, 4.0), 1: (2.0, 2.0), 2: (0.0, 8.0), 3: (1.0, 1.0)}
     UNEXPORTABLE = 3
 
     def _delay_s(self, variant: int) -> float:
