@@ -137,6 +137,31 @@ def export_estimate(backend: str, compile_s: float, device: str) -> float:
     return cls.export_compile_ratio * compile_s + cls.load_s.get(device, 0.0)
 
 
+#: Seconds the check of the artifact in a fresh process takes at least besides the model's own
+#: calls and the artifact's load (starting Python, importing torch and the backend's framework):
+#: 2-3 s on the CPU box, 8-11 s for a worker's start on a shared H100 (the reports'
+#: ``search.workers.start_s`` in experiments/results/2026-12-06-h100-real-models.md). Where this
+#: run's workers started slower, their start is the estimate (:func:`fresh_process_s`).
+VERIFY_BASE_S = 10.0
+
+
+def fresh_process_s(stats: Mapping[str, object]) -> float:
+    """Seconds a fresh process is expected to take to start: the workers' mean start, at least :data:`VERIFY_BASE_S`.
+
+    A worker's start (Python, torch, the workload) is measured on this host under its present
+    load, which a constant cannot know: on 2 loaded cores of an H100 host the fresh-process check
+    of a GPT-2 TorchScript artifact took 25 s, 2.5 times the constant
+    (experiments/results/2026-12-06-h100-real-models-run2.json).
+
+    Args:
+        stats: The evaluator's counters (``starts``, ``start_s``; none for an in-process one).
+    """
+    starts, start_s = stats.get("starts"), stats.get("start_s")
+    if isinstance(starts, int) and starts > 0 and isinstance(start_s, (int, float)):
+        return max(VERIFY_BASE_S, float(start_s) / starts)
+    return VERIFY_BASE_S
+
+
 @dataclasses.dataclass
 class _Costs:
     """The best complete candidates so far, by objective, with what they cost to build (for the reserve).
@@ -146,11 +171,13 @@ class _Costs:
             ``export_s`` from :func:`export_estimate`.
         keep: How many to keep (the finalists).
         device: Where the candidates run.
+        fresh_s: Seconds a fresh Python process takes to start here, now (:func:`fresh_process_s`).
     """
 
     best: list[tuple[float, float, float]]
     keep: int
     device: str = "cpu"
+    fresh_s: float = VERIFY_BASE_S
 
     def add(self, outcome: Outcome) -> None:
         if outcome.value_s is not None and not outcome.pruned:
@@ -158,11 +185,6 @@ class _Costs:
             self.best = sorted({*self.best, (outcome.value_s, outcome.compile_s, export_s)})[: self.keep]
 
 
-#: Seconds the check of the artifact in a fresh process takes besides the model's own calls and
-#: the artifact's load (starting Python, importing torch and the backend's framework): 2-3 s on
-#: the CPU box, 8-11 s for a worker's start on a shared H100 (the reports' ``search.workers.start_s``
-#: in experiments/results/2026-12-06-h100-real-models.md).
-VERIFY_BASE_S = 10.0
 #: Margin on the estimate of what comes after the search: a rebuild in the study process takes
 #: longer than the trial's compile in a warm worker.
 RESERVE_FACTOR = 1.3
@@ -174,16 +196,16 @@ def final_reserve(costs: _Costs, settings: TuneSettings) -> float:
     The finalists are rebuilt (their compile times) and measured side by side with eager in
     alternating rounds, the winner is exported and its artifact loaded in a fresh process (the
     longest :func:`export_estimate` of the finalists, since any may win) and checked there
-    (:data:`VERIFY_BASE_S` and one more measurement).
+    (a fresh process's start, ``costs.fresh_s``, and one more measurement).
     """
     if not costs.best:
-        return RESERVE_FACTOR * VERIFY_BASE_S
+        return RESERVE_FACTOR * costs.fresh_s
     config = settings.measure_config()
     calls = config.warmup + config.repeats
     rebuild = sum(compile_s for _, compile_s, _ in costs.best)
     measure = FINAL_ROUNDS * calls * sum(value_s for value_s, _, _ in costs.best) * 2  # eager beside each
     export = max(export_s for _, _, export_s in costs.best)
-    verify = VERIFY_BASE_S + calls * costs.best[0][0]
+    verify = costs.fresh_s + calls * costs.best[0][0]
     return RESERVE_FACTOR * (rebuild + measure + export + verify)
 
 
@@ -290,7 +312,7 @@ class _Loop:
         self.tally = _Tally(failures=sum(1 for t in counted_trials(snapshot) if is_failure(t)),
                             best_s=_best_complete_s(snapshot))
         self.failing = failing_values(snapshot)
-        self.costs = _Costs([], settings.finalists, ctx.device)
+        self.costs = _Costs([], settings.finalists, ctx.device, fresh_process_s(evaluator.stats()))
         for t in snapshot:
             if t.state == TrialState.COMPLETE and isinstance(t.user_attrs.get(OUTCOME_ATTR), dict):
                 self.costs.add(Outcome.from_dict(t.user_attrs[OUTCOME_ATTR]))
@@ -419,6 +441,7 @@ class _Loop:
             if status == "COMPLETE" and outcome.value_s is not None:
                 self.tally.best_s = min(self.tally.best_s, outcome.value_s)
                 self.costs.add(outcome)
+                self.costs.fresh_s = fresh_process_s(self.evaluator.stats())
                 self.budget.final_reserve_s = final_reserve(self.costs, self.settings)
             best = self.tally.best_s * 1e3 if self.tally.best_s < float("inf") else None
             if self.tracker is not None:
@@ -558,4 +581,4 @@ def _optimize(study: optuna.Study, loop: _Loop, settings: TuneSettings, device: 
 
 
 __all__ = ["Avoided", "CandidateFailed", "LoopResult", "OutOfTime", "Surplus", "TrialLog", "export_estimate",
-           "final_reserve", "measure_baseline", "run_trials", "unseen_params"]
+           "final_reserve", "fresh_process_s", "measure_baseline", "run_trials", "unseen_params"]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 import tuner
 from backends import backend_class
 from tests.helpers import tiny_model, tiny_samples
 from tuner.core.budget import Budget
 from tuner.core.records import Candidate, Outcome
 from tuner.core.settings import TuneSettings
-from tuner.search.loop import VERIFY_BASE_S, _Costs, export_estimate, final_reserve
+from tuner.search.loop import RESERVE_FACTOR, VERIFY_BASE_S, _Costs, export_estimate, final_reserve, fresh_process_s
 from tuner.search.study import load_study
 
 BUDGET_S = 40.0
@@ -64,3 +66,17 @@ def test_the_reserve_counts_a_backend_that_compiles_again_to_export() -> None:
     assert reserves["eager", "gpu"] < reserves["inductor", "cpu"] < reserves["inductor", "gpu"]
     assert export_estimate("inductor", 10.0, "cpu") == 10.0 * backend_class("inductor").export_compile_ratio
     assert export_estimate("retired", 10.0, "cpu") == 10.0
+
+
+def test_the_reserve_counts_a_fresh_process_as_slow_as_the_workers_started_here() -> None:
+    # No worker (in-process evaluation) or quick starts: the constant; slow starts on a loaded host: their mean.
+    assert fresh_process_s({"workers": 0, "isolated": False}) == VERIFY_BASE_S
+    assert fresh_process_s({"starts": 2, "start_s": 6.0}) == VERIFY_BASE_S
+    assert fresh_process_s({"starts": 2, "start_s": 50.0}) == 25.0
+    settings = TuneSettings(study_name="r", finalists=1)
+    usual, loaded = _Costs([], 1, "gpu"), _Costs([], 1, "gpu", fresh_s=25.0)
+    for costs in (usual, loaded):
+        costs.add(Outcome(candidate=Candidate("torchscript"), value_s=0.01, compile_s=2.0))
+    assert final_reserve(loaded, settings) - final_reserve(usual, settings) == pytest.approx(
+        RESERVE_FACTOR * (25.0 - VERIFY_BASE_S))
+    assert final_reserve(_Costs([], 1, fresh_s=25.0), settings) == pytest.approx(RESERVE_FACTOR * 25.0)
