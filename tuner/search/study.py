@@ -27,6 +27,7 @@ from tuner.core.places import redact
 from tuner.core.records import Candidate
 from tuner.core.settings import TuneSettings
 from tuner.core.workload import Workload
+from tuner.runtime.switches import CUDA_GRAPH
 from tuner.search.keys import (
     ACCURACY_ATTR,
     EMITTED_ATTR,
@@ -260,6 +261,13 @@ def _claim_setup(study: optuna.Study) -> None:
 #: Options of the o2 GPU defaults that differ from each backend's first values: the peers users
 #: deploy in half precision (the o2 issue's ``torch.compile(model.half(), mode="reduce-overhead")``).
 HALF_DEFAULTS: dict[str, Any] = {"inductor/mode": "reduce-overhead"}
+#: Options of one more o2 GPU default for the backends that run the model's own kernels (eager,
+#: TorchScript): the half model traced and replayed from CUDA graphs, the launch-free form of those
+#: peers. It won where an o2 search reached it (H100, BERT: TorchScript bf16 with CUDA graphs,
+#: 9.06x eager), while the best o2 peers of the demo and GPT-2, TorchScript on the half model
+#: without graphs, ran at 245x and 35x their floor, with eager launch-bound estimates of 0.8 and
+#: 1.3 ms (experiments/results/2026-12-06-h100-o2.md); short o2 runs (4-7 trials) did not reach it.
+GRAPHED_HALF_DEFAULTS: dict[str, Any] = {CUDA_GRAPH: True, "torchscript/method": "trace"}
 
 
 def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
@@ -270,8 +278,9 @@ def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
     them, and the sampler starts from known-good points instead of, say, a max-autotune compile.
     At o2 on the GPU the defaults run in fp16, as a user deploys there, with Inductor in
     ``reduce-overhead`` mode (:data:`HALF_DEFAULTS`: ``torch.compile(model.half(),
-    mode="reduce-overhead")``, what a user types instead of tuning), and eager in fp32 kept as
-    well (the model as given).
+    mode="reduce-overhead")``, what a user types instead of tuning), eager and TorchScript also
+    traced and replayed from CUDA graphs (:data:`GRAPHED_HALF_DEFAULTS`), and eager in fp32 kept
+    as well (the model as given).
 
     Args:
         ctx: The study's context.
@@ -281,14 +290,18 @@ def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
     """
     half = ctx.level == "o2" and ctx.device == "gpu"
     out = [_defaults(backend, ctx, "fp16" if half else None) for backend in ctx.backends]
-    if half and "eager" in ctx.backends:
-        out.insert(0, _defaults("eager", ctx, None))
+    if half:
+        # Where a backend offers none of the graphed options, this is its plain default again (dropped below).
+        out += [_defaults(backend, ctx, "fp16", GRAPHED_HALF_DEFAULTS) for backend in ctx.backends]
+        if "eager" in ctx.backends:
+            out.insert(0, _defaults("eager", ctx, None))
     return [dict(p) for p in dict.fromkeys(tuple(sorted(p.items())) for p in out)]
 
 
-def _defaults(backend: str, ctx: SpaceContext, precision: str | None) -> dict[str, Any]:
-    """One backend's first values, or in ``precision`` the half-precision defaults where offered."""
-    wanted = {} if precision is None else {**HALF_DEFAULTS, f"{backend}/precision": precision}
+def _defaults(backend: str, ctx: SpaceContext, precision: str | None,
+              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One backend's first values, or in ``precision`` the half-precision defaults (and ``extra``) where offered."""
+    wanted = {} if precision is None else {**HALF_DEFAULTS, **(extra or {}), f"{backend}/precision": precision}
     params: dict[str, Any] = {"backend": backend}
     for dim in search_space.dimensions():
         if dim.name == "backend" or not dim.asked(backend, params):
