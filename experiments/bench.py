@@ -134,8 +134,6 @@ def floor_of(workload: Workload, data: Path | None, device: str, level: str = "o
     if workload.framework == "torch":
         return torch_floor(workload.model, workload.samples, device, peak, level)
     # The TF workload: FLOPs counted from the graph's dims when it was prepared; weights from its ONNX export.
-    import json
-
     assert data is not None
     width = FLOAT_BYTES[level]
     meta = json.loads((data / workload.name / "meta.json").read_text())
@@ -223,18 +221,18 @@ def shipped_entry(out: Path, name: str) -> Shipped | None:
     return Shipped(directory) if (directory / MANIFEST).is_file() else None
 
 
-def shipped_row(out: Path, name: str, by_name: dict[str, Result]) -> dict[str, Any]:
+def shipped_row(shipped: Shipped, by_name: dict[str, Result]) -> dict[str, Any]:
     """The artifact's row: its side-by-side figure, and what its tune run reported of it.
 
     The tune run's own check (``report.json``'s ``artifact``) loaded it in a fresh process; the
     side-by-side figure is taken here, next to the peers, so that the two can be compared.
     """
-    report_path = out / bench_study.study_name(name) / "best" / "report.json"
+    report_path = shipped.directory / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    artifact = report.get("artifact") or {}
-    return {**result_dict(by_name[SHIPPED_ROW]), "role": "artifact", "counted": report.get("search", {}).get("trials"),
-            "fresh_process_ms": artifact.get("reloaded_total_ms"), "exported_from": report.get("chosen", {}).get(
-                "description")}
+    return {**result_dict(by_name[SHIPPED_ROW]), "role": "artifact",
+            "counted": (report.get("search") or {}).get("trials"),
+            "fresh_process_ms": (report.get("artifact") or {}).get("reloaded_total_ms"),
+            "exported_from": (report.get("chosen") or {}).get("description")}
 
 
 def compare(rows: list[dict[str, Any]], floor: Floor | None) -> tuple[list[dict[str, Any]], float | None,
@@ -290,7 +288,7 @@ def measure_workload(args: argparse.Namespace, workload: Workload, device: str, 
             for p in peers]
     rows += tuner_rows(args, snaps_n, snaps, convergence, by_name)
     if shipped is not None:
-        rows.append(shipped_row(out, name, by_name))
+        rows.append(shipped_row(shipped, by_name))
     ok_peers, best_peer, eager = compare(rows, floor)
     calls = bench_study.tune_calls(out)
     record: dict[str, Any] = {
