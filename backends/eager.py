@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 
 from backends._export_cover import export_covering, load_covering, write_covering
+from backends._jit_fuser import FuserCall
 from backends._torch_export import example_inputs
 from backends.base import Backend
 from tuner.core.devices import torch_device
@@ -131,7 +132,8 @@ class EagerBackend(Backend):
             device: ``"cpu"`` or ``"gpu"``.
 
         Returns:
-            The exported program's module (moved to ``device``) or the TorchScript module.
+            The exported program's module (moved to ``device``) or the TorchScript module, run
+            with TorchScript's fusers off.
 
         Raises:
             ValueError: For an unknown artifact format.
@@ -151,6 +153,8 @@ class EagerBackend(Backend):
 
             return load_covering(directory, meta, module)
         if meta["format"] == TRACE_FORMAT:
-            scripted: Callable[..., Any] = torch.jit.load(str(path), map_location=dev)  # type: ignore[no-untyped-call]
-            return scripted
+            # Eager fuses nothing: without this the profiling executor would fuse the trace with
+            # NNC on the GPU (torch's default there), compiling kernels during its first runs, a
+            # different model from the one measured.
+            return FuserCall(torch.jit.load(str(path), map_location=dev), "none")  # type: ignore[no-untyped-call]
         raise ValueError(f"eager artifact format {meta['format']!r} is not one of {EXPORT_FORMAT!r}, {TRACE_FORMAT!r}")

@@ -13,15 +13,15 @@ Options (``torchscript/<option>``):
 
 from __future__ import annotations
 
-import contextlib
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from backends._jit_fuser import FUSER_FLAGS, FuserCall, current_flags, fuser_flags, fusion_on
 from backends._torch_export import example_inputs
 from backends.base import Backend
 from tuner.core.devices import torch_device
@@ -35,91 +35,6 @@ from tuner.runtime.precision import AutocastWrapper, CastWrapper, Fp32Island, ho
 METHODS: tuple[str, ...] = ("script", "trace")
 #: The options this backend reads; any other ``torchscript/`` key is a typo and fails the build.
 OPTIONS: frozenset[str] = frozenset({"method", "freeze", "optimize_for_inference", "fuser"})
-
-
-#: The JIT switches of each fuser, as ``torch.jit.fuser`` sets them, less its nvFuser calls: those
-#: are no-ops since torch 2.2 that print a C++ warning on every call (that is, every measured run).
-FUSER_FLAGS: dict[str, dict[str, bool]] = {
-    "none": {"cpu": False, "gpu": False, "texpr": False, "llga": False},
-    "fuser0": {"cpu": True, "gpu": True, "texpr": False, "llga": False},
-    "fuser1": {"cpu": True, "gpu": True, "texpr": True, "llga": False},
-    "fuser3": {"cpu": True, "gpu": False, "texpr": True, "llga": True},
-}
-
-
-@contextlib.contextmanager
-def fuser_flags(name: str) -> Iterator[None]:
-    """Switch the TorchScript fuser for the duration, like ``torch.jit.fuser(name)``.
-
-    Args:
-        name: A key of :data:`FUSER_FLAGS`.
-
-    Raises:
-        ValueError: For an unknown fuser name.
-    """
-    if name not in FUSER_FLAGS:
-        raise ValueError(f"unknown TorchScript fuser {name!r}: use one of {sorted(FUSER_FLAGS)}")
-    c = torch._C
-    flags = FUSER_FLAGS[name]
-    old = (c._jit_can_fuse_on_cpu(), c._jit_can_fuse_on_gpu(), c._jit_texpr_fuser_enabled(), c._jit_llga_enabled())
-    if flags["texpr"]:
-        # NNC and oneDNN Graph fuse only under the profiling executor with optimization on.
-        old_exec = c._jit_set_profiling_executor(True)
-        old_opt = c._get_graph_executor_optimize(True)
-    c._jit_override_can_fuse_on_cpu(flags["cpu"])
-    c._jit_override_can_fuse_on_gpu(flags["gpu"])
-    c._jit_set_texpr_fuser_enabled(flags["texpr"])
-    c._jit_set_llga_enabled(flags["llga"])
-    try:
-        yield
-    finally:
-        c._jit_override_can_fuse_on_cpu(old[0])
-        c._jit_override_can_fuse_on_gpu(old[1])
-        c._jit_set_texpr_fuser_enabled(old[2])
-        c._jit_set_llga_enabled(old[3])
-        if flags["texpr"]:
-            c._jit_set_profiling_executor(old_exec)
-            c._get_graph_executor_optimize(old_opt)
-
-
-def _current_flags() -> dict[str, bool]:
-    c = torch._C
-    return {"cpu": c._jit_can_fuse_on_cpu(), "gpu": c._jit_can_fuse_on_gpu(), "texpr": c._jit_texpr_fuser_enabled(),
-            "llga": c._jit_llga_enabled()}
-
-
-def _fusion_on(flags: dict[str, bool], device: str) -> tuple[bool, ...]:
-    """The switches that decide what fuses on ``device``.
-
-    CPU fusion needs ``cpu`` (and oneDNN Graph ``llga``); GPU fusion needs ``gpu``, by NNC when
-    ``texpr`` is on.
-    """
-    return (flags["cpu"], flags["llga"]) if device == "cpu" else (flags["gpu"], flags["texpr"])
-
-
-class FuserCall:
-    """A TorchScript module called under its fuser (:func:`fuser_flags`) on every call.
-
-    Args:
-        module: The TorchScript module.
-        fuser: A ``torch.jit.fuser`` name (``"none"``, ``"fuser1"``, ...).
-    """
-
-    def __init__(self, module: Callable[..., Any], fuser: str) -> None:
-        self.module = module
-        self.fuser = fuser
-
-    def __call__(self, *args: Any) -> Any:
-        """Run the module under the fuser.
-
-        Args:
-            *args: The model's inputs.
-
-        Returns:
-            The module's outputs.
-        """
-        with fuser_flags(self.fuser):
-            return self.module(*args)
 
 
 def _wrap(module: Callable[..., Any], fuser: str | None) -> Callable[..., Any]:
@@ -276,8 +191,8 @@ class TorchScriptBackend(Backend):
         if workload.output_spec is not None and not workload.output_spec.flat:
             return None  # it returns the outputs flattened, not in the model's own structure
         fuser = built.state.get("fuser")
-        if fuser is not None and _fusion_on(FUSER_FLAGS[str(fuser)], workload.device) != _fusion_on(
-                _current_flags(), workload.device):
+        if fuser is not None and fusion_on(FUSER_FLAGS[str(fuser)], workload.device) != fusion_on(
+                current_flags(), workload.device):
             return None
         return built.state["module"]
 

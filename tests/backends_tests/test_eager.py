@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from backends import get_backend
+from backends._jit_fuser import FuserCall
 from tests.backends_tests import conformance
 from tuner.core.accuracy import accuracy_rule
 from tuner.core.records import Candidate
@@ -50,6 +51,8 @@ def test_export_falls_back_to_torchscript(tmp_path: Path) -> None:
     meta = backend.export(built, scripted, Candidate(NAME), tmp_path)
     assert meta["format"] == "torchscript" and meta["export_error"]
     loaded = type(backend).load(tmp_path, meta, "cpu")
+    # As measured: eager fuses nothing, so neither does the profiling executor running its trace.
+    assert isinstance(loaded, FuserCall) and loaded.fuser == "none"
     assert check_outputs(conformance.outputs_of(loaded, workload), workload.reference, accuracy_rule(None, "o1")).ok
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from backends.inductor import MODES, MarkDynamicCall, ShapeDispatch
+from backends.inductor import MODES, MarkDynamicCall, ShapeDispatch, replayed_from_graphs
 from search_space.base import SpaceContext
 from search_space.fusion import INDUCTOR_FUSION
 from search_space.inductor_options import InductorOptionsDimension
@@ -117,6 +117,13 @@ def test_search_space_modes_are_known() -> None:
     assert set(mode.values) <= set(MODES)
 
 
+@pytest.mark.parametrize(("mode", "device", "graphed"), [
+    ("reduce-overhead", "gpu", True), ("max-autotune", "gpu", True), ("max-autotune-no-cudagraphs", "gpu", False),
+    ("default", "gpu", False), ("reduce-overhead", "cpu", False)])
+def test_artifacts_of_graphed_modes_are_replayed_from_graphs(mode: str, device: str, graphed: bool) -> None:
+    assert replayed_from_graphs(Candidate(NAME, options={"inductor/mode": mode}), device) is graphed
+
+
 def test_shape_dispatch_refuses_unknown_shape() -> None:
     dispatch = ShapeDispatch({"2x8,2x16": lambda *a: a})
     with pytest.raises(ValueError, match="no package for input shapes 5x8,5x16"):
@@ -141,9 +148,11 @@ def test_gpu(tmp_path: Path) -> None:
     # it benchmarks GEMM templates for minutes).
     conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic", options={
         **FUSION, "inductor/coordinate_descent_tuning": True}), "gpu", export_dir=tmp_path / "dynamic")
-    # CUDA graphs: outputs live in reused buffers, which measure() must copy at once.
-    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="mark_dynamic", options={
-        "inductor/mode": "reduce-overhead"}), "gpu")
+    # CUDA graphs: outputs live in reused buffers, which measure() must copy at once; the
+    # artifact, an AOTInductor package, is replayed from graphs of its own when loaded.
+    graphed = Candidate(NAME, shape_mode="mark_dynamic", options={"inductor/mode": "reduce-overhead"})
+    built, _ = conformance.check_candidate(NAME, graphed, "gpu")
+    assert conformance.check_export_load(NAME, built, graphed, tmp_path / "graphed", "gpu")["cuda_graph"] is True
     conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static", precision="bf16"), "gpu", level="o2")
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from backends import get_backend
-from backends.torchscript import FuserCall
+from backends._jit_fuser import FuserCall
 from tests.backends_tests import conformance
 from tuner.core.accuracy import accuracy_rule
 from tuner.core.records import Candidate

@@ -5,8 +5,9 @@ correctly in a fresh process), the study's other complete candidates follow in t
 objective, each rebuilt first. A run ends without an artifact only when no successful candidate
 exports. Two failed exports of one kind of candidate (backend and shape mode) skip the rest of that
 kind: the same exporter fails the same way (an AOTInductor package that does not load, a program
-torch.export cannot capture). Past the run's time budget only ``eager`` is still tried, the export
-most likely to work.
+torch.export cannot capture). A candidate whose export and check are expected to outlast the run's
+time budget (:func:`tuner.search.loop.export_estimate`) is skipped; past the budget only ``eager``
+is still tried, the export most likely to work.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tuner.export.artifact import export_artifact
 from tuner.export.finalists import Pick, ranked
 from tuner.export.sidebyside import Result
 from tuner.export.verify import VERIFY_TIMEOUT_S, verify_in_subprocess
+from tuner.search.loop import VERIFY_BASE_S, export_estimate
 
 #: Failed exports of one kind of candidate (backend, shape mode) after which the rest of that kind is skipped.
 KIND_FAILURES = 2
@@ -80,8 +82,18 @@ class Emitter:
         if self._kind_failed(pick):
             return (f"skipped: {KIND_FAILURES} exports of {pick.candidate.backend}[{pick.candidate.shape_mode}] "
                     "candidates failed already")
-        if self.budget.remaining() <= 0 and pick.candidate.backend != "eager":
+        if pick.candidate.backend == "eager":
+            return None
+        left = self.budget.remaining()
+        if left <= 0:
             return "skipped: the run's time budget (--timeout) is spent; only eager is tried past it"
+        need = export_estimate(pick.candidate.backend, pick.compile_s, self.workload.device) + VERIFY_BASE_S
+        if need > left:
+            # The budget bounds the whole run: an export that cannot end within it gives way to the
+            # next candidate whose export can (on an H100 at --timeout 180, AOTInductor exports of
+            # BERT-base took 89 s and their checks 45 s more, and the runs ended at 1.5 T).
+            return (f"skipped: its export and fresh-process check are expected to take about {need:.0f} s, and "
+                    f"{left:.0f} s of the run's time budget (--timeout) are left; a longer --timeout exports it")
         return None
 
     def fail(self, pick: Pick, error: str, more: bool, *, skipped: bool = False) -> None:

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
+from tuner.core.errors import error_line
+
 #: Untimed calls on a side stream before a signature is captured. TorchScript's profiling
 #: executor optimizes a graph on its second call; cuDNN's benchmark mode times its algorithms on
 #: the first call of a shape; neither may happen while capturing (both synchronize the host).
@@ -145,7 +147,8 @@ class GraphedCall:
             with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
                 outputs = self.fn(*inputs)
         except Exception as e:
-            raise CaptureError(f"the model cannot be captured in a CUDA graph: {type(e).__name__}: {e}") from e
+            # error_line: a TorchScript interpreter error names its cause on its last line.
+            raise CaptureError(f"the model cannot be captured in a CUDA graph: {error_line(e)}") from e
         if self._pool is None:
             self._pool = graph.pool()
         return _Graph(inputs, graph, outputs)

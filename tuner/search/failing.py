@@ -33,8 +33,21 @@ def params_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
-def _value_key(name: str, value: Any) -> tuple[str, str]:
-    return name, json.dumps(value, sort_keys=True, default=str)
+def _value_keys(params: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """Each of a candidate's values as its key in :func:`failing_values`, with its ``name=value``.
+
+    A value that several backends' candidates share (a ``torch/`` switch such as
+    ``torch/cuda_graph``) is keyed by the candidate's backend too: on GPT-2, TorchScript traces
+    never captured in a CUDA graph while eager did, and the value alone would never have counted
+    as failing (6 of 15 trials of an H100 run failed that way, 2026-12-06).
+    """
+    backend = str(params.get("backend", ""))
+    keys = {}
+    for name, value in params.items():
+        shared = backend and name != "backend" and not name.startswith(f"{backend}/")
+        scoped = f"{backend}:{name}" if shared else name
+        keys[scoped, json.dumps(value, sort_keys=True, default=str)] = f"{name}={value}"
+    return keys
 
 
 def _candidates(trials: Iterable[FrozenTrial]) -> dict[str, tuple[dict[str, Any], bool]]:
@@ -58,6 +71,8 @@ def _candidates(trials: Iterable[FrozenTrial]) -> dict[str, tuple[dict[str, Any]
 def failing_values(trials: Iterable[FrozenTrial]) -> set[tuple[str, str]]:
     """The ``(param name, value)`` pairs every distinct candidate with them failed on (at least :data:`MIN_TRIALS`).
 
+    A name that several backends share is prefixed with the backend (``torchscript:torch/cuda_graph``).
+
     Args:
         trials: The study's trials.
 
@@ -66,8 +81,8 @@ def failing_values(trials: Iterable[FrozenTrial]) -> set[tuple[str, str]]:
     """
     seen: dict[tuple[str, str], list[int]] = {}
     for params, failed in _candidates(trials).values():
-        for name, value in params.items():
-            counts = seen.setdefault(_value_key(name, value), [0, 0])
+        for key in _value_keys(params):
+            counts = seen.setdefault(key, [0, 0])
             counts[0] += 1
             counts[1] += failed
     return {key for key, (n, bad) in seen.items() if n >= MIN_TRIALS and bad == n}
@@ -75,7 +90,7 @@ def failing_values(trials: Iterable[FrozenTrial]) -> set[tuple[str, str]]:
 
 def failing_in(params: dict[str, Any], failing: set[tuple[str, str]]) -> list[str]:
     """The ``name=value`` of each of ``params``' values that is failing (:func:`failing_values`)."""
-    return [f"{name}={value}" for name, value in params.items() if _value_key(name, value) in failing]
+    return [shown for key, shown in _value_keys(params).items() if key in failing]
 
 
 def avoid_failing(candidates: Sequence[dict[str, Any]], trials: Iterable[FrozenTrial]) -> Sequence[dict[str, Any]]:

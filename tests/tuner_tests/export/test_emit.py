@@ -42,3 +42,19 @@ def test_past_every_finalist_the_ranking_goes_on_and_a_failing_kind_is_skipped(t
     assert sum("cannot be exported" in e for e in tried.values()) == 1 + KIND_FAILURES
     assert tried[4].startswith("skipped") and "failed already" in tried[4]
     assert (out / "artifact.json").is_file()
+
+
+def test_an_export_that_would_outlast_the_budget_gives_way_to_one_that_fits(tmp_path: Path) -> None:
+    workload = make_workload(tiny_model(), tiny_samples(), "cpu")
+    settings = TuneSettings(study_name="e", output_dir=tmp_path, repeats=2, warmup=1)
+    # Its trial compiled for 500 s: its export alone is expected to take that long, and 120 s are left.
+    slow = Pick(1, lucky(0), 0.001, compile_s=500.0)
+    quick = Pick(2, lucky(1), 0.002, compile_s=0.1)
+    emitter = Emitter(workload, settings, Budget(total_s=120.0), NullProgress())
+    out = tmp_path / "best"
+    out.mkdir()
+    chosen, artifact = export_first(out, emitter, candidates([], {}, {}, iter([slow, quick])))
+    assert chosen is not None and chosen.trial == 2 and artifact["verified"] is True
+    [skipped] = artifact["fallbacks"]
+    assert skipped["trial"] == 1 and "expected to take about 510 s" in skipped["error"]
+    assert "a longer --timeout exports it" in skipped["error"]

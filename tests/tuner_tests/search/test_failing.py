@@ -48,3 +48,32 @@ def test_repeats_of_one_candidate_count_once_and_kills_or_missing_outcomes_not_a
     # A candidate that ran once is not failing, though another of its trials failed.
     flaky = [trial("dynamic", v, True) for v in range(MIN_TRIALS)] + [trial("dynamic", 0, False)]
     assert ("mode", '"dynamic"') not in failing_values(flaky)
+
+
+SHARED: dict[str, BaseDistribution] = {"backend": CategoricalDistribution(("eager", "torchscript")),
+                                       "torch/cuda_graph": CategoricalDistribution((False, True)),
+                                       "torchscript/freeze": CategoricalDistribution((False, True)),
+                                       "torchscript/fuser": CategoricalDistribution(("none", "fuser1"))}
+
+
+def graphed(backend: str, failed: bool, freeze: bool = False, fuser: str = "none", graph: bool = True) -> FrozenTrial:
+    params: dict[str, object] = {"backend": backend, "torch/cuda_graph": graph}
+    if backend == "torchscript":
+        params.update({"torchscript/freeze": freeze, "torchscript/fuser": fuser})
+    return create_trial(state=TrialState.PRUNED if failed else TrialState.COMPLETE, value=None if failed else 1.0,
+                        params=params, distributions={k: SHARED[k] for k in params},
+                        user_attrs={OUTCOME_ATTR: {"failure_kind": "run" if failed else None}})
+
+
+def test_a_value_that_backends_share_fails_per_backend() -> None:
+    # Eager captures in CUDA graphs, TorchScript traces of the model never do (GPT-2 on an H100).
+    trials = [graphed("eager", False), graphed("torchscript", True, False, "none"),
+              graphed("torchscript", True, True, "none"), graphed("torchscript", True, False, "fuser1"),
+              graphed("torchscript", False, graph=False)]
+    assert failing_values(trials) == {("torchscript:torch/cuda_graph", "true")}
+    kept = avoid_failing([{"backend": "torchscript", "torch/cuda_graph": True, "torchscript/freeze": True,
+                           "torchscript/fuser": "fuser1"},
+                          {"backend": "torchscript", "torch/cuda_graph": False, "torchscript/freeze": True,
+                           "torchscript/fuser": "fuser1"},
+                          {"backend": "eager", "torch/cuda_graph": True}], trials)
+    assert [p["backend"] for p in kept] == ["torchscript", "eager"] and kept[0]["torch/cuda_graph"] is False

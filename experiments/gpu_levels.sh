@@ -1,0 +1,79 @@
+#!/bin/bash
+# experiments/bench.py on one GPU, level by level (issue 19's targets): each level's studies tune
+# every workload at once, each on its share of the cores (the tuner's timing lock keeps their
+# measurements apart on the shared GPU), then the side-by-side phase measures one workload at a
+# time, alone on the machine (peers, the study's picks and the artifact as shipped). It runs
+# detached (setsid), so that it outlives the device call that started it; later calls on the same
+# warm machine wait for it and bring the results back.
+#
+#   bash experiments/gpu_levels.sh start   # launch, then wait like `wait`
+#   bash experiments/gpu_levels.sh wait    # wait up to WAIT_SECONDS, then pack what is there
+#
+# Needs the packed dependencies unpacked (bash .device/partN/install.sh) and $OUT set by the device
+# tool. Settings (environment):
+#   LEVELS        levels in order (default "o2,o1")
+#   WORKLOADS     comma list (default "hf_bert,hf_gpt2,hf_vit,resnet50")
+#   TUNE_SECONDS  each study's whole tune run, export included (default 150)
+#   PEERS_o1, PEERS_o2  bench.py --peers of each level (default: every peer of the level)
+#   COMPILE_LIMIT seconds each side-by-side row may compile (default 90)
+#   WAIT_SECONDS  how long this call waits (default 560)
+#   DATE          the results' date (default today, UTC)
+# The GPU-marked tests run beside the first level's studies (gpu-tests.log).
+# $OUT/levels.tar.gz is rewritten every 30 s and at the end: the logs, each level's results
+# JSON/MD, each study's tune calls and the report of the artifact it wrote.
+set -uo pipefail
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+R=/tmp/levels-run
+if [ "${1:-wait}" = start ]; then
+  mkdir -p $R
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee $R/gpu.txt
+  setsid nohup bash "$0" run > $R/driver.log 2>&1 < /dev/null &
+fi
+if [ "${1:-wait}" = run ]; then
+  DATE=${DATE:-$(date -u +%F)}
+  IFS=',' read -r -a names <<< "${WORKLOADS:-hf_bert,hf_gpt2,hf_vit,resnet50}"
+  ncpu=$(nproc); per=$(( ncpu / ${#names[@]} ))
+  # Two workers per study; each its part of 80 % of RAM over every study's workers.
+  mem_gib=$(python3 -c "from tuner.runner.hostmem import memory_total_bytes as m; print(f'{m() / 2**30 * 0.8 / (2 * ${#names[@]}):.1f}')")
+  IFS=',' read -r -a levels <<< "${LEVELS:-o2,o1}"
+  # The GPU tests (an AOTInductor package loaded in a bare fresh process among them) run beside
+  # the first level's studies: they time nothing that the side-by-side phase reports.
+  (timeout 420 python3 -m pytest -q -p no:cacheprovider -m gpu -rfs tests > $R/gpu-tests.log 2>&1) &
+  for level in "${levels[@]}"; do
+    peers_var="PEERS_$level"; peers=${!peers_var:-}
+    common=(--device gpu --level "$level" --trials 200 --snapshot 200 --work-dir "$R/work-$level"
+            --results "$R/res" --tag "$level-real" --date "$DATE" --no-mlflow)
+    echo "$(date -u +%T) $level: tuning ${names[*]} at once, $per cores each, ${TUNE_SECONDS:-150} s"
+    pids=()
+    for i in "${!names[@]}"; do
+      lo=$(( i * per )); hi=$(( lo + per - 1 ))
+      setsid taskset -c "$lo-$hi" python3 experiments/bench.py "${common[@]}" --phase tune --workloads "${names[$i]}" \
+        --tune-timeout "${TUNE_SECONDS:-150}" --workers 2 --memory-limit "$mem_gib" \
+        > "$R/tune-$level-${names[$i]}.log" 2>&1 < /dev/null &
+      pids+=($!)
+    done
+    wait "${pids[@]}"
+    for name in "${names[@]}"; do
+      echo "$(date -u +%T) $level: measuring $name"
+      python3 experiments/bench.py "${common[@]}" --phase measure --workloads "$name" ${peers:+--peers "$peers"} \
+        --compile-limit "${COMPILE_LIMIT:-90}" --rounds 3 --warmup 3 --repeats 20 \
+        > "$R/measure-$level-$name.log" 2>&1 < /dev/null
+    done
+  done
+  echo "$(date -u +%T) done" && touch $R/done
+  exit 0
+fi
+pack() {  # small files only: no built artifacts (a BERT export alone is 400 MB)
+  (cd $R && { find . -maxdepth 1 -type f; find ./res -type f
+     find . \( -name bench_tune_calls.json -o -name report.json -o -name best_config.json \) -not -path '*/cache/*'; } \
+   | tar -czf "$OUT/.levels.tar.gz" -T -) 2>/dev/null && mv "$OUT/.levels.tar.gz" "$OUT/levels.tar.gz"
+}
+end=$(( $(date +%s) + ${WAIT_SECONDS:-560} ))
+while [ ! -f $R/done ] && [ "$(date +%s)" -lt $end ]; do
+  sleep 30; pack
+done
+pack
+cat $R/driver.log
+for l in $R/*.log; do echo "== $l"; grep -v "^E1\|^W1\|Warning\|warn(" "$l" | tail -6; done
+[ -f $R/done ] && echo "ALL DONE" || echo "STILL RUNNING"
