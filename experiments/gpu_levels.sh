@@ -20,7 +20,9 @@
 #   DATE          the results' date (default today, UTC)
 # The GPU-marked tests run beside the first level's studies (gpu-tests.log), where part 1 is installed.
 # $OUT/levels.tar.gz is rewritten every 30 s and at the end: the logs, each level's results
-# JSON/MD, each study's tune calls and the report of the artifact it wrote.
+# JSON/MD, each study's tune calls, the report and artifact.json of the artifact it wrote (the
+# latter names why torch.export failed where an eager artifact fell back to a trace), and the
+# workers' logs (each failed trial's whole error).
 set -uo pipefail
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
@@ -72,7 +74,8 @@ if [ "${1:-wait}" = run ]; then
 fi
 pack() {  # small files only: no built artifacts (a BERT export alone is 400 MB)
   (cd $R && { find . -maxdepth 1 -type f; find ./res -type f
-     find . \( -name bench_tune_calls.json -o -name report.json -o -name best_config.json \) -not -path '*/cache/*'; } \
+     find . \( -name bench_tune_calls.json -o -name report.json -o -name best_config.json -o -name artifact.json \) \
+       -not -path '*/cache/*'; find . -path '*/workers/*.log' -size -2M; } \
    | tar -czf "$OUT/.levels.tar.gz" -T -) 2>/dev/null && mv "$OUT/.levels.tar.gz" "$OUT/levels.tar.gz"
 }
 end=$(( $(date +%s) + ${WAIT_SECONDS:-560} ))
