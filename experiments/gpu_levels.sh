@@ -22,7 +22,7 @@
 # $OUT/levels.tar.gz is rewritten every 30 s and at the end: the logs, each level's results
 # JSON/MD, each study's tune calls, the report and artifact.json of the artifact it wrote (the
 # latter names why torch.export failed where an eager artifact fell back to a trace), and the
-# workers' logs (each failed trial's whole error).
+# workers' logs (each failed trial's whole error), and each study (its trials' compile times).
 set -uo pipefail
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
@@ -74,7 +74,7 @@ if [ "${1:-wait}" = run ]; then
 fi
 pack() {  # small files only: no built artifacts (a BERT export alone is 400 MB)
   (cd $R && { find . -maxdepth 1 -type f; find ./res -type f
-     find . \( -name bench_tune_calls.json -o -name report.json -o -name best_config.json -o -name artifact.json \) \
+     find . \( -name bench_tune_calls.json -o -name report.json -o -name best_config.json -o -name artifact.json -o -name study.db \) \
        -not -path '*/cache/*'; find . -path '*/workers/*.log' -size -2M; } \
    | tar -czf "$OUT/.levels.tar.gz" -T -) 2>/dev/null && mv "$OUT/.levels.tar.gz" "$OUT/levels.tar.gz"
 }
