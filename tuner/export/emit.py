@@ -91,7 +91,7 @@ class Emitter:
         if need > left:
             # The budget bounds the whole run: an export that cannot end within it gives way to the
             # next candidate whose export can (on an H100 at --timeout 180, AOTInductor exports of
-            # BERT-base took 89 s and their checks 45 s more, and the runs ended at 1.5 T).
+            # BERT-base took 89 s and their checks 45 s more; such runs ended at 1.2-1.65 T).
             return (f"skipped: its export and fresh-process check are expected to take about {need:.0f} s, and "
                     f"{left:.0f} s of the run's time budget (--timeout) are left; a longer --timeout exports it")
         return None

@@ -39,7 +39,7 @@ def _value_keys(params: dict[str, Any]) -> dict[tuple[str, str], str]:
     A value that several backends' candidates share (a ``torch/`` switch such as
     ``torch/cuda_graph``) is keyed by the candidate's backend too: on GPT-2, TorchScript traces
     never captured in a CUDA graph while eager did, and the value alone would never have counted
-    as failing (6 of 15 trials of an H100 run failed that way, 2026-12-06).
+    as failing (5 of 15 trials of an H100 run at o2 failed that way, 3 of 15 at o1, 2026-12-06).
     """
     backend = str(params.get("backend", ""))
     keys = {}
