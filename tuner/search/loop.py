@@ -17,6 +17,7 @@ Ctrl-C stops the loop cleanly: the trial that was running records ``interrupted`
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import threading
 import time
@@ -190,13 +191,19 @@ class _Costs:
 RESERVE_FACTOR = 1.3
 
 
-def final_reserve(costs: _Costs, settings: TuneSettings) -> float:
+def final_reserve(costs: _Costs, settings: TuneSettings, left_s: float = math.inf) -> float:
     """Seconds the phases after the search are expected to take for the candidates seen so far.
 
     The finalists are rebuilt (their compile times) and measured side by side with eager in
     alternating rounds, the winner is exported and its artifact loaded in a fresh process (the
     longest :func:`export_estimate` of the finalists, since any may win) and checked there
     (a fresh process's start, ``costs.fresh_s``, and one more measurement).
+
+    An export that could not end within ``left_s`` (the budget's remaining seconds) even if the
+    search stopped now is skipped at the end (:mod:`tuner.export.emit`): the reserve is not kept
+    for it, which would only cut the search short (on an H100 at ``--timeout 180``, BERT-base's
+    search stopped at 74 s for an AOTInductor export, and a TorchScript artifact that took 10 s
+    was written).
     """
     if not costs.best:
         return RESERVE_FACTOR * costs.fresh_s
@@ -204,8 +211,10 @@ def final_reserve(costs: _Costs, settings: TuneSettings) -> float:
     calls = config.warmup + config.repeats
     rebuild = sum(compile_s for _, compile_s, _ in costs.best)
     measure = FINAL_ROUNDS * calls * sum(value_s for value_s, _, _ in costs.best) * 2  # eager beside each
-    export = max(export_s for _, _, export_s in costs.best)
     verify = costs.fresh_s + calls * costs.best[0][0]
+    exports = sorted(export_s for _, _, export_s in costs.best)
+    export = max((e for e in exports if RESERVE_FACTOR * (rebuild + measure + e + verify) <= left_s),
+                 default=exports[0])
     return RESERVE_FACTOR * (rebuild + measure + export + verify)
 
 
@@ -316,7 +325,7 @@ class _Loop:
         for t in snapshot:
             if t.state == TrialState.COMPLETE and isinstance(t.user_attrs.get(OUTCOME_ATTR), dict):
                 self.costs.add(Outcome.from_dict(t.user_attrs[OUTCOME_ATTR]))
-        budget.final_reserve_s = final_reserve(self.costs, settings)
+        budget.final_reserve_s = final_reserve(self.costs, settings, budget.remaining())
 
     def objective(self, trial: optuna.Trial) -> float:
         """Run one trial (see the module's steps).
@@ -442,7 +451,7 @@ class _Loop:
                 self.tally.best_s = min(self.tally.best_s, outcome.value_s)
                 self.costs.add(outcome)
                 self.costs.fresh_s = fresh_process_s(self.evaluator.stats())
-                self.budget.final_reserve_s = final_reserve(self.costs, self.settings)
+                self.budget.final_reserve_s = final_reserve(self.costs, self.settings, self.budget.remaining())
             best = self.tally.best_s * 1e3 if self.tally.best_s < float("inf") else None
             if self.tracker is not None:
                 me_then = next((t for t in trials if t.number == trial.number), None)

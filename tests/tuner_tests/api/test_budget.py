@@ -80,3 +80,17 @@ def test_the_reserve_counts_a_fresh_process_as_slow_as_the_workers_started_here(
     assert final_reserve(loaded, settings) - final_reserve(usual, settings) == pytest.approx(
         RESERVE_FACTOR * (25.0 - VERIFY_BASE_S))
     assert final_reserve(_Costs([], 1, fresh_s=25.0), settings) == pytest.approx(RESERVE_FACTOR * 25.0)
+
+
+def test_the_reserve_keeps_no_time_for_an_export_that_cannot_fit_the_budget() -> None:
+    # An AOTInductor finalist whose export alone would outlast what is left is skipped at the end
+    # (tuner.export.emit): the reserve holds the TorchScript finalist's export instead.
+    settings = TuneSettings(study_name="r", finalists=2)
+    costs = _Costs([], 2, "gpu")
+    costs.add(Outcome(candidate=Candidate("inductor"), value_s=0.001, compile_s=30.0))
+    costs.add(Outcome(candidate=Candidate("torchscript"), value_s=0.002, compile_s=2.0))
+    unlimited = final_reserve(costs, settings)
+    short = final_reserve(costs, settings, left_s=120.0)
+    inductor_export = export_estimate("inductor", 30.0, "gpu")
+    assert unlimited - short == pytest.approx(RESERVE_FACTOR * (inductor_export - 2.0))
+    assert final_reserve(costs, settings, left_s=10_000.0) == unlimited
