@@ -88,7 +88,7 @@ class Emitter:
         if left <= 0:
             return "skipped: the run's time budget (--timeout) is spent; only eager is tried past it"
         need = export_estimate(pick.candidate.backend, pick.compile_s, self.workload.device) + VERIFY_BASE_S
-        if need > left:
+        if need > self.budget.export_room():
             # The budget bounds the whole run: an export that cannot end within it gives way to the
             # next candidate whose export can (on an H100 at --timeout 180, AOTInductor exports of
             # BERT-base took 89 s and their checks 45 s more; such runs ended at 1.2-1.65 T).

@@ -199,8 +199,8 @@ def final_reserve(costs: _Costs, settings: TuneSettings, left_s: float = math.in
     longest :func:`export_estimate` of the finalists, since any may win) and checked there
     (a fresh process's start, ``costs.fresh_s``, and one more measurement).
 
-    An export that could not end within ``left_s`` (the budget's remaining seconds) even if the
-    search stopped now is skipped at the end (:mod:`tuner.export.emit`): the reserve is not kept
+    An export that could not end within ``left_s`` (:meth:`~tuner.core.budget.Budget.export_room`)
+    even if the search stopped now is skipped at the end (:mod:`tuner.export.emit`): the reserve is not kept
     for it, which would only cut the search short (on an H100 at ``--timeout 180``, BERT-base's
     search stopped at 74 s for an AOTInductor export, and a TorchScript artifact that took 10 s
     was written).
@@ -325,7 +325,7 @@ class _Loop:
         for t in snapshot:
             if t.state == TrialState.COMPLETE and isinstance(t.user_attrs.get(OUTCOME_ATTR), dict):
                 self.costs.add(Outcome.from_dict(t.user_attrs[OUTCOME_ATTR]))
-        budget.final_reserve_s = final_reserve(self.costs, settings, budget.remaining())
+        budget.final_reserve_s = final_reserve(self.costs, settings, budget.export_room())
 
     def objective(self, trial: optuna.Trial) -> float:
         """Run one trial (see the module's steps).
@@ -451,7 +451,7 @@ class _Loop:
                 self.tally.best_s = min(self.tally.best_s, outcome.value_s)
                 self.costs.add(outcome)
                 self.costs.fresh_s = fresh_process_s(self.evaluator.stats())
-                self.budget.final_reserve_s = final_reserve(self.costs, self.settings, self.budget.remaining())
+                self.budget.final_reserve_s = final_reserve(self.costs, self.settings, self.budget.export_room())
             best = self.tally.best_s * 1e3 if self.tally.best_s < float("inf") else None
             if self.tracker is not None:
                 me_then = next((t for t in trials if t.number == trial.number), None)
