@@ -5,9 +5,10 @@ correctly in a fresh process), the study's other complete candidates follow in t
 objective, each rebuilt first. A run ends without an artifact only when no successful candidate
 exports. Two failed exports of one kind of candidate (backend and shape mode) skip the rest of that
 kind: the same exporter fails the same way (an AOTInductor package that does not load, a program
-torch.export cannot capture). A candidate whose export and check are expected to outlast the run's
-time budget (:func:`tuner.search.loop.export_estimate`) is skipped; past the budget only ``eager``
-is still tried, the export most likely to work.
+torch.export cannot capture). A candidate whose export and check are expected to end past the run's
+time budget and its overrun share (:func:`tuner.search.loop.export_estimate`,
+:meth:`tuner.core.budget.Budget.export_room`) is skipped; past the budget only ``eager`` is still
+tried, the export most likely to work.
 """
 
 from __future__ import annotations
