@@ -98,6 +98,9 @@ def test_the_written_artifact_is_loaded_and_timed_beside_the_peers(results: tupl
         t = rec["targets"]
         assert t["artifact_speedup_vs_best_peer"] == pytest.approx(t["best_peer_ms"] / shipped["total_ms"])
         assert t["target"] == 1.10 and t["artifact_ge_target"] == (t["artifact_speedup_vs_best_peer"] >= 1.10)
+        final = next(r for r in rec["rows"] if r["name"] == "tuner best @4")
+        assert t["artifact_share"] == pytest.approx(final["total_ms"] / shipped["total_ms"])
+        assert t["artifact_share_ok"] == (t["artifact_share"] >= 0.95)
 
 
 def test_floor_convergence_and_files(results: tuple[Path, dict]) -> None:
