@@ -34,6 +34,7 @@ if [ "${1:-wait}" = start ]; then
 fi
 if [ "${1:-wait}" = run ]; then
   DATE=${DATE:-$(date -u +%F)}
+  tune_s=${TUNE_SECONDS:-150}
   IFS=',' read -r -a names <<< "${WORKLOADS:-hf_bert,hf_gpt2,hf_vit,resnet50}"
   ncpu=$(nproc); per=$(( ncpu / ${#names[@]} ))
   # Two workers per study; each its part of 80 % of RAM over every study's workers.
@@ -52,12 +53,12 @@ if [ "${1:-wait}" = run ]; then
     peers_var="PEERS_$level"; peers=${!peers_var:-}
     common=(--device gpu --level "$level" --trials 200 --snapshot 200 --work-dir "$R/work-$level"
             --results "$R/res" --tag "$level-real" --date "$DATE" --no-mlflow)
-    echo "$(date -u +%T) $level: tuning ${names[*]} at once, $per cores each, ${TUNE_SECONDS:-150} s"
+    echo "$(date -u +%T) $level: tuning ${names[*]} at once, $per cores each, $tune_s s"
     pids=()
     for i in "${!names[@]}"; do
       lo=$(( i * per )); hi=$(( lo + per - 1 ))
       setsid taskset -c "$lo-$hi" python3 experiments/bench.py "${common[@]}" --phase tune --workloads "${names[$i]}" \
-        --tune-timeout "${TUNE_SECONDS:-150}" --workers 2 --memory-limit "$mem_gib" \
+        --tune-timeout "$tune_s" --workers 2 --memory-limit "$mem_gib" \
         > "$R/tune-$level-${names[$i]}.log" 2>&1 < /dev/null &
       pids+=($!)
     done

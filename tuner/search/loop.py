@@ -212,9 +212,9 @@ def final_reserve(costs: _Costs, settings: TuneSettings, left_s: float = math.in
     rebuild = sum(compile_s for _, compile_s, _ in costs.best)
     measure = FINAL_ROUNDS * calls * sum(value_s for value_s, _, _ in costs.best) * 2  # eager beside each
     verify = costs.fresh_s + calls * costs.best[0][0]
-    exports = sorted(export_s for _, _, export_s in costs.best)
+    exports = [export_s for _, _, export_s in costs.best]
     export = max((e for e in exports if RESERVE_FACTOR * (rebuild + measure + e + verify) <= left_s),
-                 default=exports[0])
+                 default=min(exports))
     return RESERVE_FACTOR * (rebuild + measure + export + verify)
 
 
