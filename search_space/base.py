@@ -41,6 +41,10 @@ class SpaceContext:
         mixed: Offer autocast precisions and fp32 fallback at o2 (:mod:`search_space.precision`,
             :mod:`search_space.fp32_fallback`); False in studies created before they existed, for
             the same reason as ``cuda_graphs``.
+        weights: Offer the choices of how the weights are held: channels-last memory format for
+            convolution models (:mod:`search_space.channels_last`) and Inductor's freezing
+            (:mod:`search_space.inductor_options`); False in studies created before they existed,
+            for the same reason as ``cuda_graphs``.
         excluded: Option values left out of the space because a backend cannot build them for
             this model (``Backend.refused_options``), ``((key, (value, ...)), ...)``.
     """
@@ -54,6 +58,7 @@ class SpaceContext:
     convolutions: bool = False
     cuda_graphs: bool = False
     mixed: bool = False
+    weights: bool = False
     excluded: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:

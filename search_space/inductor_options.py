@@ -2,6 +2,12 @@
 
 On the CPU the CUDA-graph modes equal their graph-less twins and coordinate-descent tuning only
 tunes Triton kernels, so those choices are left out there (fewer identical candidates).
+
+Freezing (``torch._inductor.config.freezing``) treats the weights as constants: Inductor folds
+them (batch norm into the convolution before it, for one) and may change their layout, which a
+user's ``torch.compile`` call does not do (it is off by default). It applies to inference graphs,
+compiled under ``torch.no_grad()`` as every build and measurement here is, and AOTInductor
+compiles the artifact with it.
 """
 
 from __future__ import annotations
@@ -18,16 +24,19 @@ GPU_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune-no-cud
 GPU_QUICK_MODES: tuple[str, ...] = ("default", "reduce-overhead")
 #: On the CPU max-autotune's C++ GEMM templates cost seconds (2-15 s seen on the demo).
 CPU_MODES: tuple[str, ...] = ("default", "max-autotune-no-cudagraphs")
+#: Inductor's freezing: off (torch's default) or on.
+FREEZING = Choice("inductor/freezing", (False, True), "treat the weights as constants: fold them (batch norm "
+                  "into convolutions) and choose their layout")
 
 
 class InductorOptionsDimension(Dimension):
-    """``inductor/mode`` and ``inductor/coordinate_descent_tuning``."""
+    """``inductor/mode``, ``inductor/coordinate_descent_tuning`` and ``inductor/freezing``."""
 
     name = "inductor_options"
     order = 40
 
     def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
-        """The mode (all four on GPU) and, on GPU, coordinate-descent tuning."""
+        """The mode (all four on GPU), on GPU coordinate-descent tuning, and freezing where the study offers it."""
         if backend != "inductor":
             return ()
         gpu = ctx.device == "gpu"
@@ -36,4 +45,5 @@ class InductorOptionsDimension(Dimension):
             Choice("inductor/mode", modes, "torch.compile mode"),
             Choice("inductor/coordinate_descent_tuning", (False, True) if gpu else (False,),
                    "tune Triton launch parameters by coordinate descent"),
+            *((FREEZING,) if ctx.weights else ()),
         )

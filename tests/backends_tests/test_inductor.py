@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,14 @@ def test_mode_max_autotune_no_cudagraphs() -> None:
     # The mode's settings apply; an explicit key overrides the mode's value.
     assert built.state["options"]["max_autotune"] is True
     assert built.state["options"]["coordinate_descent_tuning"] is False
+
+
+def test_frozen_weights_build_and_export(tmp_path: Path) -> None:
+    frozen = Candidate(NAME, shape_mode="dynamic", options={"inductor/freezing": True})
+    built, _ = conformance.check_candidate(NAME, frozen, export_dir=tmp_path)
+    assert built.state["options"]["freezing"] is True
+    # The package is compiled frozen too.
+    assert json.loads((tmp_path / "artifact.json").read_text())["meta"]["inductor_configs"]["freezing"] is True
 
 
 def test_bf16_o2() -> None:
@@ -150,7 +159,8 @@ def test_gpu(tmp_path: Path) -> None:
         **FUSION, "inductor/coordinate_descent_tuning": True}), "gpu", export_dir=tmp_path / "dynamic")
     # CUDA graphs: outputs live in reused buffers, which measure() must copy at once; the
     # artifact, an AOTInductor package, is replayed from graphs of its own when loaded.
-    graphed = Candidate(NAME, shape_mode="mark_dynamic", options={"inductor/mode": "reduce-overhead"})
+    graphed = Candidate(NAME, shape_mode="mark_dynamic", options={"inductor/mode": "reduce-overhead",
+                                                                  "inductor/freezing": True})
     built, _ = conformance.check_candidate(NAME, graphed, "gpu")
     assert conformance.check_export_load(NAME, built, graphed, tmp_path / "graphed", "gpu")["cuda_graph"] is True
     conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static", precision="bf16"), "gpu", level="o2")

@@ -111,6 +111,12 @@ def test_choices_that_cost_minutes_are_searched_only_with_expensive() -> None:
 _TORCH_BACKENDS = ("eager", "torchscript", "inductor", "tvm")
 _CONV_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", convolutions=True)
 _GRAPHS_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", cuda_graphs=True)
+_WEIGHTS_GPU = dataclasses.replace(_CONV_GPU, weights=True)
+
+
+def _without(ctx: SpaceContext, flag: str) -> SpaceContext:
+    """``ctx`` as a study created before ``flag`` existed reads back."""
+    return SpaceContext.from_dict({k: v for k, v in ctx.to_dict().items() if k != flag})
 
 
 @pytest.mark.parametrize(("key", "on", "backends", "off"), [
@@ -122,9 +128,13 @@ _GRAPHS_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", c
     # exists (a study created before reads cuda_graphs=False, so its stored params still decode).
     ("torch/cuda_graph", _GRAPHS_GPU, ("eager", "torchscript"),
      (dataclasses.replace(_GRAPHS_GPU, device="cpu"), dataclasses.replace(_GRAPHS_GPU, framework="tf"),
-      SpaceContext.from_dict({k: v for k, v in _GRAPHS_GPU.to_dict().items() if k != "cuda_graphs"}))),
+      _without(_GRAPHS_GPU, "cuda_graphs"))),
+    # Channels-last weights: torch models with convolutions, on the GPU, in studies made since it exists.
+    ("layout/channels_last", _WEIGHTS_GPU, ("eager", "torchscript", "inductor"),
+     (dataclasses.replace(_WEIGHTS_GPU, convolutions=False), dataclasses.replace(_WEIGHTS_GPU, device="cpu"),
+      dataclasses.replace(_WEIGHTS_GPU, framework="tf"), _without(_WEIGHTS_GPU, "weights"))),
 ])
-def test_a_torch_switch_is_searched_only_where_it_applies(key: str, on: SpaceContext, backends: tuple[str, ...],
+def test_a_torch_wide_choice_is_searched_only_where_it_applies(key: str, on: SpaceContext, backends: tuple[str, ...],
                                                           off: tuple[SpaceContext, ...]) -> None:
     def keys(ctx: SpaceContext, backend: str) -> set[str]:
         return {c.key for d in dimensions() for c in d.choices(backend, ctx)}
@@ -139,6 +149,16 @@ def test_a_torch_switch_is_searched_only_where_it_applies(key: str, on: SpaceCon
     params = {"backend": "eager", **{c.key: c.values[0] for d in dimensions() for c in d.choices("eager", on)},
               key: True}
     assert build_candidate(optuna.trial.FixedTrial(params), on).options[key] is True
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_inductor_freezing_is_searched_in_studies_made_since_it_exists(device: str) -> None:
+    ctx = SpaceContext(backends=_TORCH_BACKENDS, device=device, level="o1", weights=True)
+    offered = {b: {c.key: c.values for d in dimensions() for c in d.choices(b, ctx)} for b in _TORCH_BACKENDS}
+    assert offered["inductor"]["inductor/freezing"] == (False, True)
+    assert all("inductor/freezing" not in offered[b] for b in _TORCH_BACKENDS if b != "inductor")
+    old = _without(ctx, "weights")
+    assert "inductor/freezing" not in {c.key for d in dimensions() for c in d.choices("inductor", old)}
 
 
 def test_a_torchscript_model_keeps_no_modules_in_fp32_so_its_shares_are_left_out():

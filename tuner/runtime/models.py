@@ -3,7 +3,8 @@
 Every backend starts from :func:`prepared_model` rather than from ``workload.model``:
 
 - the precision is applied (:func:`tuner.runtime.precision.apply_precision`), with the modules
-  that the candidate keeps in fp32 (:mod:`tuner.runtime.fallback`);
+  that the candidate keeps in fp32 (:mod:`tuner.runtime.fallback`), and the weights' memory
+  format (:data:`CHANNELS_LAST`);
 - outputs held in a library's classes (a ``ModelOutput``, a ``DynamicCache``) are flattened to a
   tuple of tensors (:class:`tuner.core.outputs.FlatOutputs`), which every exporter and tracer
   takes; the artifact's loader rebuilds the structure;
@@ -14,6 +15,7 @@ Every backend starts from :func:`prepared_model` rather than from ``workload.mod
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import weakref
 from typing import Any
@@ -26,6 +28,10 @@ from tuner.core.records import Candidate
 from tuner.core.workload import Workload
 from tuner.runtime.fallback import FP32_FALLBACK, fp32_modules
 from tuner.runtime.precision import apply_precision, low_dtype
+
+#: Option: hold the model's 4-d weights channels-last (``torch.channels_last``), chosen by
+#: :mod:`search_space.channels_last`. Not a ``torch/`` switch: it changes the model, not the process.
+CHANNELS_LAST = "layout/channels_last"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +84,12 @@ def untraceable_reason(workload: Workload) -> str | None:
 
 
 def in_precision(model: Any, workload: Workload, candidate: Candidate) -> Any:
-    """``model`` in the candidate's precision, with the modules it keeps in fp32 (outputs as the model's)."""
+    """``model`` in the candidate's precision and weight layout, with the modules it keeps in fp32.
+
+    Outputs are as the model's. The user's model is never changed: a layout is applied to a copy.
+    """
+    if candidate.options.get(CHANNELS_LAST):
+        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     share = float(candidate.options.get(FP32_FALLBACK, 0.0)) if low_dtype(candidate.precision) else 0.0
     return apply_precision(model, candidate.precision, fp32_modules(workload, candidate.precision, share))
 
@@ -102,4 +113,4 @@ def prepared_model(workload: Workload, candidate: Candidate, *, trace: bool = Fa
     return with_flat_outputs(in_precision(model, workload, candidate), workload.output_spec)
 
 
-__all__ = ["in_precision", "prepared_model", "traceable", "untraceable_reason"]
+__all__ = ["CHANNELS_LAST", "in_precision", "prepared_model", "traceable", "untraceable_reason"]

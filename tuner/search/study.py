@@ -22,12 +22,14 @@ from optuna.trial import FrozenTrial, TrialState
 import search_space
 from backends import available_backends, backend_class, backend_names
 from search_space import SpaceContext, build_candidate, modes_for, refused_shares, space_size
+from search_space.inductor_options import FREEZING
 from tuner.core.errors import UserError
 from tuner.core.places import redact
 from tuner.core.records import Candidate
 from tuner.core.settings import TuneSettings
 from tuner.core.workload import Workload
-from tuner.runtime.switches import CUDA_GRAPH
+from tuner.runtime.models import CHANNELS_LAST
+from tuner.runtime.switches import CUDA_GRAPH, CUDNN_BENCHMARK
 from tuner.search.keys import (
     ACCURACY_ATTR,
     EMITTED_ATTR,
@@ -199,7 +201,7 @@ def _set_up(study: optuna.Study, settings: TuneSettings, workload: Workload, dev
                         "pass a model the backends take (an nn.Module, or a TorchScript model torch can convert)")
     ctx = SpaceContext(backends=backends, device=device, level=settings.level, framework=workload.framework,
                        static_only=settings.static_only, expensive=settings.expensive,
-                       convolutions=workload.has_convolutions(), cuda_graphs=True, mixed=True)
+                       convolutions=workload.has_convolutions(), cuda_graphs=True, mixed=True, weights=True)
     ctx = dataclasses.replace(ctx, excluded=_excluded(ctx, workload))
     study.set_user_attr(ACCURACY_ATTR, settings.rule.spec)
     study.set_user_attr(REFUSED_ATTR, refused)
@@ -261,13 +263,17 @@ def _claim_setup(study: optuna.Study) -> None:
 #: Options of the o2 GPU defaults that differ from each backend's first values: the peers users
 #: deploy in half precision (the o2 issue's ``torch.compile(model.half(), mode="reduce-overhead")``).
 HALF_DEFAULTS: dict[str, Any] = {"inductor/mode": "reduce-overhead"}
-#: Options of one more o2 GPU default for the backends that run the model's own kernels (eager,
-#: TorchScript): the half model traced and replayed from CUDA graphs, the launch-free form of those
-#: peers. It won where an o2 search reached it (H100, BERT: TorchScript bf16 with CUDA graphs,
+#: Options of one more GPU default per backend, at each level's default precision: the model
+#: replayed from CUDA graphs and held as an inference deployment would hold it, where the study
+#: offers each choice. Eager and TorchScript are traced and graphed, the launch-free form of those
+#: peers: it won where an o2 search reached it (H100, BERT: TorchScript bf16 with CUDA graphs,
 #: 9.06x eager), while the best o2 peers of the demo and GPT-2, TorchScript on the half model
-#: without graphs, ran at 245x and 35x their floor, with eager launch-bound estimates of 0.8 and
-#: 1.3 ms (experiments/results/2026-12-06-h100-o2.md); short o2 runs (4-7 trials) did not reach it.
-GRAPHED_HALF_DEFAULTS: dict[str, Any] = {CUDA_GRAPH: True, "torchscript/method": "trace"}
+#: without graphs, ran at 245x and 35x their floor (experiments/results/2026-12-06-h100-o2.md), and
+#: short runs (4-7 trials) did not reach it. Convolution models get channels-last weights with
+#: cuDNN's benchmark mode (NHWC is the layout of cuDNN's tensor-core kernels). Inductor runs in
+#: ``reduce-overhead`` mode, frozen (weights folded as constants), beside the user's call.
+GRAPHED_DEFAULTS: dict[str, Any] = {CUDA_GRAPH: True, "torchscript/method": "trace", CHANNELS_LAST: True,
+                                    CUDNN_BENCHMARK: True, "inductor/mode": "reduce-overhead", FREEZING.key: True}
 
 
 def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
@@ -278,9 +284,9 @@ def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
     them, and the sampler starts from known-good points instead of, say, a max-autotune compile.
     At o2 on the GPU the defaults run in fp16, as a user deploys there, with Inductor in
     ``reduce-overhead`` mode (:data:`HALF_DEFAULTS`: ``torch.compile(model.half(),
-    mode="reduce-overhead")``, what a user types instead of tuning), eager and TorchScript also
-    traced and replayed from CUDA graphs (:data:`GRAPHED_HALF_DEFAULTS`), and eager in fp32 kept
-    as well (the model as given).
+    mode="reduce-overhead")``, what a user types instead of tuning), and eager in fp32 kept as well
+    (the model as given). On the GPU each backend also gets its graphed default
+    (:data:`GRAPHED_DEFAULTS`), after every plain one.
 
     Args:
         ctx: The study's context.
@@ -288,20 +294,21 @@ def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
     Returns:
         Trial params, one dict per default candidate.
     """
-    half = ctx.level == "o2" and ctx.device == "gpu"
-    out = [_defaults(backend, ctx, "fp16" if half else None) for backend in ctx.backends]
-    if half:
+    gpu = ctx.device == "gpu"
+    half = ctx.level == "o2" and gpu
+    precision = "fp16" if half else None
+    out = [_defaults(backend, ctx, precision, HALF_DEFAULTS if half else {}) for backend in ctx.backends]
+    if half and "eager" in ctx.backends:
+        out.insert(0, _defaults("eager", ctx, None, {}))
+    if gpu:
         # Where a backend offers none of the graphed options, this is its plain default again (dropped below).
-        out += [_defaults(backend, ctx, "fp16", GRAPHED_HALF_DEFAULTS) for backend in ctx.backends]
-        if "eager" in ctx.backends:
-            out.insert(0, _defaults("eager", ctx, None))
+        out += [_defaults(backend, ctx, precision, GRAPHED_DEFAULTS) for backend in ctx.backends]
     return [dict(p) for p in dict.fromkeys(tuple(sorted(p.items())) for p in out)]
 
 
-def _defaults(backend: str, ctx: SpaceContext, precision: str | None,
-              extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One backend's first values, or in ``precision`` the half-precision defaults (and ``extra``) where offered."""
-    wanted = {} if precision is None else {**HALF_DEFAULTS, **(extra or {}), f"{backend}/precision": precision}
+def _defaults(backend: str, ctx: SpaceContext, precision: str | None, wanted: dict[str, Any]) -> dict[str, Any]:
+    """One backend's first values, with ``wanted``'s values (and ``precision``) where the study offers them."""
+    wanted = {**wanted, f"{backend}/precision": precision}
     params: dict[str, Any] = {"backend": backend}
     for dim in search_space.dimensions():
         if dim.name == "backend" or not dim.asked(backend, params):

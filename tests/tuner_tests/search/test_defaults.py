@@ -5,22 +5,23 @@ from __future__ import annotations
 import optuna
 
 from search_space import SpaceContext, build_candidate
-from tuner.runtime.switches import CUDA_GRAPH
+from tuner.runtime.models import CHANNELS_LAST
+from tuner.runtime.switches import CUDA_GRAPH, CUDNN_BENCHMARK
 from tuner.search.study import default_params
 
 BACKENDS = ("eager", "inductor", "torchscript", "tvm", "onnxruntime")
 
 
-def _candidates(level: str, device: str) -> list:
+def _candidates(level: str, device: str, convolutions: bool = True) -> list:
     ctx = SpaceContext(backends=BACKENDS, device=device, level=level, cuda_graphs=True, mixed=True,
-                       convolutions=True)
+                       convolutions=convolutions, weights=True)
     # Each default decodes as a trial with these params would (FixedTrial raises on a missing or foreign value).
     return [build_candidate(optuna.trial.FixedTrial(p), ctx) for p in default_params(ctx)]
 
 
 def _summary(c) -> tuple:
-    return c.backend, c.precision, c.options.get(CUDA_GRAPH), c.options.get("torchscript/method"), \
-        c.options.get("inductor/mode")
+    graphed = bool(c.options.get(CUDA_GRAPH) or c.options.get("inductor/freezing"))
+    return c.backend, c.precision, graphed, c.options.get("torchscript/method"), c.options.get("inductor/mode")
 
 
 def test_o2_on_the_gpu_seeds_the_half_peers_and_their_graphed_traced_forms() -> None:
@@ -28,7 +29,8 @@ def test_o2_on_the_gpu_seeds_the_half_peers_and_their_graphed_traced_forms() -> 
     assert len(got) == len(set(got))
     assert ("eager", "fp32", False, None, None) in got  # the model as given
     assert ("eager", "fp16", False, None, None) in got and ("eager", "fp16", True, None, None) in got
-    assert ("inductor", "fp16", None, None, "reduce-overhead") in got
+    assert ("inductor", "fp16", False, None, "reduce-overhead") in got  # the user's torch.compile call
+    assert ("inductor", "fp16", True, None, "reduce-overhead") in got  # and frozen
     assert ("torchscript", "fp16", False, "script", None) in got
     assert ("torchscript", "fp16", True, "trace", None) in got
     # The graphed forms come after every plain default: a short run measures the peers first.
@@ -37,9 +39,30 @@ def test_o2_on_the_gpu_seeds_the_half_peers_and_their_graphed_traced_forms() -> 
     assert {s[0] for s in got} == set(BACKENDS)
 
 
-def test_o1_and_the_cpu_seed_each_backend_once_at_its_first_values() -> None:
-    for level, device in (("o1", "gpu"), ("o2", "cpu"), ("o1", "cpu")):
-        got = _candidates(level, device)
-        assert [c.backend for c in got] == list(BACKENDS), (level, device)
-        assert not any(c.options.get(CUDA_GRAPH) for c in got), (level, device)
-        assert all(c.precision == "fp32" for c in got), (level, device)
+def test_the_graphed_defaults_of_a_convolution_model_hold_weights_channels_last_with_cudnn_benchmark() -> None:
+    graphed = [c for c in _candidates("o2", "gpu") if c.options.get(CUDA_GRAPH) or c.options.get("inductor/freezing")]
+    assert {c.backend for c in graphed} == {"eager", "torchscript", "inductor"}
+    assert all(c.options[CHANNELS_LAST] and c.options[CUDNN_BENCHMARK] for c in graphed)
+    plain = [c for c in _candidates("o2", "gpu") if c not in graphed and c.backend not in ("tvm", "onnxruntime")]
+    assert plain and not any(c.options.get(CHANNELS_LAST) or c.options.get(CUDNN_BENCHMARK) for c in plain)
+    # Without convolutions neither is in the space.
+    assert not any(CHANNELS_LAST in c.options or CUDNN_BENCHMARK in c.options
+                   for c in _candidates("o2", "gpu", convolutions=False))
+
+
+def test_the_cpu_seeds_each_backend_once_at_its_first_values() -> None:
+    for level in ("o2", "o1"):
+        got = _candidates(level, "cpu")
+        assert [c.backend for c in got] == list(BACKENDS), level
+        assert not any(c.options.get(CUDA_GRAPH) or c.options.get("inductor/freezing") for c in got), level
+        assert all(c.precision == "fp32" for c in got), level
+
+
+def test_o1_on_the_gpu_seeds_each_backends_first_values_then_its_graphed_form_in_fp32() -> None:
+    got = [_summary(c) for c in _candidates("o1", "gpu")]
+    plain = [s for s in got if not s[2]]
+    assert [s[0] for s in plain] == list(BACKENDS) and got[:len(plain)] == plain
+    assert ("inductor", "fp32", False, None, "default") in plain  # the user's torch.compile call
+    assert {s for s in got if s[2]} == {("eager", "fp32", True, None, None),
+                                        ("torchscript", "fp32", True, "trace", None),
+                                        ("inductor", "fp32", True, None, "reduce-overhead")}
