@@ -85,7 +85,7 @@ def takes(shapes: Shapes, args: Sequence[Any]) -> bool:
 
 def _export_one(model: Any, args: tuple[torch.Tensor, ...],
                 spec: tuple[dict[int, Any] | None, ...] | None) -> torch.export.ExportedProgram:
-    """Export from one sample; where that fails, again with size-1 and size-0 dims kept symbolic.
+    """Export from one sample; where that fails, again with size-1 and size-0 dims kept symbolic, then specialized.
 
     ``Dim.AUTO(min=1)`` on a dim of size 0 fails (the model pins it to 0), and a size-1 dim is
     specialized to 1; ``torch.fx.experimental._config.backed_size_oblivious`` traces such dims as
@@ -93,22 +93,29 @@ def _export_one(model: Any, args: tuple[torch.Tensor, ...],
     is the second try only: it can fail where the plain export works (GPT-2's decode step:
     ``is_causal`` becomes symbolic), and the tutorial warns that the program may then differ from
     eager on size-0/1 inputs (broadcasting), which the artifact's check against the reference
-    outputs in a fresh process would catch.
+    outputs in a fresh process would catch. The last try drops the minimum without the flag, so
+    the size-0/1 dims are specialized to this sample's sizes (``Dim.AUTO`` only warns there): a
+    narrower program, and :func:`export_covering` exports another for the samples it does not
+    take. Size-oblivious tracing fails where a half-precision wrapper casts an input with a size-0
+    dim (GPT-2's prefill in fp16 or bf16 on torch 2.11 and 2.13: ``ZeroDivisionError`` in the
+    cast's stride computation, ``_prims_common.compute_elementwise_output_logical_to_physical_perm``).
     """
     try:
         return export_program(model, args, spec)
-    except Exception as plain:  # noqa: BLE001 - retried one way; the first error is the one to report
+    except Exception as plain:  # noqa: BLE001 - retried; the first error is the one to report
         from torch.fx.experimental import _config as fx_config
 
         # From 0, not 1: a program whose recorded size-0 example is outside its dim's range
         # saves, but torch.export.load refuses it ("0 not in VR[1, int_oo]").
         from_zero = None if spec is None else tuple(
             None if dims is None else dict.fromkeys(dims, torch.export.Dim.AUTO) for dims in spec)
-        try:
-            with fx_config.patch(backed_size_oblivious=True):  # type: ignore[attr-defined]
-                return export_program(model, args, from_zero)
-        except Exception:  # noqa: BLE001
-            raise plain from None
+        for oblivious in (True, False):
+            try:
+                with fx_config.patch(backed_size_oblivious=oblivious):  # type: ignore[attr-defined]
+                    return export_program(model, args, from_zero)
+            except Exception:  # noqa: BLE001, S112 - the next try, or the first error below
+                continue
+        raise plain from None
 
 
 def export_covering(model: Any, workload: Workload) -> list[tuple[torch.export.ExportedProgram, Shapes]]:

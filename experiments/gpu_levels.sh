@@ -18,7 +18,8 @@
 #   COMPILE_LIMIT seconds each side-by-side row may compile (default 90)
 #   WAIT_SECONDS  how long this call waits (default 560)
 #   DATE          the results' date (default today, UTC)
-# The GPU-marked tests run beside the first level's studies (gpu-tests.log), where part 1 is installed.
+# The GPU-marked tests run beside the first level's studies (gpu-tests.log), where part 1 is installed,
+# and so does experiments/gpt2_export_probe.py (gpt2-probe.log).
 # $OUT/levels.tar.gz is rewritten every 30 s and at the end: the logs, each level's results
 # JSON/MD, each study's tune calls, the report and artifact.json of the artifact it wrote (the
 # latter names why torch.export failed where an eager artifact fell back to a trace), and the
@@ -49,6 +50,8 @@ if [ "${1:-wait}" = run ]; then
   else
     echo "GPU tests not run: part 1 of the packed dependencies is not installed" > $R/gpu-tests.log
   fi
+  # Why GPT-2's eager artifact fell back to a trace here in fp32 (beside the tests, for the same reason).
+  (timeout 420 python3 experiments/gpt2_export_probe.py > $R/gpt2-probe.log 2>&1) &
   for level in "${levels[@]}"; do
     peers_var="PEERS_$level"; peers=${!peers_var:-}
     common=(--device gpu --level "$level" --trials 200 --snapshot 200 --work-dir "$R/work-$level"
