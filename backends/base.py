@@ -45,6 +45,8 @@ class Backend(abc.ABC):
         export_compile_ratio: The export's seconds per second of the candidate's compile
             (``Outcome.compile_s``), for the share of the run's time budget kept for the export
             (:func:`tuner.search.loop.final_reserve`); 1 where the export saves what the build made.
+        export_s: Per device, seconds the export takes besides its share of the compile (an
+            export that traces the model anew, whatever its build took; where it is known).
         load_s: Per device, seconds a fresh process takes to load the artifact, beyond starting
             Python and importing (where it is known to be long).
     """
@@ -58,6 +60,7 @@ class Backend(abc.ABC):
     own_precisions: ClassVar[frozenset[str]] = frozenset()
     native_kinds: ClassVar[frozenset[str]] = frozenset()
     export_compile_ratio: ClassVar[float] = 1.0
+    export_s: ClassVar[Mapping[str, float]] = MappingProxyType({})
     load_s: ClassVar[Mapping[str, float]] = MappingProxyType({})
 
     _registry: ClassVar[dict[str, type[Backend]]] = {}

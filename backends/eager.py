@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -48,6 +49,12 @@ class EagerBackend(Backend):
     frameworks = frozenset({"torch", "tf"})
     shape_modes: ClassVar[tuple[str, ...]] = ("dynamic",)
     native_kinds = frozenset({"torchscript", "nn.Module", "graphdef"})
+    # Eager builds nothing, but its artifact is torch.export's programs: on 4 loaded cores of an
+    # H100 host GPT-2's two programs took 15.7 s to write and its fresh-process check 23.2 s, 6 s
+    # past the workers' start (experiments/results/2026-12-06-h100-levels-run4-tune-reports.json);
+    # kept out of the reserve, that run ended at 1.11x its --timeout.
+    export_s = MappingProxyType({"gpu": 15.0})
+    load_s = MappingProxyType({"gpu": 6.0})
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         """Return the model in the candidate's precision; nothing is compiled.

@@ -29,7 +29,8 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 R=/tmp/levels-run
 if [ "${1:-wait}" = start ]; then
-  mkdir -p $R
+  # A machine may be handed out again with an earlier run's files in /tmp: start clean.
+  rm -rf $R && mkdir -p $R
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee $R/gpu.txt
   setsid nohup bash "$0" run > $R/driver.log 2>&1 < /dev/null &
 fi

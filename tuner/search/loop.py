@@ -127,7 +127,7 @@ def export_estimate(backend: str, compile_s: float, device: str) -> float:
     """Seconds a candidate's export and its artifact's load in a fresh process are expected to add.
 
     Args:
-        backend: The candidate's backend (its ``export_compile_ratio`` and ``load_s``).
+        backend: The candidate's backend (its ``export_compile_ratio``, ``export_s`` and ``load_s``).
         compile_s: The candidate's compile seconds in its trial.
         device: ``cpu`` or ``gpu``.
     """
@@ -135,7 +135,7 @@ def export_estimate(backend: str, compile_s: float, device: str) -> float:
         cls = backend_class(backend)
     except KeyError:  # a backend of an earlier run that this one no longer has
         return compile_s
-    return cls.export_compile_ratio * compile_s + cls.load_s.get(device, 0.0)
+    return cls.export_compile_ratio * compile_s + cls.export_s.get(device, 0.0) + cls.load_s.get(device, 0.0)
 
 
 #: Seconds the check of the artifact in a fresh process takes at least besides the model's own

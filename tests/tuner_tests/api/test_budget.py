@@ -66,6 +66,8 @@ def test_the_reserve_counts_a_backend_that_compiles_again_to_export() -> None:
     assert reserves["eager", "gpu"] < reserves["inductor", "cpu"] < reserves["inductor", "gpu"]
     assert export_estimate("inductor", 10.0, "cpu") == 10.0 * backend_class("inductor").export_compile_ratio
     assert export_estimate("retired", 10.0, "cpu") == 10.0
+    # Eager compiles nothing, but its torch.export programs take their time on the GPU all the same.
+    assert export_estimate("eager", 0.0, "gpu") >= 15.0 and export_estimate("eager", 0.0, "cpu") == 0.0
 
 
 def test_the_reserve_counts_a_fresh_process_as_slow_as_the_workers_started_here() -> None:
