@@ -50,37 +50,43 @@ def _value_keys(params: dict[str, Any]) -> dict[tuple[str, str], str]:
     return keys
 
 
-def _candidates(trials: Iterable[FrozenTrial]) -> dict[str, tuple[dict[str, Any], bool]]:
-    """Each distinct candidate's params and whether it failed, from the finished trials that tell.
+def _candidates(trials: Iterable[FrozenTrial],
+                telling: Sequence[tuple[dict[str, Any], bool]] = ()) -> dict[str, tuple[dict[str, Any], bool]]:
+    """Each distinct candidate's params and whether it failed, from the finished trials that tell and ``telling``.
 
     A candidate that failed in one trial and ran in another (a flaky build, say) counts as running.
     """
+    told = [(t.params, is_failure(t)) for t in trials
+            if t.state in FINISHED and isinstance(t.user_attrs.get(OUTCOME_ATTR), dict)
+            and t.user_attrs[OUTCOME_ATTR].get(FAILURE_KIND_ATTR) not in NOT_CACHED]
     out: dict[str, tuple[dict[str, Any], bool]] = {}
-    for t in trials:
-        outcome = t.user_attrs.get(OUTCOME_ATTR)
-        if t.state not in FINISHED or not isinstance(outcome, dict) or outcome.get(FAILURE_KIND_ATTR) in NOT_CACHED:
-            continue
-        key = params_key(t.params)
-        failed = is_failure(t)
+    for params, failed in [*told, *telling]:
+        key = params_key(params)
         if key in out:
             failed = failed and out[key][1]
-        out[key] = (t.params, failed)
+        out[key] = (params, failed)
     return out
 
 
-def failing_values(trials: Iterable[FrozenTrial]) -> set[tuple[str, str]]:
+def failing_values(trials: Iterable[FrozenTrial],
+                   telling: Sequence[tuple[dict[str, Any], bool]] = ()) -> set[tuple[str, str]]:
     """The ``(param name, value)`` pairs every distinct candidate with them failed on (at least :data:`MIN_TRIALS`).
 
     A name that several backends share is prefixed with the backend (``torchscript:torch/cuda_graph``).
 
     Args:
         trials: The study's trials.
+        telling: ``(params, failed)`` of trials whose outcome is known but not yet told to the
+            study (a trial is finished in the storage only after its objective returns): without
+            them the failure that makes a value failing would count only from the next failure
+            on (on an H100, GPT-2's third graphed TorchScript failure went uncounted, and a fourth
+            candidate with it was measured, experiments/results/2026-12-06-h100-levels-run4.md).
 
     Returns:
         The pairs, values JSON-encoded.
     """
     seen: dict[tuple[str, str], list[int]] = {}
-    for params, failed in _candidates(trials).values():
+    for params, failed in _candidates(trials, telling).values():
         for key in _value_keys(params):
             counts = seen.setdefault(key, [0, 0])
             counts[0] += 1

@@ -446,7 +446,9 @@ class _Loop:
         with self.lock:
             if outcome.failure_kind:
                 self.tally.failures += 1
-                self.failing = failing_values(trials)
+                # The storage as it is now, and this trial, which is finished there only after it returns.
+                telling = () if outcome.failure_kind in NOT_CACHED else ((dict(trial.params), True),)
+                self.failing = failing_values(self.study.get_trials(deepcopy=False), telling)
             if status == "COMPLETE" and outcome.value_s is not None:
                 self.tally.best_s = min(self.tally.best_s, outcome.value_s)
                 self.costs.add(outcome)

@@ -27,6 +27,17 @@ def test_a_value_fails_only_when_every_one_of_enough_trials_with_it_failed() -> 
     assert failing_values([*trials, trial("dynamic", 4, False)]) == set()
 
 
+def test_the_trial_being_told_counts_before_the_study_has_it() -> None:
+    # A trial is finished in the storage only after its objective returns: its own failure, the
+    # one that makes the value failing, is handed over beside the stored trials.
+    stored = [trial("dynamic", v, True) for v in range(MIN_TRIALS - 1)]
+    assert failing_values(stored) == set()
+    assert failing_values(stored, [({"mode": "dynamic", "v": 4}, True)]) == {("mode", '"dynamic"')}
+    assert failing_values(stored, [({"mode": "dynamic", "v": 4}, False)]) == set()
+    # A repeat of a stored candidate is not a new one.
+    assert failing_values(stored, [({"mode": "dynamic", "v": 0}, True)]) == set()
+
+
 def test_unseen_picks_leave_failing_values_until_nothing_else_is_left() -> None:
     trials = [trial("dynamic", v, True) for v in range(MIN_TRIALS)] + [trial("static", 0, False)]
     unseen = [{"mode": "dynamic", "v": 4}, {"mode": "static", "v": 4}]
