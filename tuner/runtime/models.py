@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from tuner.core.errors import error_line
-from tuner.core.outputs import with_flat_outputs
+from tuner.core.outputs import FlatOutputs, with_flat_outputs
 from tuner.core.records import Candidate
 from tuner.core.workload import Workload
 from tuner.runtime.fallback import FP32_FALLBACK, fp32_modules
@@ -87,15 +87,27 @@ def in_precision(model: Any, workload: Workload, candidate: Candidate) -> Any:
     """``model`` in the candidate's precision and weight layout, with the modules it keeps in fp32.
 
     Outputs are as the model's. The user's model is never changed: a layout is applied to a copy.
+    ``model`` is the workload's model, or it wrapped in :class:`~tuner.core.outputs.FlatOutputs`
+    (the modules kept in fp32 are named in the workload's model, under the wrapper's ``model``).
     """
     if candidate.options.get(CHANNELS_LAST):
         model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     share = float(candidate.options.get(FP32_FALLBACK, 0.0)) if low_dtype(candidate.precision) else 0.0
-    return apply_precision(model, candidate.precision, fp32_modules(workload, candidate.precision, share))
+    kept = fp32_modules(workload, candidate.precision, share)
+    if isinstance(model, FlatOutputs):
+        kept = tuple(f"model.{name}" for name in kept)
+    return apply_precision(model, candidate.precision, kept)
 
 
 def prepared_model(workload: Workload, candidate: Candidate, *, trace: bool = False) -> Any:
     """The model a backend compiles for a candidate (see the module's list).
+
+    The outputs are flattened inside the precision's wrapper, so that its cast back to fp32 maps
+    over a tuple of tensors. Mapping over a library's classes there broke Dynamo on torch 2.11:
+    ``torch.compile`` of GPT-2 (its outputs hold a ``DynamicCache``) in fp16, bf16 or under
+    autocast failed with ``'LocalGeneratorObjectVariable' object has no attribute
+    'remaining_items'`` on an H100 (experiments/results/2026-12-06-h100-levels-run4.md), where
+    the model flattened first traces (checked on the CPU with torch 2.11).
 
     Args:
         workload: The workload.
@@ -110,7 +122,7 @@ def prepared_model(workload: Workload, candidate: Candidate, *, trace: bool = Fa
         RuntimeError: When ``trace`` and the TorchScript model cannot be converted.
     """
     model = traceable(workload) if trace else workload.model
-    return with_flat_outputs(in_precision(model, workload, candidate), workload.output_spec)
+    return in_precision(with_flat_outputs(model, workload.output_spec), workload, candidate)
 
 
 __all__ = ["CHANNELS_LAST", "in_precision", "prepared_model", "traceable", "untraceable_reason"]
