@@ -59,6 +59,7 @@ def fuser_flags(name: str) -> Iterator[None]:
 
 
 def current_flags() -> dict[str, bool]:
+    """The process's JIT fuser switches now, keyed as :data:`FUSER_FLAGS`' entries."""
     c = torch._C
     return {"cpu": c._jit_can_fuse_on_cpu(), "gpu": c._jit_can_fuse_on_gpu(), "texpr": c._jit_texpr_fuser_enabled(),
             "llga": c._jit_llga_enabled()}
@@ -96,5 +97,3 @@ class FuserCall:
         """
         with fuser_flags(self.fuser):
             return self.module(*args)
-
-

@@ -75,7 +75,7 @@ def targets(record: dict[str, Any], final: int, snap: int | None) -> dict[str, A
         ``target`` (the level's :data:`TARGET_SPEEDUP`), ``speedup_vs_best_peer`` (tuner@final),
         ``ge_target``, ``not_slower``, the same three for the written artifact timed here
         (prefixed ``artifact_``; None without one), ``snapshot_share`` (tuner@final time /
-        tuner@snap time, i.e. @snap's speed as a share of @final's), ``snapshot_ok`` (>= 0.95),
+        tuner@snap time, i.e. @snap's speed as a share of @final's), ``snapshot_ok`` (>= :data:`TARGET_SNAPSHOT`),
         ``artifact_share`` (tuner@final time / the artifact's: the share of the best candidate's
         speed that the artifact keeps) and ``artifact_share_ok`` (>= :data:`TARGET_ARTIFACT_SHARE`),
         ``vs_eager`` (tuner@final).
@@ -130,7 +130,8 @@ def render(doc: dict[str, Any]) -> str:
                f"it), and at least {TARGET_ARTIFACT_SHARE:.0%} as fast as @final; @snapshot >= "
                f"{TARGET_SNAPSHOT:.0%} of @final; demo >= {TARGET_DEMO_VS_EAGER}x eager.", "",
                "| workload | best peer | tuner @final vs best peer | artifact vs best peer | target | met by "
-               "artifact | not slower | artifact's share of @final | >= 95% | @snapshot share of @final | >= 95% | "
+               f"artifact | not slower | artifact's share of @final | >= {TARGET_ARTIFACT_SHARE:.0%} | @snapshot share "
+               f"of @final | >= {TARGET_SNAPSHOT:.0%} | "
                "tuner @final vs eager |",
                "|---|---|---:|---:|---:|---|---|---:|---|---:|---|---:|"]
     met = {"speed": 0, "artifact": 0, "snap": 0, "slower": 0, "kept": 0}
@@ -152,8 +153,8 @@ def render(doc: dict[str, Any]) -> str:
                        f"{_pct(t.get('snapshot_share'))} | {_yes(t.get('snapshot_ok'))} | {_x(t.get('vs_eager'))} |")
     summary += ["", f"Workloads at their target: tuner @final {met['speed']} of {len(works)}, written artifact "
                 f"{met['artifact']} of {len(works)}; slower than the best peer (the artifact where one was timed): "
-                f"{met['slower']}; artifact keeps >= 95 % of @final's speed: {met['kept']} of {len(works)}; "
-                f"snapshot >= 95 %: {met['snap']} of {len(works)}.", ""]
+                f"{met['slower']}; artifact keeps >= {TARGET_ARTIFACT_SHARE:.0%} of @final's speed: {met['kept']} of "
+                f"{len(works)}; snapshot >= {TARGET_SNAPSHOT:.0%}: {met['snap']} of {len(works)}.", ""]
     lines += summary
     for name, rec in works.items():
         lines += _section(name, rec)

@@ -103,6 +103,29 @@ def tiny_tf_workload(device: str = "cpu") -> Workload:
                          outputs=["probs", "h"])
 
 
+class ConvNet(nn.Module):
+    """Conv + batch norm + ReLU + 1x1 conv + pooling: what cuDNN runs in a ResNet block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn(self.conv(x)))
+        return nn.functional.adaptive_avg_pool2d(self.head(y), 1).flatten(1)
+
+
+@functools.cache
+def conv_workload(device: str) -> Workload:
+    """A convolution model over batches 1, 4 and 1 of 16x16 images (cuDNN's and channels-last's checks)."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    samples = [(torch.randn(b, 3, 16, 16, generator=gen),) for b in (1, 4, 1)]
+    return make_workload(ConvNet().eval(), samples, device, name="conv")
+
+
 def broken_workload(device: str = "cpu") -> Workload:
     """The tiny workload whose model raises in forward (the reference comes from the good model)."""
     return dataclasses.replace(tiny_workload(device), model=Boom().eval())

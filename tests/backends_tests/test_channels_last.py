@@ -14,7 +14,7 @@ import torch
 
 from search_space.channels_last import BACKENDS
 from tests.backends_tests import conformance
-from tests.backends_tests.test_cudnn import conv_workload
+from tests.backends_tests.conformance import conv_workload
 from tuner.core.records import Candidate
 from tuner.runtime.models import CHANNELS_LAST, in_precision
 
