@@ -80,6 +80,20 @@ class Backend(abc.ABC):
             Backend._registry[cls.name] = cls
 
     @classmethod
+    def export_estimate_s(cls, candidate: Candidate, compile_s: float, device: str) -> float:
+        """Seconds a candidate's export and its artifact's load in a fresh process are expected to add.
+
+        From :attr:`export_compile_ratio`, :attr:`export_s` and :attr:`load_s`; a backend whose
+        artifact format depends on the candidate overrides it.
+
+        Args:
+            candidate: The candidate.
+            compile_s: Its compile seconds in its trial.
+            device: ``cpu`` or ``gpu``.
+        """
+        return cls.export_compile_ratio * compile_s + cls.export_s.get(device, 0.0) + cls.load_s.get(device, 0.0)
+
+    @classmethod
     def is_available(cls, device: str) -> bool:
         """Whether this backend can run on ``device`` here (framework installed, device supported).
 

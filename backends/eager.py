@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from backends._compiled_artifact import load_program
 from backends._export_cover import export_covering, load_covering, write_covering
 from backends._jit_fuser import FuserCall
 from backends._torch_export import example_inputs
@@ -152,13 +153,7 @@ class EagerBackend(Backend):
         path = directory / str(meta["file"])
         dev = torch_device(device)
         if meta["format"] == EXPORT_FORMAT:
-            from torch.export.passes import move_to_device_pass
-
-            def module(file: Path) -> Callable[..., Any]:
-                loaded: Callable[..., Any] = move_to_device_pass(torch.export.load(file), dev).module()
-                return loaded
-
-            return load_covering(directory, meta, module)
+            return load_covering(directory, meta, lambda file: load_program(file, device))
         if meta["format"] == TRACE_FORMAT:
             # Eager fuses nothing: without this the profiling executor would fuse the trace with
             # NNC on the GPU (torch's default there), compiling kernels during its first runs, a

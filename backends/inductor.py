@@ -1,4 +1,4 @@
-"""The ``inductor`` backend: ``torch.compile`` with Inductor, its artifact an AOTInductor package.
+"""The ``inductor`` backend: ``torch.compile`` with Inductor, its artifact an AOTInductor package or a warm rebuild.
 
 Options (``inductor/<option>``):
     mode: a ``torch.compile`` mode: ``default``, ``reduce-overhead``,
@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from backends._compiled_artifact import COMPILED_FORMAT, load_compiled, write_compiled
 from backends._export_cover import export_covering, load_covering, write_covering
 from backends._torch_export import (
     cxx_compiler_available,
@@ -44,20 +45,22 @@ from backends._torch_export import (
     shape_key_str,
 )
 from backends.base import Backend
+from backends.eager import EagerBackend
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload
-from tuner.runtime.cuda_graphs import GraphedCall
+from tuner.runtime.cuda_graphs import COMPILER_GRAPHED_MODES, GraphedCall
 from tuner.runtime.models import prepared_model, untraceable_reason
 from tuner.runtime.precision import tf32
+from tuner.runtime.switches import CUDA_GRAPH
 
 #: ``torch.compile`` modes.
 MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
 #: The modes in which ``torch.compile`` replays the compiled code from CUDA graphs on the GPU. An
-#: AOTInductor package has no graphs of its own, so the artifact of such a candidate is replayed
-#: from CUDA graphs when loaded: without them a package of the H100's o2 ViT-B/16 winner ran at
-#: 4.03 ms where the candidate ran at 3.15 ms, and of ResNet-50's at 2.26 against 1.50 ms
-#: (``experiments/results/2026-12-06-h100-levels.md``).
-GRAPHED_MODES: frozenset[str] = frozenset({"reduce-overhead", "max-autotune"})
+#: AOTInductor package has no graphs of its own (a package of the H100's o2 ViT-B/16 winner ran
+#: at 4.03 ms where the candidate ran at 3.15 ms, and of ResNet-50's at 2.26 against 1.50 ms,
+#: ``experiments/results/2026-12-06-h100-levels.md``), so such a candidate ships in
+#: :mod:`backends._compiled_artifact`'s format, which ``torch.compile`` rebuilds in this mode.
+GRAPHED_MODES: frozenset[str] = COMPILER_GRAPHED_MODES
 #: Inductor settings that only silence its autotuning tables on stderr (not search dimensions):
 #: the max-autotune modes otherwise print every GEMM choice they benchmark.
 QUIET: dict[str, Any] = {"autotune_num_choices_displayed": 0, "max_autotune_report_choices_stats": False}
@@ -70,6 +73,12 @@ def quiet_configs() -> dict[str, Any]:
     known = inductor_config.get_config_copy()
     return {k: v for k, v in QUIET.items() if k in known}
 
+
+#: The compiled format's export and load seconds per second of the trial's compile: the export
+#: compiles the reloaded programs (Inductor's caches hit for what the trial compiled, Dynamo traces
+#: anew) and the fresh process compiles them again from the shipped caches. An estimate; the
+#: report's ``timing`` (``export``, ``verify``) shows what they took.
+COMPILED_COMPILE_RATIO = 1.5
 
 #: ``torch.compile(dynamic=...)`` per shape mode.
 DYNAMIC: dict[str, bool | None] = {"static": False, "dynamic": True, "mark_dynamic": None}
@@ -119,9 +128,14 @@ def compile_options(candidate: Candidate) -> dict[str, Any]:
     return {**quiet_configs(), **list_mode_options(mode, DYNAMIC[candidate.shape_mode]), **configs}
 
 
+def own_graphs(candidate: Candidate) -> bool:
+    """Whether the candidate's mode replays CUDA graphs of its own (:data:`GRAPHED_MODES`, on the GPU)."""
+    return split_options(candidate)[0] in GRAPHED_MODES
+
+
 def replayed_from_graphs(candidate: Candidate, device: str) -> bool:
-    """Whether the candidate's artifact is replayed from CUDA graphs on ``device`` (:data:`GRAPHED_MODES`)."""
-    return device == "gpu" and split_options(candidate)[0] in GRAPHED_MODES
+    """Whether it runs from CUDA graphs on ``device``: its mode's (:func:`own_graphs`) or ``torch/cuda_graph``'s."""
+    return device == "gpu" and (own_graphs(candidate) or bool(candidate.options.get(CUDA_GRAPH, False)))
 
 
 def aoti_configs(candidate: Candidate) -> dict[str, Any]:
@@ -196,6 +210,49 @@ class MarkDynamicCall:
         return out
 
 
+
+def compiled(model: Any, shape_mode: str, options: dict[str, Any], shapes: int,
+             varying_dims: tuple[tuple[int, ...], ...]) -> Callable[..., Any]:
+    """``torch.compile`` a model in a shape mode with Inductor options (compiling on the first call of each shape).
+
+    Args:
+        model: The model (or a loaded program's module).
+        shape_mode: ``static``, ``dynamic`` or ``mark_dynamic`` (:data:`DYNAMIC`).
+        options: Inductor settings (:func:`compile_options`).
+        shapes: Distinct input shapes it will be called with (the recompile limit must allow them).
+        varying_dims: Per input, the dims that vary (``Workload.varying_dims``), for ``mark_dynamic``.
+
+    Returns:
+        The compiled function, behind a :class:`MarkDynamicCall` in ``mark_dynamic`` mode.
+    """
+    import torch._dynamo as dynamo
+
+    # Static mode compiles once per distinct test shape; the default limit (8) would silently
+    # fall back to eager beyond that. mark_dynamic may add a specialised batch-1 graph.
+    limit = max(int(dynamo.config.recompile_limit), shapes + 2)
+    if dynamo.config.accumulated_recompile_limit < limit:
+        dynamo.config.accumulated_recompile_limit = limit
+    # torch.compile's typed overloads predate its recompile_limit argument (a per-function limit
+    # that leaves the process-wide one alone; torch 2.11 lacks it); where it is missing the
+    # process-wide limit is raised instead.
+    extra: dict[str, Any] = {}
+    if "recompile_limit" in inspect.signature(torch.compile).parameters:
+        extra["recompile_limit"] = limit
+    elif dynamo.config.recompile_limit < limit:
+        dynamo.config.recompile_limit = limit
+    torch_compile: Any = torch.compile
+    fn: Callable[..., Any] = torch_compile(model, dynamic=DYNAMIC[shape_mode], options=options, **extra)
+    return MarkDynamicCall(fn, varying_dims) if shape_mode == "mark_dynamic" else fn
+
+
+
+def _compile_with(settings: dict[str, Any]) -> Callable[[Any], Callable[..., Any]]:
+    """What compiles a loaded program as a compiled-format artifact's settings say (:meth:`InductorBackend.export`)."""
+    dims = tuple(tuple(int(d) for d in dims) for dims in settings["varying_dims"])
+    return lambda module: compiled(module, str(settings["shape_mode"]), dict(settings["options"]),
+                                   int(settings["shapes"]), dims)
+
+
 class ShapeDispatch:
     """Runs the AOTInductor package compiled for the input shapes of each call (static mode).
 
@@ -260,6 +317,22 @@ class InductorBackend(Backend):
     load_s = MappingProxyType({"gpu": 35.0})
 
     @classmethod
+    def export_estimate_s(cls, candidate: Candidate, compile_s: float, device: str) -> float:
+        """The AOTInductor estimate, or for a graphed candidate its compiled format's.
+
+        That format exports like the eager backend, compiles once more here (warm from the
+        trial's caches) and once more, warm, in the fresh process: :data:`COMPILED_COMPILE_RATIO`.
+        """
+        try:
+            graphed = replayed_from_graphs(candidate, device)
+        except ValueError:  # an unknown mode never builds; any estimate will do
+            graphed = False
+        if not graphed:
+            return super().export_estimate_s(candidate, compile_s, device)
+        return (COMPILED_COMPILE_RATIO * compile_s + EagerBackend.export_s.get(device, 0.0)
+                + EagerBackend.load_s.get(device, 0.0))
+
+    @classmethod
     def is_available(cls, device: str) -> bool:
         """Whether Inductor can generate code for ``device`` here.
 
@@ -308,34 +381,20 @@ class InductorBackend(Backend):
         # it were this candidate.
         dynamo.config.suppress_errors = False
         dynamo.config.fail_on_recompile_limit_hit = True
-        # Static mode compiles once per distinct test shape; the default limit (8) would silently
-        # fall back to eager beyond that. mark_dynamic may add a specialised batch-1 graph.
-        limit = max(int(dynamo.config.recompile_limit), len(workload.shape_counts()) + 2)
-        if dynamo.config.accumulated_recompile_limit < limit:
-            dynamo.config.accumulated_recompile_limit = limit
-
         options = compile_options(candidate)
         model = prepared_model(workload, candidate, trace=True)
-        # torch.compile's typed overloads predate its recompile_limit argument (a per-function limit
-        # that leaves the process-wide one alone; torch 2.11 lacks it); where it is missing the
-        # process-wide limit is raised instead.
-        extra: dict[str, Any] = {}
-        if "recompile_limit" in inspect.signature(torch.compile).parameters:
-            extra["recompile_limit"] = limit
-        elif dynamo.config.recompile_limit < limit:
-            dynamo.config.recompile_limit = limit
-        torch_compile: Any = torch.compile
-        compiled = torch_compile(model, dynamic=DYNAMIC[candidate.shape_mode], options=options, **extra)
-        fn: Callable[..., Any] = compiled
-        if candidate.shape_mode == "mark_dynamic":
-            fn = MarkDynamicCall(compiled, workload.varying_dims())
+        fn = compiled(model, candidate.shape_mode, options, len(workload.shape_counts()), workload.varying_dims())
         # Compile now, under no_grad as measure() calls it (grad mode is guarded on).
         with torch.no_grad():
             fn(*example_inputs(workload))
-        return Built(fn=fn, build_s=0.0, state={"model": model, "compiled": compiled, "options": options})
+        return Built(fn=fn, build_s=0.0, state={"model": model, "options": options})
 
     def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
-        """Write AOTInductor packages: one per distinct test shape (static) or one with symbolic dims.
+        """Write AOTInductor packages, or for a candidate replayed from CUDA graphs a warm rebuild.
+
+        AOTInductor packages: one per distinct test shape (static) or one with symbolic dims. A
+        candidate of a :data:`GRAPHED_MODES` mode on the GPU is written in
+        :mod:`backends._compiled_artifact`'s format instead, with its compile settings.
 
         Args:
             built: The built candidate (its model in the candidate's precision).
@@ -347,7 +406,9 @@ class InductorBackend(Backend):
             Static: ``{"format": "aoti", "shape_mode": "static", "packages": {shape_key: file}}``;
             otherwise ``{"format": "aoti", "shape_mode": ..., "file": "model.pt2"}``, with
             ``programs`` where several packages take the test data's shapes
-            (:mod:`backends._export_cover`).
+            (:mod:`backends._export_cover`); for a graphed candidate
+            ``{"format": "torch.compile", "file", "cache", "shape_mode", "options", "shapes",
+            "varying_dims", ...}``.
 
         Raises:
             Exception: Whatever ``torch.export`` or AOTInductor raise.
@@ -355,7 +416,20 @@ class InductorBackend(Backend):
         # AOTInductor bakes TF32 into the GEMM kernels it generates: compile under the
         # candidate's own (the process's is off, tuner.runtime.switches).
         with tf32(candidate.precision == "tf32"):
+            if replayed_from_graphs(candidate, workload.device):
+                return self._export_compiled(built, workload, candidate, directory)
             return self._export_packages(built, workload, candidate, directory)
+
+    def _export_compiled(self, built: Built, workload: Workload, candidate: Candidate,
+                         directory: Path) -> dict[str, Any]:
+        """:meth:`export` of a candidate replayed from CUDA graphs: :mod:`backends._compiled_artifact`'s format."""
+        model = built.state.get("model")
+        if model is None:
+            model = prepared_model(workload, candidate, trace=True)
+        settings = {"shape_mode": candidate.shape_mode, "options": compile_options(candidate),
+                    "shapes": len(workload.shape_counts()), "varying_dims": [list(d) for d in workload.varying_dims()]}
+        meta = write_compiled(model, workload, directory, _compile_with(settings), graphed=own_graphs(candidate))
+        return {**meta, **settings}
 
     def _export_packages(self, built: Built, workload: Workload, candidate: Candidate,
                          directory: Path) -> dict[str, Any]:
@@ -366,8 +440,7 @@ class InductorBackend(Backend):
         if model is None:
             model = prepared_model(workload, candidate, trace=True)
         configs = aoti_configs(candidate)
-        meta: dict[str, Any] = {"format": "aoti", "shape_mode": candidate.shape_mode, "inductor_configs": configs,
-                                "cuda_graph": replayed_from_graphs(candidate, workload.device)}
+        meta: dict[str, Any] = {"format": "aoti", "shape_mode": candidate.shape_mode, "inductor_configs": configs}
         if candidate.shape_mode == "static":
             packages: dict[str, str] = {}
             for key in workload.shape_counts():
@@ -385,7 +458,7 @@ class InductorBackend(Backend):
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any], device: str) -> Callable[..., Any]:
-        """Load the AOTInductor package(s) with ``torch._inductor.aoti_load_package``.
+        """Load AOTInductor package(s) (``torch._inductor.aoti_load_package``) or a compiled-format artifact.
 
         Args:
             directory: The artifact folder.
@@ -394,18 +467,21 @@ class InductorBackend(Backend):
 
         Returns:
             The package, or a dispatcher over the per-shape packages (static mode) or the
-            packages of several shape ranges, which raises ``ValueError`` for shapes none takes;
-            replayed from CUDA graphs (:class:`~tuner.runtime.cuda_graphs.GraphedCall`) when its
-            candidate's mode is one of :data:`GRAPHED_MODES` and it runs on the GPU.
+            packages of several shape ranges, which raises ``ValueError`` for shapes none takes
+            (replayed from :class:`~tuner.runtime.cuda_graphs.GraphedCall` where its meta says
+            ``cuda_graph``: graphed packages written before the compiled format); or the
+            compiled programs (:func:`backends._compiled_artifact.load_compiled`).
 
         Raises:
             ValueError: For an unknown artifact format.
         """
         from torch._inductor import aoti_load_package
 
+        if meta.get("format") == COMPILED_FORMAT:
+            return load_compiled(directory, meta, device, _compile_with(meta))
         cxx_runtime_in_global_scope()
         if meta.get("format") != "aoti":
-            raise ValueError(f"inductor artifact format {meta.get('format')!r} is not 'aoti'")
+            raise ValueError(f"inductor artifact format {meta.get('format')!r} is not 'aoti' or {COMPILED_FORMAT!r}")
         graphed = bool(meta.get("cuda_graph")) and device == "gpu"
 
         def load(path: Path) -> Callable[..., Any]:

@@ -14,6 +14,7 @@
 #   LEVELS        levels in order (default "o2,o1")
 #   WORKLOADS     comma list (default "hf_bert,hf_gpt2,hf_vit,resnet50")
 #   TUNE_SECONDS  each study's whole tune run, export included (default 150)
+#   BACKENDS      comma list of the backends the studies search (default: every available one)
 #   PEERS_o1, PEERS_o2  bench.py --peers of each level (default: every peer of the level)
 #   COMPILE_LIMIT seconds each side-by-side row may compile (default 90)
 #   WAIT_SECONDS  how long this call waits (default 560)
@@ -62,7 +63,7 @@ if [ "${1:-wait}" = run ]; then
     for i in "${!names[@]}"; do
       lo=$(( i * per )); hi=$(( lo + per - 1 ))
       setsid taskset -c "$lo-$hi" python3 experiments/bench.py "${common[@]}" --phase tune --workloads "${names[$i]}" \
-        --tune-timeout "$tune_s" --workers 2 --memory-limit "$mem_gib" \
+        --tune-timeout "$tune_s" --workers 2 --memory-limit "$mem_gib" ${BACKENDS:+--backends "$BACKENDS"} \
         > "$R/tune-$level-${names[$i]}.log" 2>&1 < /dev/null &
       pids+=($!)
     done

@@ -45,6 +45,9 @@ class SpaceContext:
             convolution models (:mod:`search_space.channels_last`) and Inductor's freezing
             (:mod:`search_space.inductor_options`); False in studies created before they existed,
             for the same reason as ``cuda_graphs``.
+        inductor_graphs: Offer CUDA-graph replay around Inductor's graph-less modes
+            (:mod:`search_space.cuda_graph`); False in studies created before it existed, for the
+            same reason as ``cuda_graphs``.
         excluded: Option values left out of the space because a backend cannot build them for
             this model (``Backend.refused_options``), ``((key, (value, ...)), ...)``.
     """
@@ -59,6 +62,7 @@ class SpaceContext:
     cuda_graphs: bool = False
     mixed: bool = False
     weights: bool = False
+    inductor_graphs: bool = False
     excluded: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:

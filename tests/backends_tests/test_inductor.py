@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from backends.inductor import MODES, MarkDynamicCall, ShapeDispatch, replayed_from_graphs
+from backends._compiled_artifact import CompiledModel
+from backends.inductor import MODES, InductorBackend, MarkDynamicCall, ShapeDispatch, replayed_from_graphs
 from search_space.base import SpaceContext
 from search_space.fusion import INDUCTOR_FUSION
 from search_space.inductor_options import InductorOptionsDimension
 from tests.backends_tests import conformance
 from tuner.core.records import Candidate
+from tuner.runtime.switches import CUDA_GRAPH
 
 NAME = "inductor"
 
@@ -131,6 +133,62 @@ def test_search_space_modes_are_known() -> None:
     ("default", "gpu", False), ("reduce-overhead", "cpu", False)])
 def test_artifacts_of_graphed_modes_are_replayed_from_graphs(mode: str, device: str, graphed: bool) -> None:
     assert replayed_from_graphs(Candidate(NAME, options={"inductor/mode": mode}), device) is graphed
+    # A graph-less mode in a CUDA graph of ours is replayed from graphs too, on the GPU.
+    wrapped = Candidate(NAME, options={"inductor/mode": mode, CUDA_GRAPH: True})
+    assert replayed_from_graphs(wrapped, device) is (device == "gpu")
+
+
+#: In a fresh process with an empty Inductor cache: load a compiled-format artifact, run the test
+#: shapes, report Inductor's FX graph cache hits and misses.
+WARM_LOAD = """
+import json, sys
+from pathlib import Path
+import torch
+from tests.backends_tests.conformance import tiny_samples
+from tuner.export.artifact import load_optimized
+# As in the process that wrote it (and as load_optimized sets it around a GPU artifact's calls):
+# the matmul precision setting is part of Inductor's cache key.
+torch.backends.cuda.matmul.allow_tf32 = False
+fn = load_optimized(sys.argv[1])
+for sample in tiny_samples():
+    fn(*sample)
+c = torch._dynamo.utils.counters["inductor"]
+print("CACHE", c["fxgraph_cache_hit"], c["fxgraph_cache_miss"])
+"""
+
+
+def test_compiled_format_ships_its_caches_and_reloads_warm(tmp_path: Path) -> None:
+    # The format of graphed GPU candidates, written here on the CPU: torch.export programs, the
+    # compile settings and Inductor's caches, which a fresh process with an empty cache hits.
+    candidate = Candidate(NAME, shape_mode="mark_dynamic")
+    built, _ = conformance.check_candidate(NAME, candidate)
+    workload = conformance.tiny_workload()
+    art = tmp_path / "art"
+    art.mkdir()
+    meta = InductorBackend()._export_compiled(built, workload, candidate, art)
+    assert meta["format"] == "torch.compile" and (art / str(meta["cache"])).stat().st_size > 0
+    assert json.loads(json.dumps(meta)) == meta
+    (art / "artifact.json").write_text(json.dumps({"backend": NAME, "device": "cpu", "candidate": candidate.to_dict(),
+                                                   "meta": meta}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+           "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "empty-cache")}
+    proc = subprocess.run([sys.executable, "-c", WARM_LOAD, str(art)], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    hits, misses = (int(n) for n in proc.stdout.split("CACHE")[1].split())
+    assert hits >= 1 and misses == 0, proc.stdout
+    # Loaded here too: the programs' outputs match the reference.
+    loaded = InductorBackend.load(art, meta, "cpu")
+    assert isinstance(loaded, CompiledModel)
+    for sample, ref in zip(workload.samples, workload.reference, strict=True):
+        out = loaded(*sample)
+        torch.testing.assert_close(list(out), list(ref), rtol=1e-4, atol=1e-4)
+
+
+def test_compiled_model_copies_graphed_outputs() -> None:
+    buffer = torch.zeros(3)
+    graphed, plain = CompiledModel(lambda: (buffer,), graphed=True), CompiledModel(lambda: (buffer,), graphed=False)
+    assert graphed()[0] is not buffer and plain()[0] is buffer
 
 
 def test_shape_dispatch_refuses_unknown_shape() -> None:
@@ -157,12 +215,19 @@ def test_gpu(tmp_path: Path) -> None:
     # it benchmarks GEMM templates for minutes).
     conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic", options={
         **FUSION, "inductor/coordinate_descent_tuning": True}), "gpu", export_dir=tmp_path / "dynamic")
-    # CUDA graphs: outputs live in reused buffers, which measure() must copy at once; the
-    # artifact, an AOTInductor package, is replayed from graphs of its own when loaded.
+    # CUDA graphs: outputs live in reused buffers, which measure() must copy at once.
     graphed = Candidate(NAME, shape_mode="mark_dynamic", options={"inductor/mode": "reduce-overhead",
                                                                   "inductor/freezing": True})
     built, _ = conformance.check_candidate(NAME, graphed, "gpu")
-    assert conformance.check_export_load(NAME, built, graphed, tmp_path / "graphed", "gpu")["cuda_graph"] is True
+    meta = conformance.check_export_load(NAME, built, graphed, tmp_path / "graphed", "gpu")
+    # Shipped as torch.compile rebuilds it, CUDA graph trees included (backends._compiled_artifact).
+    assert meta["format"] == "torch.compile" and meta["cuda_graph"] is True
+    # The default mode's kernels captured in a CUDA graph of ours (torch/cuda_graph), shipped the
+    # same way; the graph is the switches' (load_optimized), not the programs'.
+    wrapped = Candidate(NAME, shape_mode="mark_dynamic", options={CUDA_GRAPH: True})
+    built, _ = conformance.check_candidate(NAME, wrapped, "gpu")
+    meta = conformance.check_export_load(NAME, built, wrapped, tmp_path / "wrapped", "gpu")
+    assert meta["format"] == "torch.compile" and meta["cuda_graph"] is False
     conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static", precision="bf16"), "gpu", level="o2")
 
 

@@ -110,7 +110,7 @@ def test_choices_that_cost_minutes_are_searched_only_with_expensive() -> None:
 
 _TORCH_BACKENDS = ("eager", "torchscript", "inductor", "tvm")
 _CONV_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", convolutions=True)
-_GRAPHS_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", cuda_graphs=True)
+_GRAPHS_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", cuda_graphs=True, inductor_graphs=True)
 _WEIGHTS_GPU = dataclasses.replace(_CONV_GPU, weights=True)
 
 
@@ -124,9 +124,9 @@ def _without(ctx: SpaceContext, flag: str) -> SpaceContext:
     ("torch/cudnn_benchmark", _CONV_GPU, ("eager", "torchscript", "inductor"),
      (dataclasses.replace(_CONV_GPU, convolutions=False), dataclasses.replace(_CONV_GPU, device="cpu"),
       dataclasses.replace(_CONV_GPU, framework="tf"))),
-    # CUDA-graph replay: eager and TorchScript on the GPU, for torch models, in studies made since it
-    # exists (a study created before reads cuda_graphs=False, so its stored params still decode).
-    ("torch/cuda_graph", _GRAPHS_GPU, ("eager", "torchscript"),
+    # CUDA-graph replay: eager, TorchScript and Inductor on the GPU, for torch models, in studies made
+    # since it exists (a study created before reads cuda_graphs=False, so its stored params still decode).
+    ("torch/cuda_graph", _GRAPHS_GPU, ("eager", "torchscript", "inductor"),
      (dataclasses.replace(_GRAPHS_GPU, device="cpu"), dataclasses.replace(_GRAPHS_GPU, framework="tf"),
       _without(_GRAPHS_GPU, "cuda_graphs"))),
     # Channels-last weights: torch models with convolutions, on the GPU, in studies made since it exists.
@@ -149,6 +149,18 @@ def test_a_torch_wide_choice_is_searched_only_where_it_applies(key: str, on: Spa
     params = {"backend": "eager", **{c.key: c.values[0] for d in dimensions() for c in d.choices("eager", on)},
               key: True}
     assert build_candidate(optuna.trial.FixedTrial(params), on).options[key] is True
+
+
+def test_inductor_is_graphed_only_in_its_graph_less_modes_and_in_studies_made_since() -> None:
+    # reduce-overhead captures graphs of its own: a capture around it would nest.
+    from search_space import all_params
+
+    combos = {(p.get("inductor/mode"), p.get("torch/cuda_graph")) for p in all_params(_GRAPHS_GPU)
+              if p["backend"] == "inductor"}
+    assert combos == {("default", False), ("default", True), ("reduce-overhead", None)}
+    old = _without(_GRAPHS_GPU, "inductor_graphs")
+    assert "torch/cuda_graph" not in {c.key for d in dimensions() for c in d.choices("inductor", old)}
+    assert "torch/cuda_graph" in {c.key for d in dimensions() for c in d.choices("eager", old)}
 
 
 @pytest.mark.parametrize("device", ["cpu", "gpu"])

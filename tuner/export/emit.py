@@ -88,7 +88,7 @@ class Emitter:
         left = self.budget.remaining()
         if left <= 0:
             return "skipped: the run's time budget (--timeout) is spent; only eager is tried past it"
-        need = export_estimate(pick.candidate.backend, pick.compile_s, self.workload.device) + VERIFY_BASE_S
+        need = export_estimate(pick.candidate, pick.compile_s, self.workload.device) + VERIFY_BASE_S
         if need > self.budget.export_room():
             # The budget bounds the whole run: an export that cannot end within it gives way to the
             # next candidate whose export can (on an H100 at --timeout 180, AOTInductor exports of

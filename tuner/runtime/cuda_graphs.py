@@ -37,6 +37,10 @@ from tuner.core.errors import error_line
 #: the first call of a shape; neither may happen while capturing (both synchronize the host).
 WARMUP_CALLS = 3
 
+#: ``torch.compile`` modes that replay CUDA graphs of their own (Inductor's graph trees): a
+#: :class:`GraphedCall` around such a compiled function would nest captures.
+COMPILER_GRAPHED_MODES: frozenset[str] = frozenset({"reduce-overhead", "max-autotune"})
+
 Signature = tuple[tuple[tuple[int, ...], torch.dtype, torch.device], ...]
 
 

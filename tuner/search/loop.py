@@ -123,19 +123,19 @@ class _Tally:
     error: Exception | None = None
 
 
-def export_estimate(backend: str, compile_s: float, device: str) -> float:
+def export_estimate(candidate: Candidate, compile_s: float, device: str) -> float:
     """Seconds a candidate's export and its artifact's load in a fresh process are expected to add.
 
     Args:
-        backend: The candidate's backend (its ``export_compile_ratio``, ``export_s`` and ``load_s``).
+        candidate: The candidate (its backend's :meth:`~backends.base.Backend.export_estimate_s`).
         compile_s: The candidate's compile seconds in its trial.
         device: ``cpu`` or ``gpu``.
     """
     try:
-        cls = backend_class(backend)
+        cls = backend_class(candidate.backend)
     except KeyError:  # a backend of an earlier run that this one no longer has
         return compile_s
-    return cls.export_compile_ratio * compile_s + cls.export_s.get(device, 0.0) + cls.load_s.get(device, 0.0)
+    return cls.export_estimate_s(candidate, compile_s, device)
 
 
 #: Seconds the check of the artifact in a fresh process takes at least besides the model's own
@@ -182,7 +182,7 @@ class _Costs:
 
     def add(self, outcome: Outcome) -> None:
         if outcome.value_s is not None and not outcome.pruned:
-            export_s = export_estimate(outcome.candidate.backend, outcome.compile_s, self.device)
+            export_s = export_estimate(outcome.candidate, outcome.compile_s, self.device)
             self.best = sorted({*self.best, (outcome.value_s, outcome.compile_s, export_s)})[: self.keep]
 
 

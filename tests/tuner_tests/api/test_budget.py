@@ -8,6 +8,7 @@ import pytest
 
 import tuner
 from backends import backend_class
+from backends.inductor import COMPILED_COMPILE_RATIO
 from tests.helpers import tiny_model, tiny_samples
 from tuner.core.budget import Budget
 from tuner.core.records import Candidate, Outcome
@@ -64,10 +65,23 @@ def test_the_reserve_counts_a_backend_that_compiles_again_to_export() -> None:
         costs.add(Outcome(candidate=Candidate(backend), value_s=0.001, compile_s=10.0))
         reserves[backend, device] = final_reserve(costs, settings)
     assert reserves["eager", "gpu"] < reserves["inductor", "cpu"] < reserves["inductor", "gpu"]
-    assert export_estimate("inductor", 10.0, "cpu") == 10.0 * backend_class("inductor").export_compile_ratio
-    assert export_estimate("retired", 10.0, "cpu") == 10.0
+    assert export_estimate(Candidate("inductor"), 10.0, "cpu") == 10.0 * backend_class("inductor").export_compile_ratio
+    assert export_estimate(Candidate("retired"), 10.0, "cpu") == 10.0
     # Eager compiles nothing, but its torch.export programs take their time on the GPU all the same.
-    assert export_estimate("eager", 0.0, "gpu") >= 15.0 and export_estimate("eager", 0.0, "cpu") == 0.0
+    assert export_estimate(Candidate("eager"), 0.0, "gpu") >= 15.0
+    assert export_estimate(Candidate("eager"), 0.0, "cpu") == 0.0
+
+
+def test_a_graphed_inductor_candidate_is_estimated_by_its_compiled_format() -> None:
+    # reduce-overhead on the GPU ships as torch.export programs and a warm rebuild, not an
+    # AOTInductor package: its estimate is the eager export's plus compiles, far below the package's.
+    graphed = Candidate("inductor", options={"inductor/mode": "reduce-overhead"})
+    package = export_estimate(Candidate("inductor"), 30.0, "gpu")
+    rebuild = export_estimate(graphed, 30.0, "gpu")
+    assert rebuild == pytest.approx(COMPILED_COMPILE_RATIO * 30.0 + export_estimate(Candidate("eager"), 0.0, "gpu"))
+    assert rebuild < package
+    # On the CPU nothing is replayed from graphs: the package's estimate.
+    assert export_estimate(graphed, 30.0, "cpu") == export_estimate(Candidate("inductor"), 30.0, "cpu")
 
 
 def test_the_reserve_counts_a_fresh_process_as_slow_as_the_workers_started_here() -> None:
@@ -93,6 +107,6 @@ def test_the_reserve_keeps_no_time_for_an_export_that_cannot_fit_the_budget() ->
     costs.add(Outcome(candidate=Candidate("torchscript"), value_s=0.002, compile_s=2.0))
     unlimited = final_reserve(costs, settings)
     short = final_reserve(costs, settings, left_s=120.0)
-    inductor_export = export_estimate("inductor", 30.0, "gpu")
+    inductor_export = export_estimate(Candidate("inductor"), 30.0, "gpu")
     assert unlimited - short == pytest.approx(RESERVE_FACTOR * (inductor_export - 2.0))
     assert final_reserve(costs, settings, left_s=10_000.0) == unlimited

@@ -14,15 +14,13 @@ BACKENDS = ("eager", "inductor", "torchscript", "tvm", "onnxruntime")
 
 def _candidates(level: str, device: str, convolutions: bool = True) -> list:
     ctx = SpaceContext(backends=BACKENDS, device=device, level=level, cuda_graphs=True, mixed=True,
-                       convolutions=convolutions, weights=True)
+                       convolutions=convolutions, weights=True, inductor_graphs=True)
     # Each default decodes as a trial with these params would (FixedTrial raises on a missing or foreign value).
     return [build_candidate(optuna.trial.FixedTrial(p), ctx) for p in default_params(ctx)]
 
 
 def _summary(c) -> tuple:
-    # At o1 Inductor's graphed default is its reduce-overhead mode (its plain one is torch's default).
-    o1_graphed = (c.backend, c.precision, c.options.get("inductor/mode")) == ("inductor", "fp32", "reduce-overhead")
-    graphed = bool(c.options.get(CUDA_GRAPH) or c.options.get(CHANNELS_LAST) or o1_graphed)
+    graphed = bool(c.options.get(CUDA_GRAPH) or c.options.get(CHANNELS_LAST))
     return c.backend, c.precision, graphed, c.options.get("torchscript/method"), c.options.get("inductor/mode")
 
 
@@ -32,7 +30,8 @@ def test_o2_on_the_gpu_seeds_the_half_peers_and_their_graphed_traced_forms() -> 
     assert ("eager", "fp32", False, None, None) in got  # the model as given
     assert ("eager", "fp16", False, None, None) in got and ("eager", "fp16", True, None, None) in got
     assert ("inductor", "fp16", False, None, "reduce-overhead") in got  # the user's torch.compile call
-    assert ("inductor", "fp16", True, None, "reduce-overhead") in got  # with channels-last weights
+    # Inductor's fused kernels in a plain CUDA graph (with channels-last weights here).
+    assert ("inductor", "fp16", True, None, "default") in got
     assert ("torchscript", "fp16", False, "script", None) in got
     assert ("torchscript", "fp16", True, "trace", None) in got
     # The graphed forms come after every plain default: a short run measures the peers first.
@@ -47,10 +46,12 @@ def test_the_graphed_defaults_of_a_convolution_model_hold_weights_channels_last_
     assert all(c.options[CHANNELS_LAST] and c.options[CUDNN_BENCHMARK] for c in graphed)
     plain = [c for c in _candidates("o2", "gpu") if c not in graphed and c.backend not in ("tvm", "onnxruntime")]
     assert plain and not any(c.options.get(CHANNELS_LAST) or c.options.get(CUDNN_BENCHMARK) for c in plain)
-    # Without convolutions neither is in the space, and Inductor's graphed default is its plain one.
+    # Without convolutions neither is in the space; Inductor's graphed default is its default mode
+    # in a CUDA graph of ours, beside reduce-overhead's graph trees.
     plain_only = _candidates("o2", "gpu", convolutions=False)
     assert not any(CHANNELS_LAST in c.options or CUDNN_BENCHMARK in c.options for c in plain_only)
-    assert [c.backend for c in plain_only].count("inductor") == 1
+    inductor = [(c.options["inductor/mode"], c.options.get(CUDA_GRAPH)) for c in plain_only if c.backend == "inductor"]
+    assert inductor == [("reduce-overhead", None), ("default", True)]
     # Freezing is searched, never a default (with reduce-overhead it ran BERT 5.8x slower on an H100).
     assert not any(c.options.get("inductor/freezing") for c in _candidates("o2", "gpu"))
 
@@ -71,4 +72,4 @@ def test_o1_on_the_gpu_seeds_each_backends_first_values_then_its_graphed_form_in
     assert ("inductor", "fp32", False, None, "default") in plain  # the user's torch.compile call
     assert {s for s in got if s[2]} == {("eager", "fp32", True, None, None),
                                         ("torchscript", "fp32", True, "trace", None),
-                                        ("inductor", "fp32", True, None, "reduce-overhead")}
+                                        ("inductor", "fp32", True, None, "default")}

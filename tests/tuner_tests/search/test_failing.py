@@ -19,8 +19,8 @@ def trial(mode: str, v: int, failed: bool) -> FrozenTrial:
 
 
 def test_a_value_fails_only_when_every_one_of_enough_trials_with_it_failed() -> None:
-    trials = [trial("dynamic", v, True) for v in range(MIN_TRIALS)] + [trial("static", 0, False),
-                                                                      trial("static", 1, True)]
+    trials = [trial("dynamic", v, True) for v in range(MIN_TRIALS)] + [trial("static", 3, False),
+                                                                      trial("static", 4, True)]
     assert failing_values(trials) == {("mode", '"dynamic"')}
     assert failing_values(trials[: MIN_TRIALS - 1]) == set()  # too few to tell
     # One success with the value clears it.
