@@ -63,7 +63,13 @@ def load_program(file: Path, device: str) -> torch.nn.Module:
     """A ``torch.export`` program file as a module on ``device``."""
     from torch.export.passes import move_to_device_pass
 
-    module: torch.nn.Module = move_to_device_pass(torch.export.load(file), torch_device(device)).module()
+    dev = torch_device(device)
+    if dev.type == "cuda" and dev.index is None:
+        # With an index: the pass writes the device into the graph's tensor-metadata asserts (left by
+        # the model's .to() calls), which Dynamo compares with the inputs' strictly ("Expected: cuda,
+        # Got: cuda:0" on an H100, experiments/compiled_export_probe.py).
+        dev = torch.device("cuda", torch.cuda.current_device())
+    module: torch.nn.Module = move_to_device_pass(torch.export.load(file), dev).module()
     return module
 
 
