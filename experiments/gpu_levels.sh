@@ -8,6 +8,7 @@
 #
 #   bash experiments/gpu_levels.sh start   # launch, then wait like `wait`
 #   bash experiments/gpu_levels.sh wait    # wait up to WAIT_SECONDS, then pack what is there
+#   bash experiments/gpu_levels.sh tests   # the GPU-marked tests alone, up to WAIT_SECONDS (needs part 1)
 #
 # Needs the packed dependencies unpacked (bash .device/partN/install.sh) and $OUT set by the device
 # tool. Settings (environment):
@@ -19,8 +20,9 @@
 #   COMPILE_LIMIT seconds each side-by-side row may compile (default 90)
 #   WAIT_SECONDS  how long this call waits (default 560)
 #   DATE          the results' date (default today, UTC)
-# The GPU-marked tests run beside the first level's studies (gpu-tests.log), where part 1 is installed,
-# and so does experiments/gpt2_export_probe.py (gpt2-probe.log).
+# experiments/gpt2_export_probe.py runs beside the first level's studies (gpt2-probe.log). The GPU-marked
+# tests run in a call of their own (`tests`): beside four studies they had not finished in 420 s, and
+# they overlapped the first workloads' side-by-side measurements (2026-12-06, fifth session).
 # $OUT/levels.tar.gz is rewritten every 30 s and at the end: the logs, each level's results
 # JSON/MD, each study's tune calls, the report and artifact.json of the artifact it wrote (the
 # latter names why torch.export failed where an eager artifact fell back to a trace), and the
@@ -43,16 +45,7 @@ if [ "${1:-wait}" = run ]; then
   # Two workers per study; each its part of 80 % of RAM over every study's workers.
   mem_gib=$(python3 -c "from tuner.runner.hostmem import memory_total_bytes as m; print(f'{m() / 2**30 * 0.8 / (2 * ${#names[@]}):.1f}')")
   IFS=',' read -r -a levels <<< "${LEVELS:-o2,o1}"
-  # The GPU tests (an AOTInductor package loaded in a bare fresh process among them) run beside
-  # the first level's studies: they time nothing that the side-by-side phase reports. Their
-  # collection imports MLflow, which needs part 1's importlib_metadata (on 2026-12-06, without
-  # part 1, they stopped at 2 collection errors).
-  if [ -f /tmp/site/.part1 ]; then
-    (timeout 420 python3 -m pytest -q -p no:cacheprovider -m gpu -rfs tests > $R/gpu-tests.log 2>&1) &
-  else
-    echo "GPU tests not run: part 1 of the packed dependencies is not installed" > $R/gpu-tests.log
-  fi
-  # Why GPT-2's eager artifact fell back to a trace here in fp32 (beside the tests, for the same reason).
+  # Whether GPT-2 exports as torch.export here (beside the studies: it times nothing that is reported).
   (timeout 420 python3 experiments/gpt2_export_probe.py > $R/gpt2-probe.log 2>&1) &
   for level in "${levels[@]}"; do
     peers_var="PEERS_$level"; peers=${!peers_var:-}
@@ -76,6 +69,13 @@ if [ "${1:-wait}" = run ]; then
     done
   done
   echo "$(date -u +%T) done" && touch $R/done
+  exit 0
+fi
+if [ "${1:-wait}" = tests ]; then
+  # Their collection imports MLflow, which needs part 1's importlib_metadata (on 2026-12-06, without
+  # part 1, they stopped at 2 collection errors).
+  [ -f /tmp/site/.part1 ] || { echo "GPU tests not run: part 1 of the packed dependencies is not installed"; exit 1; }
+  timeout "${WAIT_SECONDS:-560}" python3 -m pytest -q -p no:cacheprovider -m gpu -rfs tests 2>&1 | tee "$OUT/gpu-tests.log" | tail -40
   exit 0
 fi
 pack() {  # small files only: no built artifacts (a BERT export alone is 400 MB)
