@@ -212,7 +212,6 @@ class MarkDynamicCall:
         return out
 
 
-
 def compiled(model: Any, shape_mode: str, options: dict[str, Any], shapes: int,
              varying_dims: tuple[tuple[int, ...], ...]) -> Callable[..., Any]:
     """``torch.compile`` a model in a shape mode with Inductor options (compiling on the first call of each shape).
@@ -245,7 +244,6 @@ def compiled(model: Any, shape_mode: str, options: dict[str, Any], shapes: int,
     torch_compile: Any = torch.compile
     fn: Callable[..., Any] = torch_compile(model, dynamic=DYNAMIC[shape_mode], options=options, **extra)
     return MarkDynamicCall(fn, varying_dims) if shape_mode == "mark_dynamic" else fn
-
 
 
 def _compile_with(settings: dict[str, Any]) -> Callable[[Any], Callable[..., Any]]:
@@ -395,7 +393,7 @@ class InductorBackend(Backend):
         """Write AOTInductor packages, or for a candidate replayed from CUDA graphs a warm rebuild.
 
         AOTInductor packages: one per distinct test shape (static) or one with symbolic dims. A
-        candidate of a :data:`GRAPHED_MODES` mode on the GPU is written in
+        candidate replayed from CUDA graphs on the GPU (:func:`replayed_from_graphs`) is written in
         :mod:`backends._compiled_artifact`'s format instead, with its compile settings.
 
         Args:
