@@ -24,16 +24,16 @@ model.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch._inductor.config as inductor_config
 from torch.utils import _pytree as pytree
 
 from backends._export_cover import export_covering, load_covering, write_covering
-from tuner.core.devices import torch_device
+from backends._torch_export import load_program
 from tuner.core.workload import Workload
 
 #: The ``format`` of such an artifact's meta.
@@ -44,33 +44,29 @@ CACHE_FILE = "compile_cache.bin"
 #: Compiles a loaded program's module as the candidate was compiled.
 Compile = Callable[[torch.nn.Module], Callable[..., Any]]
 
-#: Inductor's settings as this process started with them, as the fresh process that loads the
-#: artifact has them too. Settings are part of the caches' keys, and an AOTInductor export leaves
-#: some set for the rest of its process (``aot_inductor.metadata`` among them): after one, the caches
-#: recorded here missed in a fresh process.
-_STARTING_CONFIG = inductor_config.get_config_copy()
+@functools.cache
+def starting_config() -> dict[str, Any]:
+    """Inductor's settings as the first call found them: call it before this process compiles anything.
+
+    A fresh process that loads the artifact has these settings too. Settings are part of the
+    caches' keys, and an AOTInductor export leaves some set for the rest of its process
+    (``aot_inductor.metadata`` among them): after one, the caches recorded here missed in a fresh
+    process. Taken on first use, not on import: importing Inductor's settings costs over a second,
+    which every process that imports the backends would pay.
+    """
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.get_config_copy()
 
 
 def _as_started() -> contextlib.AbstractContextManager[Any]:
-    """Inductor's settings put back, for the duration, to what they were when this process started."""
+    """Inductor's settings put back, for the duration, to :func:`starting_config`'s."""
+    import torch._inductor.config as inductor_config
+
     now = inductor_config.get_config_copy()
-    changed: dict[str, Any] = {k: v for k, v in _STARTING_CONFIG.items() if now.get(k) != v}
+    changed: dict[str, Any] = {k: v for k, v in starting_config().items() if now.get(k) != v}
     patch: contextlib.AbstractContextManager[Any] = inductor_config.patch(changed)
     return patch
-
-
-def load_program(file: Path, device: str) -> torch.nn.Module:
-    """A ``torch.export`` program file as a module on ``device``."""
-    from torch.export.passes import move_to_device_pass
-
-    dev = torch_device(device)
-    if dev.type == "cuda" and dev.index is None:
-        # With an index: the pass writes the device into the graph's tensor-metadata asserts (left by
-        # the model's .to() calls), which Dynamo compares with the inputs' strictly ("Expected: cuda,
-        # Got: cuda:0" on an H100, experiments/compiled_export_probe.py).
-        dev = torch.device("cuda", torch.cuda.current_device())
-    module: torch.nn.Module = move_to_device_pass(torch.export.load(file), dev).module()
-    return module
 
 
 class CompiledModel:
@@ -157,5 +153,4 @@ def _compiled_programs(directory: Path, meta: dict[str, Any], device: str, compi
     return load_covering(directory, meta, lambda file: compile_fn(load_program(file, device)))
 
 
-__all__ = ["CACHE_FILE", "COMPILED_FORMAT", "CompiledModel", "load_compiled", "load_program",
-           "write_compiled"]
+__all__ = ["CACHE_FILE", "COMPILED_FORMAT", "CompiledModel", "load_compiled", "starting_config", "write_compiled"]

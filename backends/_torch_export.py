@@ -1,4 +1,4 @@
-"""Helpers shared by the torch backends that export: example inputs, dynamic shapes, shape keys.
+"""Helpers shared by the torch backends that export: example inputs, dynamic shapes, shape keys, loading.
 
 This module defines no :class:`~backends.base.Backend`, so importing it (``backends`` imports
 every module of the package) registers nothing.
@@ -9,10 +9,12 @@ from __future__ import annotations
 import inspect
 import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
+from tuner.core.devices import torch_device
 from tuner.core.workload import Workload
 from tuner.runtime.precision import AutocastWrapper, holds
 
@@ -160,3 +162,17 @@ def export_program(model: Any, args: tuple[torch.Tensor, ...],
     cpu_model, cpu_args = cpu_copy(model, args)
     program = torch.export.export(cpu_model, cpu_args, dynamic_shapes=dynamic_shapes)
     return move_to_device_pass(program, device)
+
+
+def load_program(file: Path, device: str) -> torch.nn.Module:
+    """A ``torch.export`` program file as a module on ``device``."""
+    from torch.export.passes import move_to_device_pass
+
+    dev = torch_device(device)
+    if dev.type == "cuda" and dev.index is None:
+        # With an index: the pass writes the device into the graph's tensor-metadata asserts (left by
+        # the model's .to() calls), which Dynamo compares with the inputs' strictly ("Expected: cuda,
+        # Got: cuda:0" on an H100, experiments/compiled_export_probe.py).
+        dev = torch.device("cuda", torch.cuda.current_device())
+    module: torch.nn.Module = move_to_device_pass(torch.export.load(file), dev).module()
+    return module

@@ -18,10 +18,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from backends._compiled_artifact import load_program
 from backends._export_cover import export_covering, load_covering, write_covering
 from backends._jit_fuser import FuserCall
-from backends._torch_export import example_inputs
+from backends._torch_export import example_inputs, load_program
 from backends.base import Backend
 from tuner.core.devices import torch_device
 from tuner.core.errors import error_line

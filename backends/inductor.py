@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from backends._compiled_artifact import COMPILED_FORMAT, load_compiled, write_compiled
+from backends._compiled_artifact import COMPILED_FORMAT, load_compiled, starting_config, write_compiled
 from backends._export_cover import export_covering, load_covering, write_covering
 from backends._torch_export import (
     cxx_compiler_available,
@@ -253,6 +253,12 @@ def _compile_with(settings: dict[str, Any]) -> Callable[[Any], Callable[..., Any
                                    int(settings["shapes"]), dims)
 
 
+def built_model(built: Built, workload: Workload, candidate: Candidate) -> Any:
+    """The model the build compiled (in the candidate's precision), or the same prepared again."""
+    model = built.state.get("model")
+    return prepared_model(workload, candidate, trace=True) if model is None else model
+
+
 class ShapeDispatch:
     """Runs the AOTInductor package compiled for the input shapes of each call (static mode).
 
@@ -374,6 +380,7 @@ class InductorBackend(Backend):
         """
         import torch._dynamo as dynamo
 
+        starting_config()  # before this process's first compile changes any setting
         # A fresh candidate must not reuse (or count against the recompile limit of) the previous
         # candidate's graphs.
         dynamo.reset()
@@ -413,6 +420,7 @@ class InductorBackend(Backend):
         Raises:
             Exception: Whatever ``torch.export`` or AOTInductor raise.
         """
+        starting_config()  # before an AOTInductor export changes any setting
         # AOTInductor bakes TF32 into the GEMM kernels it generates: compile under the
         # candidate's own (the process's is off, tuner.runtime.switches).
         with tf32(candidate.precision == "tf32"):
@@ -423,9 +431,7 @@ class InductorBackend(Backend):
     def _export_compiled(self, built: Built, workload: Workload, candidate: Candidate,
                          directory: Path) -> dict[str, Any]:
         """:meth:`export` of a candidate replayed from CUDA graphs: :mod:`backends._compiled_artifact`'s format."""
-        model = built.state.get("model")
-        if model is None:
-            model = prepared_model(workload, candidate, trace=True)
+        model = built_model(built, workload, candidate)
         settings = {"shape_mode": candidate.shape_mode, "options": compile_options(candidate),
                     "shapes": len(workload.shape_counts()), "varying_dims": [list(d) for d in workload.varying_dims()]}
         meta = write_compiled(model, workload, directory, _compile_with(settings), graphed=own_graphs(candidate))
@@ -436,9 +442,7 @@ class InductorBackend(Backend):
         """:meth:`export`, under the candidate's TF32 setting."""
         from torch._inductor import aoti_compile_and_package
 
-        model = built.state.get("model")
-        if model is None:
-            model = prepared_model(workload, candidate, trace=True)
+        model = built_model(built, workload, candidate)
         configs = aoti_configs(candidate)
         meta: dict[str, Any] = {"format": "aoti", "shape_mode": candidate.shape_mode, "inductor_configs": configs}
         if candidate.shape_mode == "static":
