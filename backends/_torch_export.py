@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from backends._hf_masks import shape_decided_causal_masks
 from tuner.core.devices import torch_device
 from tuner.core.workload import Workload
 from tuner.runtime.precision import AutocastWrapper, holds
@@ -156,11 +157,13 @@ def export_program(model: Any, args: tuple[torch.Tensor, ...],
     dynamic_shapes = bound_dynamic_shapes(model, dynamic_shapes)
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
     if device.type == "cpu" or holds(model, AutocastWrapper):
-        return torch.export.export(model, args, dynamic_shapes=dynamic_shapes)
+        with shape_decided_causal_masks():
+            return torch.export.export(model, args, dynamic_shapes=dynamic_shapes)
     from torch.export.passes import move_to_device_pass
 
     cpu_model, cpu_args = cpu_copy(model, args)
-    program = torch.export.export(cpu_model, cpu_args, dynamic_shapes=dynamic_shapes)
+    with shape_decided_causal_masks():
+        program = torch.export.export(cpu_model, cpu_args, dynamic_shapes=dynamic_shapes)
     return move_to_device_pass(program, device)
 
 

@@ -75,7 +75,7 @@ if [ "${1:-wait}" = tests ]; then
   # Their collection imports MLflow, which needs part 1's importlib_metadata (on 2026-12-06, without
   # part 1, they stopped at 2 collection errors).
   [ -f /tmp/site/.part1 ] || { echo "GPU tests not run: part 1 of the packed dependencies is not installed"; exit 1; }
-  timeout "${WAIT_SECONDS:-560}" python3 -m pytest -q -p no:cacheprovider -m gpu -rfs tests 2>&1 | tee "$OUT/gpu-tests.log" | tail -40
+  timeout "${WAIT_SECONDS:-560}" python3 -m pytest -q -p no:cacheprovider -m gpu -rfs --durations=20 tests 2>&1 | tee "$OUT/gpu-tests.log" | tail -40
   exit 0
 fi
 pack() {  # small files only: no built artifacts (a BERT export alone is 400 MB)

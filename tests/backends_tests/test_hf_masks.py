@@ -1,0 +1,82 @@
+"""Hugging Face causal masks under torch.export (backends._hf_masks): skipped where shapes decide, else built."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from backends._export_cover import export_covering, takes
+from backends._hf_masks import shape_decided_causal_masks
+from backends.eager import EagerBackend
+from tuner.core.records import Candidate
+from tuner.workloads.loading import make_workload
+
+transformers = pytest.importorskip("transformers")
+masking_utils = pytest.importorskip("transformers.masking_utils")
+
+
+def _sdpa_masks(program: torch.export.ExportedProgram) -> list[bool]:
+    """Per SDPA call in the program, whether it is given a mask."""
+    found = []
+    for node in program.graph.nodes:
+        if node.op == "call_function" and "scaled_dot_product" in str(node.target):
+            mask = node.kwargs.get("attn_mask", node.args[3] if len(node.args) > 3 else None)
+            found.append(mask is not None)
+    return found
+
+
+class _Padded(nn.Module):
+    """A tiny GPT-2 called with an attention mask (the padding mask transformers reads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        config = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64, n_positions=64)
+        self.gpt2 = transformers.GPT2Model(config).eval()
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.gpt2(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+
+
+def test_gpt2_prefill_and_decode_export_without_a_built_mask_and_match_eager() -> None:
+    hf_gpt2 = pytest.importorskip("experiments.workloads.hf_gpt2")
+    model, samples = hf_gpt2.make_tiny()
+    workload = make_workload(model, samples, "cpu", name="gpt2")
+    # In bf16 the empty past is specialized to 0 (a size-oblivious export of the cast fails, see
+    # backends._export_cover._export_one), so the prefill's program knows its cache is empty. An
+    # fp32 prefill is exported size-oblivious, for any past, and keeps the mask it then needs.
+    model = EagerBackend().compile(workload, Candidate("eager", precision="bf16")).state["model"]
+    covering = export_covering(model, workload)
+    assert len(covering) == 2  # the prefill's program and the decode step's
+    for program, _ in covering:
+        masks = _sdpa_masks(program)
+        assert masks and not any(masks), "an SDPA call was given a built mask"
+    with torch.no_grad():
+        for sample in samples:
+            program = next(p for p, shapes in covering if takes(shapes, sample))
+            torch.testing.assert_close(program.module()(*sample)[0], model(*sample)[0])
+
+
+def test_a_padding_mask_keeps_the_built_mask_since_only_its_values_tell() -> None:
+    model = _Padded()
+    ids = torch.randint(0, 64, (2, 8))
+    mask = torch.ones(2, 8, dtype=torch.long)
+    mask[1, 6:] = 0
+    workload = make_workload(model, [(ids, mask)], "cpu", name="padded")
+    ((program, _),) = export_covering(model, workload)
+    assert all(_sdpa_masks(program))
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(ids, mask), model(ids, mask))
+
+
+def test_the_rule_is_transformers_own_outside_the_context_and_after_an_error() -> None:
+    original = masking_utils._ignore_causal_mask_sdpa
+    with pytest.raises(RuntimeError), shape_decided_causal_masks():
+        assert masking_utils._ignore_causal_mask_sdpa is not original
+        # No padding mask: decided by shapes, as eager decides (one query, or as many as keys).
+        assert masking_utils._ignore_causal_mask_sdpa(None, 1, 9, 8, 0)
+        assert masking_utils._ignore_causal_mask_sdpa(None, 8, 8, 0, 0)
+        assert not masking_utils._ignore_causal_mask_sdpa(None, 4, 12, 8, 0)
+        assert not masking_utils._ignore_causal_mask_sdpa(None, 8, 8, 0, 0, local_attention_size=4)
+        raise RuntimeError("export failed")
+    assert masking_utils._ignore_causal_mask_sdpa is original
