@@ -43,10 +43,13 @@ print(json.dumps({"type": type(outs[0]).__module__ + "." + type(outs[0]).__name_
 def test_a_tiny_real_model_is_tuned_and_its_artifact_reloads_with_the_librarys_outputs(workload: str,
                                                                                        tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Two workers: CI's two cores build two candidates at once (TVM's MetaSchedule trial alone took
+    # 45 s of BERT's 95 s search with one worker on this box).
     proc = subprocess.run([sys.executable, "-m", "tuner.api.cli", "--model",
                            f"experiments.workloads.{workload}:make_tiny", "--trials", "12", "--device", "cpu",
                            "--no-mlflow", "--output-dir", str(tmp_path / "out"), "--study-name", workload,
-                           "--trial-timeout", "120"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+                           "--trial-timeout", "120", "--workers", "2"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     best = tmp_path / "out" / workload / "best"
     report = json.loads((best / "report.json").read_text())
