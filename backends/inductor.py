@@ -37,6 +37,7 @@ import torch
 
 from backends._compiled_artifact import COMPILED_FORMAT, load_compiled, starting_config, write_compiled
 from backends._export_cover import export_covering, load_covering, write_covering
+from backends._inductor_passes import legacy_empty_cat_pass
 from backends._torch_export import (
     cxx_compiler_available,
     example_inputs,
@@ -241,6 +242,9 @@ def compiled(model: Any, shape_mode: str, options: dict[str, Any], shapes: int,
         extra["recompile_limit"] = limit
     elif dynamo.config.recompile_limit < limit:
         dynamo.config.recompile_limit = limit
+    # The pass goes in here, not in compile_options: a compiled-format artifact's meta keeps those
+    # as JSON, and its load compiles through here too, keyed to the same caches.
+    options = {"post_grad_custom_pre_pass": legacy_empty_cat_pass(), **options}
     torch_compile: Any = torch.compile
     fn: Callable[..., Any] = torch_compile(model, dynamic=DYNAMIC[shape_mode], options=options, **extra)
     return MarkDynamicCall(fn, varying_dims) if shape_mode == "mark_dynamic" else fn

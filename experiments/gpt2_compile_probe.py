@@ -6,7 +6,8 @@ On an H100 with torch 2.11 every Inductor trial of GPT-2 and both ``torch.compil
 (experiments/results/2026-12-06-h100-levels-run4.md). This prints, on the CPU or the GPU, for each
 precision: ``torch.compile(model)`` as a user calls it (the model cast to the precision, Inductor,
 both test samples), and Dynamo alone (``backend="eager"``) and Inductor over the model the tuner
-compiles (:func:`tuner.runtime.models.prepared_model`). Needs torch and transformers only.
+compiles (:func:`tuner.runtime.models.prepared_model`), and the inductor backend's own compile
+(with :mod:`backends._inductor_passes`). Needs torch and transformers only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 
+from backends.inductor import InductorBackend
 from experiments.workloads import hf_gpt2
 from tuner.core.records import Candidate
 from tuner.runtime.models import prepared_model
@@ -57,6 +59,8 @@ def main() -> None:
         prepared = prepared_model(workload, candidate, trace=True)
         attempt(f"{precision} prepared model, Dynamo only", torch.compile(prepared, backend="eager"), workload.samples)
         attempt(f"{precision} prepared model, Inductor", torch.compile(prepared), workload.samples)
+        built = InductorBackend().compile(workload, candidate)
+        attempt(f"{precision} the inductor backend's compile (its graph pass)", built.fn, workload.samples)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ class _Padded(nn.Module):
         self.gpt2 = transformers.GPT2Model(config).eval()
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.gpt2(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        hidden: torch.Tensor = self.gpt2(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        return hidden
 
 
 def test_gpt2_prefill_and_decode_export_without_a_built_mask_and_match_eager() -> None:
