@@ -23,6 +23,7 @@ from torch import nn
 
 from backends._jit_fuser import FUSER_FLAGS, FuserCall, current_flags, fuser_flags, fusion_on
 from backends._torch_export import example_inputs
+from backends._ts_passes import fold_module_constant_moves
 from backends.base import Backend
 from tuner.core.devices import torch_device
 from tuner.core.outputs import FlatOutputs
@@ -161,6 +162,8 @@ class TorchScriptBackend(Backend):
         else:
             # A ScriptModule given to trace comes back as it is (torch warns): scripted already.
             module = torch.jit.trace(model, example, check_trace=False, strict=False)  # type: ignore[no-untyped-call]
+            if module is not model:  # the user's own ScriptModule stays as given
+                fold_module_constant_moves(module)
         if freeze:
             module = torch.jit.freeze(module.eval())
         state: dict[str, Any] = {"module": module, "fuser": fuser}

@@ -1,0 +1,93 @@
+"""A TorchScript graph pass: constants moved to the model's device once, at build time, not on every call.
+
+``torch.jit.trace`` records a tensor made in ``forward`` on the GPU (``torch.tensor([], device=d)``,
+as Hugging Face's ``DynamicCache`` starts each layer) as a CPU constant and an ``aten::to`` that
+copies it to the GPU on every call. A CUDA graph cannot capture that copy ("Cannot copy between
+CPU and CUDA tensors during CUDA graph capture unless the CPU tensor is pinned"): every graphed
+TorchScript candidate of GPT-2 failed so on an H100 (experiments/results/2026-12-06-h100-levels-run6.md).
+``torch.jit.freeze``'s constant propagation leaves these moves alone (the frozen candidates failed
+too). This pass runs each such move once and puts its result in the graph as a constant.
+
+This module defines no :class:`~backends.base.Backend`, so importing it registers nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def _constant(value: torch.Value) -> tuple[bool, Any]:
+    """``(True, value)`` where ``value`` is a graph constant, else ``(False, None)``."""
+    if value.node().kind() != "prim::Constant":
+        return False, None
+    return True, value.toIValue()
+
+
+#: Ops whose output may be the input itself or a view of it: an in-place op on that output changes
+#: the input, so their uses are followed too.
+_ALIASING = frozenset({
+    "aten::detach", "aten::alias", "aten::view", "aten::view_as", "aten::reshape", "aten::reshape_as",
+    "aten::expand", "aten::expand_as", "aten::slice", "aten::select", "aten::narrow", "aten::unsqueeze",
+    "aten::squeeze", "aten::flatten", "aten::t", "aten::transpose", "aten::permute", "aten::as_strided",
+    "aten::contiguous", "aten::to", "aten::type_as", "aten::__getitem__", "prim::ListConstruct",
+    "prim::TupleConstruct", "prim::ListUnpack", "prim::TupleUnpack",
+})
+
+
+def _only_read(value: torch.Value) -> bool:
+    """Whether every use of ``value``, and of each alias made of it, leaves it as it is.
+
+    Not where an in-place op (``add_``, ``copy_``: kinds ending in ``_``) takes it or an alias of
+    it, where it is returned or stored, or where it goes into a call the pass does not look into.
+    """
+    for use in value.uses():
+        kind = use.user.kind()
+        if kind.endswith("_") or kind in ("prim::Return", "prim::SetAttr", "prim::CallMethod", "prim::CallFunction"):
+            return False
+        if kind in _ALIASING and not all(_only_read(out) for out in use.user.outputs()):
+            return False
+    return True
+
+
+def _run(node: torch.Node, args: list[Any]) -> Any:
+    """Run a node's ``aten::to`` overload on constant arguments."""
+    schema = node.schema()  # e.g. "aten::to.device(Tensor(a) self, Device device, ...)"
+    overload = schema.split("(", 1)[0].split(".", 1)[1] if "." in schema.split("(", 1)[0] else "default"
+    return getattr(torch.ops.aten.to, overload)(*args)
+
+
+def fold_constant_moves(graph: torch.Graph) -> int:
+    """Replace each ``aten::to`` of a tensor constant whose result is only read by the moved constant.
+
+    Args:
+        graph: A TorchScript graph (a traced module's ``forward``).
+
+    Returns:
+        How many moves were folded.
+    """
+    folded = 0
+    for node in list(graph.nodes()):
+        if node.kind() != "aten::to" or not _only_read(node.output()):
+            continue
+        found = [_constant(v) for v in node.inputs()]
+        if not all(ok for ok, _ in found) or not isinstance(found[0][1], torch.Tensor):
+            continue
+        moved = graph.insertConstant(_run(node, [v for _, v in found]))  # type: ignore[attr-defined]
+        moved.node().moveBefore(node)
+        node.output().replaceAllUsesWith(moved)
+        node.destroy()
+        folded += 1
+    return folded
+
+
+def fold_module_constant_moves(module: torch.jit.ScriptModule) -> int:
+    """:func:`fold_constant_moves` over the ``forward`` of a traced module and of each of its submodules.
+
+    Returns:
+        How many moves were folded in all.
+    """
+    # Containers (a traced ModuleList) have no forward of their own.
+    return sum(fold_constant_moves(m.graph) for m in module.modules()
+               if isinstance(m, torch.jit.ScriptModule) and m._c._has_method("forward"))
