@@ -52,10 +52,11 @@ def _only_read(value: torch.Value) -> bool:
 
 
 def _run(node: torch.Node, args: list[Any]) -> Any:
-    """Run a node's ``aten::to`` overload on constant arguments."""
-    schema = node.schema()  # e.g. "aten::to.device(Tensor(a) self, Device device, ...)"
-    overload = schema.split("(", 1)[0].split(".", 1)[1] if "." in schema.split("(", 1)[0] else "default"
-    return getattr(torch.ops.aten.to, overload)(*args)
+    """Run a node's ``aten::to`` overload on constant arguments, its keyword-only ones by name."""
+    schema = torch._C.parse_schema(node.schema())
+    positional = [v for a, v in zip(schema.arguments, args, strict=True) if not a.kwarg_only]
+    keywords = {a.name: v for a, v in zip(schema.arguments, args, strict=True) if a.kwarg_only}
+    return getattr(torch.ops.aten.to, schema.overload_name or "default")(*positional, **keywords)
 
 
 def fold_constant_moves(graph: torch.Graph) -> int:

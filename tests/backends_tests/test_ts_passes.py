@@ -32,6 +32,17 @@ class Accumulates(nn.Module):
         return total * 1
 
 
+class MovesEveryWay(nn.Module):
+    """Constants moved through several ``aten::to`` overloads (device, dtype, another tensor's)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.tensor([1.0, 2.0]).to(dtype=torch.float64, device=x.device)
+        b = torch.tensor([3.0, 4.0]).to(x.device, torch.float32)
+        c = torch.tensor([5.0, 6.0]).to(x)
+        d = torch.tensor([7.0, 8.0]).to(torch.float16)
+        return x * a.float() + b + c + d.float()
+
+
 def _moves(module: torch.jit.ScriptModule) -> int:
     return sum(1 for n in module.graph.nodes() if n.kind() == "aten::to")
 
@@ -53,6 +64,13 @@ def test_moves_of_constants_are_folded_and_the_module_computes_and_saves_the_sam
     torch.jit.save(traced, buffer)
     buffer.seek(0)
     torch.testing.assert_close(torch.jit.load(buffer)(x), MadeInForward()(x))  # type: ignore[no-untyped-call]
+
+
+def test_each_overload_of_a_move_is_run_with_its_own_arguments() -> None:
+    x = torch.randn(3, 2)
+    traced = _traced(MovesEveryWay(), x)
+    assert fold_module_constant_moves(traced) >= 4
+    torch.testing.assert_close(traced(x), MovesEveryWay()(x))
 
 
 def test_a_constant_changed_in_place_through_an_alias_is_left_to_be_made_anew_on_each_call() -> None:
