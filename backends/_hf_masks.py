@@ -33,9 +33,8 @@ import torch
 _RULE_PARAMS = ("padding_mask", "q_length", "kv_length", "q_offset", "local_attention_size")
 
 
-def _shape_decided(original: Callable[..., bool]) -> Callable[..., bool]:
+def _shape_decided(original: Callable[..., bool], signature: inspect.Signature) -> Callable[..., bool]:
     """The skip rule of transformers, deciding from shapes where no tensor has to be read; else the rule itself."""
-    signature = inspect.signature(original)
 
     @functools.wraps(original)
     def ignore_causal_mask(*args: Any, **kwargs: Any) -> bool:
@@ -62,10 +61,11 @@ def shape_decided_causal_masks() -> Iterator[None]:
     """
     masking = sys.modules.get("transformers.masking_utils")
     original = getattr(masking, "_ignore_causal_mask_sdpa", None)
-    if original is None or not set(_RULE_PARAMS) <= set(inspect.signature(original).parameters):
+    signature = None if original is None else inspect.signature(original)
+    if original is None or signature is None or not set(_RULE_PARAMS) <= set(signature.parameters):
         yield
         return
-    masking._ignore_causal_mask_sdpa = _shape_decided(original)  # type: ignore[union-attr]
+    masking._ignore_causal_mask_sdpa = _shape_decided(original, signature)  # type: ignore[union-attr]
     try:
         yield
     finally:

@@ -156,14 +156,14 @@ def export_program(model: Any, args: tuple[torch.Tensor, ...],
     """
     dynamic_shapes = bound_dynamic_shapes(model, dynamic_shapes)
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
-    if device.type == "cpu" or holds(model, AutocastWrapper):
-        with shape_decided_causal_masks():
-            return torch.export.export(model, args, dynamic_shapes=dynamic_shapes)
+    in_place = device.type == "cpu" or holds(model, AutocastWrapper)
+    traced_model, traced_args = (model, args) if in_place else cpu_copy(model, args)
+    with shape_decided_causal_masks():
+        program = torch.export.export(traced_model, traced_args, dynamic_shapes=dynamic_shapes)
+    if in_place:
+        return program
     from torch.export.passes import move_to_device_pass
 
-    cpu_model, cpu_args = cpu_copy(model, args)
-    with shape_decided_causal_masks():
-        program = torch.export.export(cpu_model, cpu_args, dynamic_shapes=dynamic_shapes)
     return move_to_device_pass(program, device)
 
 

@@ -17,14 +17,6 @@ from typing import Any
 
 import torch
 
-
-def _constant(value: torch.Value) -> tuple[bool, Any]:
-    """``(True, value)`` where ``value`` is a graph constant, else ``(False, None)``."""
-    if value.node().kind() != "prim::Constant":
-        return False, None
-    return True, value.toIValue()
-
-
 #: Ops whose output may be the input itself or a view of it: an in-place op on that output changes
 #: the input, so their uses are followed too.
 _ALIASING = frozenset({
@@ -70,12 +62,13 @@ def fold_constant_moves(graph: torch.Graph) -> int:
     """
     folded = 0
     for node in list(graph.nodes()):
-        if node.kind() != "aten::to" or not _only_read(node.output()):
+        inputs = list(node.inputs())
+        if node.kind() != "aten::to" or any(v.node().kind() != "prim::Constant" for v in inputs):
             continue
-        found = [_constant(v) for v in node.inputs()]
-        if not all(ok for ok, _ in found) or not isinstance(found[0][1], torch.Tensor):
+        args = [v.toIValue() for v in inputs]
+        if not isinstance(args[0], torch.Tensor) or not _only_read(node.output()):
             continue
-        moved = graph.insertConstant(_run(node, [v for _, v in found]))  # type: ignore[attr-defined]
+        moved = graph.insertConstant(_run(node, args))  # type: ignore[attr-defined]
         moved.node().moveBefore(node)
         node.output().replaceAllUsesWith(moved)
         node.destroy()
