@@ -8,7 +8,7 @@
 #
 #   bash experiments/gpu_levels.sh start   # launch, then wait like `wait`
 #   bash experiments/gpu_levels.sh wait    # wait up to WAIT_SECONDS, then pack what is there
-#   bash experiments/gpu_levels.sh tests   # the GPU-marked tests alone, up to WAIT_SECONDS (needs part 1)
+#   bash experiments/gpu_levels.sh tests   # the GPU-marked tests alone, in 3 shards, up to WAIT_SECONDS (needs part 1)
 #
 # Needs the packed dependencies unpacked (bash .device/partN/install.sh) and $OUT set by the device
 # tool. Settings (environment):
@@ -75,7 +75,18 @@ if [ "${1:-wait}" = tests ]; then
   # Their collection imports MLflow, which needs part 1's importlib_metadata (on 2026-12-06, without
   # part 1, they stopped at 2 collection errors).
   [ -f /tmp/site/.part1 ] || { echo "GPU tests not run: part 1 of the packed dependencies is not installed"; exit 1; }
-  timeout "${WAIT_SECONDS:-560}" python3 -m pytest -q -p no:cacheprovider -m gpu -rfs --durations=20 tests 2>&1 | tee "$OUT/gpu-tests.log" | tail -40
+  # Three shards at once, by file (the GPU is shared; these tests check results, not times): alone
+  # and serial they had not finished in one call's time.
+  b=tests/backends_tests
+  shards=("$b/test_tvm.py" "$b/test_inductor.py $b/test_cudnn.py $b/test_cuda_graph.py"
+          "$b/test_eager.py $b/test_torchscript.py $b/test_channels_last.py tests/tuner_tests")
+  for i in "${!shards[@]}"; do
+    # shellcheck disable=SC2086  # each shard is a list of paths
+    timeout "${WAIT_SECONDS:-560}" python3 -m pytest -q -p no:cacheprovider -m gpu -rfs --durations=10 \
+      ${shards[$i]} > "$OUT/gpu-tests-$i.log" 2>&1 &
+  done
+  wait
+  tail -n 25 "$OUT"/gpu-tests-*.log
   exit 0
 fi
 pack() {  # small files only: no built artifacts (a BERT export alone is 400 MB)
