@@ -13,6 +13,7 @@
 # Needs the packed dependencies unpacked (bash .device/partN/install.sh) and $OUT set by the device
 # tool. Settings (environment):
 #   LEVELS        levels in order (default "o2,o1")
+#   TUNE_TOGETHER 1: every level's studies tune at once, on fewer cores each (default 0: level by level)
 #   WORKLOADS     comma list (default "hf_bert,hf_gpt2,hf_vit,resnet50")
 #   TUNE_SECONDS  each study's whole tune run, export included (default 150)
 #   BACKENDS      comma list of the backends the studies search (default: every available one)
@@ -20,7 +21,7 @@
 #   COMPILE_LIMIT seconds each side-by-side row may compile (default 90)
 #   WAIT_SECONDS  how long this call waits (default 560)
 #   DATE          the results' date (default today, UTC)
-# experiments/gpt2_export_probe.py runs beside the first level's studies (gpt2-probe.log). The GPU-marked
+# With GPT2_PROBE=1, experiments/gpt2_export_probe.py runs beside the first studies (gpt2-probe.log). The GPU-marked
 # tests run in a call of their own (`tests`): beside four studies they had not finished in 420 s, and
 # they overlapped the first workloads' side-by-side measurements (2026-12-06, fifth session).
 # $OUT/levels.tar.gz is rewritten every 30 s and at the end: the logs, each level's results
@@ -41,31 +42,47 @@ if [ "${1:-wait}" = run ]; then
   DATE=${DATE:-$(date -u +%F)}
   tune_s=${TUNE_SECONDS:-150}
   IFS=',' read -r -a names <<< "${WORKLOADS:-hf_bert,hf_gpt2,hf_vit,resnet50}"
-  ncpu=$(nproc); per=$(( ncpu / ${#names[@]} ))
-  # Two workers per study; each its part of 80 % of RAM over every study's workers.
-  mem_gib=$(python3 -c "from tuner.runner.hostmem import memory_total_bytes as m; print(f'{m() / 2**30 * 0.8 / (2 * ${#names[@]}):.1f}')")
   IFS=',' read -r -a levels <<< "${LEVELS:-o2,o1}"
-  # Whether GPT-2 exports as torch.export here (beside the studies: it times nothing that is reported).
-  (timeout 420 python3 experiments/gpt2_export_probe.py > $R/gpt2-probe.log 2>&1) &
-  for level in "${levels[@]}"; do
-    peers_var="PEERS_$level"; peers=${!peers_var:-}
-    common=(--device gpu --level "$level" --trials 200 --snapshot 200 --work-dir "$R/work-$level"
-            --results "$R/res" --tag "$level-real" --date "$DATE" --no-mlflow)
-    echo "$(date -u +%T) $level: tuning ${names[*]} at once, $per cores each, $tune_s s"
-    pids=()
-    for i in "${!names[@]}"; do
-      lo=$(( i * per )); hi=$(( lo + per - 1 ))
-      setsid taskset -c "$lo-$hi" python3 experiments/bench.py "${common[@]}" --phase tune --workloads "${names[$i]}" \
-        --tune-timeout "$tune_s" --workers 2 --memory-limit "$mem_gib" ${BACKENDS:+--backends "$BACKENDS"} \
-        > "$R/tune-$level-${names[$i]}.log" 2>&1 < /dev/null &
-      pids+=($!)
+  # TUNE_TOGETHER=1: every level's studies tune at once (one tune phase's wall time instead of one
+  # per level, on fewer cores each), then the levels are measured one after the other.
+  if [ "${TUNE_TOGETHER:-0}" = 1 ]; then groups=("${levels[*]}"); else groups=("${levels[@]}"); fi
+  nstudy=$(( ${#names[@]} * ${#levels[@]} / ${#groups[@]} ))
+  ncpu=$(nproc); per=$(( ncpu / nstudy ))
+  # Two workers per study; each its part of 80 % of RAM over every study's workers.
+  mem_gib=$(python3 -c "from tuner.runner.hostmem import memory_total_bytes as m; print(f'{m() / 2**30 * 0.8 / (2 * $nstudy):.1f}')")
+  # GPT2_PROBE=1: whether GPT-2 exports as torch.export here, beside the studies (it times nothing
+  # that is reported, but takes cores from them).
+  if [ "${GPT2_PROBE:-0}" = 1 ]; then
+    (timeout 420 python3 experiments/gpt2_export_probe.py > $R/gpt2-probe.log 2>&1) &
+  fi
+  common() {  # the bench.py arguments every phase of level $1 shares
+    echo --device gpu --level "$1" --trials 200 --snapshot 200 --work-dir "$R/work-$1" \
+      --results "$R/res" --tag "$1-real" --date "$DATE" --no-mlflow
+  }
+  for group in "${groups[@]}"; do
+    read -r -a group_levels <<< "$group"
+    echo "$(date -u +%T) ${group_levels[*]}: tuning ${names[*]} at once, $per cores each, $tune_s s"
+    pids=(); slot=0
+    for level in "${group_levels[@]}"; do
+      for name in "${names[@]}"; do
+        lo=$(( slot * per )); hi=$(( lo + per - 1 )); slot=$(( slot + 1 ))
+        # shellcheck disable=SC2046  # common's words are the arguments
+        setsid taskset -c "$lo-$hi" python3 experiments/bench.py $(common "$level") --phase tune --workloads "$name" \
+          --tune-timeout "$tune_s" --workers 2 --memory-limit "$mem_gib" ${BACKENDS:+--backends "$BACKENDS"} \
+          > "$R/tune-$level-$name.log" 2>&1 < /dev/null &
+        pids+=($!)
+      done
     done
     wait "${pids[@]}"
-    for name in "${names[@]}"; do
-      echo "$(date -u +%T) $level: measuring $name"
-      python3 experiments/bench.py "${common[@]}" --phase measure --workloads "$name" ${peers:+--peers "$peers"} \
-        --compile-limit "${COMPILE_LIMIT:-90}" --rounds 3 --warmup 3 --repeats 20 \
-        > "$R/measure-$level-$name.log" 2>&1 < /dev/null
+    for level in "${group_levels[@]}"; do
+      peers_var="PEERS_$level"; peers=${!peers_var:-}
+      for name in "${names[@]}"; do
+        echo "$(date -u +%T) $level: measuring $name"
+        # shellcheck disable=SC2046
+        python3 experiments/bench.py $(common "$level") --phase measure --workloads "$name" ${peers:+--peers "$peers"} \
+          --compile-limit "${COMPILE_LIMIT:-90}" --rounds 3 --warmup 3 --repeats 20 \
+          > "$R/measure-$level-$name.log" 2>&1 < /dev/null
+      done
     done
   done
   echo "$(date -u +%T) done" && touch $R/done
