@@ -110,4 +110,12 @@ def record(picks: list[Pick], results: dict[str, Result], chosen: Pick | None) -
     return out
 
 
-__all__ = ["Pick", "distinct_picks", "fastest", "ranked", "record", "top_picks"]
+def fastest_per_backend(picks: list[Pick], results: dict[str, Result]) -> dict[str, float]:
+    """Each backend's fastest side-by-side figure (s, whole test data) among the picks that ran correctly."""
+    out: dict[str, float] = {}
+    for p in ranked(picks, results):
+        out.setdefault(p.candidate.backend, float(results[p.name].total_ms or 0.0) / 1e3)
+    return out
+
+
+__all__ = ["Pick", "distinct_picks", "fastest", "fastest_per_backend", "ranked", "record", "top_picks"]

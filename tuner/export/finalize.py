@@ -26,7 +26,7 @@ from tuner.core.records import Built, Candidate
 from tuner.core.settings import TuneSettings
 from tuner.core.workload import Workload
 from tuner.export.emit import Emitter, candidates, export_first
-from tuner.export.finalists import Pick, distinct_picks, record, top_picks
+from tuner.export.finalists import Pick, distinct_picks, fastest_per_backend, record, top_picks
 from tuner.export.report import build_report
 from tuner.export.sidebyside import Result, run_side_by_side
 from tuner.search.keys import EMITTED_ATTR
@@ -251,6 +251,7 @@ def _fill_best(tmp: Path, run: _Run, finalists: Finalists, emitter: Emitter) -> 
                           post_total_s=res.total_ms / 1e3 if res is not None and res.ok and res.total_ms else None,
                           accuracy=accuracy, artifact=artifact,
                           finalists=record(finalists.picks, finalists.results, chosen),
+                          side_by_side_s=fastest_per_backend(finalists.picks, finalists.results),
                           **_report_context(run, finalists.picks))
     write_json(tmp / "report.json", report)
     write_json(tmp / "best_config.json", best_config)
