@@ -1,11 +1,13 @@
-"""What native code prints (TVM's C++ log lines, compilers' notes) kept in a log file, off the user's screen.
+"""What libraries print while candidates build (TVM's C++ log lines, its importers' notes) kept in a log file.
 
 Native libraries write to the process's file descriptors 1 and 2 directly, past Python's
-``sys.stdout``/``sys.stderr``, so their lines would interleave with the tuner's own. Worker
-processes write into their logs already; :func:`native_output_to` does the same for the study
-process while it builds candidates itself (the eager baseline, the finalists, the export): it
-points descriptors 1 and 2 at a log file and gives Python's ``sys.stdout``/``sys.stderr`` (and so
-the progress display) copies of the original descriptors. The report counts the lines.
+``sys.stdout``/``sys.stderr``; Python libraries ``print()`` (TVM's ONNX importer prints every
+operator it cannot convert before trying another way). Either would interleave with the tuner's
+own lines. Worker processes write into their logs already; :func:`native_output_to` does the same
+for the study process while it builds candidates itself (the eager baseline, the finalists, the
+export): it points descriptors 1 and 2, and Python's ``sys.stdout``, at a log file. Only
+``sys.stderr``, where the progress display and the tuner's messages go, keeps a copy of the
+original descriptor. The report counts the lines.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def native_output_to(log: Path) -> Iterator[None]:
-    """Send what is written to descriptors 1 and 2 into ``log`` for the body; Python's streams keep theirs.
+    """Send descriptors 1 and 2 and ``sys.stdout`` into ``log`` for the body; ``sys.stderr`` keeps the screen.
 
     Args:
         log: The log file (appended to; its folder is made).
@@ -29,11 +31,11 @@ def native_output_to(log: Path) -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     streams = sys.stdout, sys.stderr
-    sys.stdout = os.fdopen(os.dup(saved[0]), "w", buffering=1, encoding=getattr(streams[0], "encoding", None))
-    sys.stderr = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding=getattr(streams[1], "encoding", None))
     with open(log, "ab") as handle:
         os.dup2(handle.fileno(), 1)
         os.dup2(handle.fileno(), 2)
+    sys.stdout = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace")
+    sys.stderr = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding=getattr(streams[1], "encoding", None))
     try:
         yield
     finally:
