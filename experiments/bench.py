@@ -57,6 +57,7 @@ from tuner.api.progress import RichProgress
 from tuner.core.accuracy import accuracy_rule
 from tuner.core.devices import device_name, hardware_context, resolve_device
 from tuner.core.errors import UserError
+from tuner.core.native_log import native_output_to
 from tuner.core.records import Candidate, MeasureConfig
 from tuner.core.workload import Workload
 from tuner.export.artifact import MANIFEST
@@ -172,12 +173,18 @@ def peer_entries(args: argparse.Namespace, peers: list[Peer]) -> tuple[dict[str,
 
 def side_by_side(args: argparse.Namespace, workload: Workload, entries: dict[str, Candidate | Shipped], out: Path,
                  say: Any) -> dict[str, Result]:
-    """Every entry built and timed side by side, each judged by the run's rule: name -> result."""
+    """Every entry built and timed side by side, each judged by the run's rule: name -> result.
+
+    What the builds print (TVM's C++ warnings, by the hundred for some models) goes to
+    ``native.log`` in ``out``, as ``tune`` keeps it in its study log; the progress stays on stderr.
+    """
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     config = MeasureConfig(warmup=args.warmup, repeats=args.repeats)
-    with Progress(TextColumn(f"[bold]{workload.name}: side by side"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True) as bar:
+    with native_output_to(out / "native.log"), Progress(
+            TextColumn(f"[bold]{workload.name}: side by side"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("measure", total=len(entries) * (1 + args.rounds))
         results = run_side_by_side(workload, entries, config, rounds=args.rounds, rule=args.rule,
                                    cache_dir=out / "cache", say=say, step=lambda: bar.advance(task),
