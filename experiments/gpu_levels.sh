@@ -47,7 +47,7 @@ if [ "${1:-wait}" = run ]; then
   # per level, on fewer cores each), then the levels are measured one after the other.
   if [ "${TUNE_TOGETHER:-0}" = 1 ]; then groups=("${levels[*]}"); else groups=("${levels[@]}"); fi
   nstudy=$(( ${#names[@]} * ${#levels[@]} / ${#groups[@]} ))
-  ncpu=$(nproc); per=$(( ncpu / nstudy ))
+  ncpu=$(nproc)
   # Two workers per study; each its part of 80 % of RAM over every study's workers.
   mem_gib=$(python3 -c "from tuner.runner.hostmem import memory_total_bytes as m; print(f'{m() / 2**30 * 0.8 / (2 * $nstudy):.1f}')")
   # GPT2_PROBE=1: whether GPT-2 exports as torch.export here, beside the studies (it times nothing
@@ -61,11 +61,14 @@ if [ "${1:-wait}" = run ]; then
   }
   for group in "${groups[@]}"; do
     read -r -a group_levels <<< "$group"
-    echo "$(date -u +%T) ${group_levels[*]}: tuning ${names[*]} at once, $per cores each, $tune_s s"
+    echo "$(date -u +%T) ${group_levels[*]}: tuning ${names[*]} at once on $ncpu cores, $tune_s s"
     pids=(); slot=0
     for level in "${group_levels[@]}"; do
       for name in "${names[@]}"; do
-        lo=$(( slot * per )); hi=$(( lo + per - 1 )); slot=$(( slot + 1 ))
+        # Study k gets cores [k*ncpu/n, (k+1)*ncpu/n): with more studies than pairs of cores
+        # (ten on 16), some get one core and some two.
+        lo=$(( slot * ncpu / nstudy % ncpu )); hi=$(( (slot + 1) * ncpu / nstudy - 1 )); slot=$(( slot + 1 ))
+        [ "$hi" -ge "$lo" ] || hi=$lo
         # shellcheck disable=SC2046  # common's words are the arguments
         setsid taskset -c "$lo-$hi" python3 experiments/bench.py $(common "$level") --phase tune --workloads "$name" \
           --tune-timeout "$tune_s" --workers 2 --memory-limit "$mem_gib" ${BACKENDS:+--backends "$BACKENDS"} \
