@@ -97,10 +97,10 @@ class Emitter:
                     f"{left:.0f} s of the run's time budget (--timeout) are left; a longer --timeout exports it")
         return None
 
-    def fail(self, pick: Pick, error: str, more: bool, *, skipped: bool = False) -> None:
-        """Note a candidate that did not ship (``skipped``: not tried; not said, and no failure of its kind)."""
+    def fail(self, pick: Pick, error: str, more: bool, *, skipped: bool = False, say: bool = True) -> None:
+        """Note a candidate that did not ship (``skipped``: not tried, no failure of its kind; ``say``: tell)."""
         self.tried.append(_Tried(pick, error, skipped))
-        if not skipped:
+        if say:
             self.progress.message(f"trial {pick.trial}: {error}" + (": trying the next candidate" if more else ""))
 
     def fallbacks(self) -> list[dict[str, Any]]:
@@ -158,7 +158,11 @@ def export_first(tmp: Path, emitter: Emitter,
     for pick, built in order:
         skip = emitter.skip_reason(pick)
         if skip is not None:
-            emitter.fail(pick, skip, more=True, skipped=True)
+            # A finalist (built already) that is skipped was measured side by side, maybe faster
+            # than what ships: the user is told why (on an H100, 2026-12-07, an Inductor finalist
+            # 1.28x faster than the eager artifact was skipped for time and only the report said
+            # so). The study's other candidates, possibly many, are only in the report.
+            emitter.fail(pick, skip, more=True, skipped=True, say=built is not None)
             continue
         built = built or emitter.rebuild(pick)
         if built is None:

@@ -26,6 +26,7 @@ from tuner.runner.evaluate import evaluate
 from tuner.runner.transfer import dump_workload
 from tuner.runner.worker import (
     CandidateWorker,
+    CutAt,
     WorkerSpec,
     WorkerStats,
     cut_outcome,
@@ -41,11 +42,11 @@ class Evaluator(Protocol):
     """Evaluates one candidate, enforcing the trial's limits."""
 
     def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None,
-                 cut_at: float | None = None) -> Outcome:
+                 cut_at: CutAt | None = None) -> Outcome:
         """Build, measure and check ``candidate``; failures are returned, not raised.
 
-        ``cut_at`` (``time.monotonic()``) is when the run's time budget ends the search: a
-        candidate still running then is stopped and ``interrupted``.
+        ``cut_at`` answers when the run's time budget ends the search (``time.monotonic()``, None
+        for never): a candidate still running then is stopped and ``interrupted``.
         """
 
     def close(self) -> None:
@@ -72,9 +73,10 @@ class InProcessEvaluator:
         self.cache_dir, self.trial_timeout_s = cache_dir, trial_timeout_s
 
     def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None,
-                 cut_at: float | None = None) -> Outcome:
-        """See :class:`Evaluator`."""
-        left = None if cut_at is None else max(0.01, cut_at - time.monotonic())
+                 cut_at: CutAt | None = None) -> Outcome:
+        """See :class:`Evaluator` (``cut_at`` is asked once, at the start: a signal's alarm cannot move)."""
+        end = None if cut_at is None else cut_at()
+        left = None if end is None else max(0.01, end - time.monotonic())
         cut = left is not None and (self.trial_timeout_s is None or left < self.trial_timeout_s)
         try:
             with time_limit(left if cut else self.trial_timeout_s):
@@ -123,7 +125,7 @@ class WorkerPool:
             self._free.put(w)
 
     def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None,
-                 cut_at: float | None = None) -> Outcome:
+                 cut_at: CutAt | None = None) -> Outcome:
         """See :class:`Evaluator`."""
         with self.worker() as w:
             return w.evaluate(candidate, prune, cut_at)

@@ -60,6 +60,11 @@ from tuner.runner import hostmem
 #: (looking like an out-of-memory kill), and its trial would end without an outcome.
 _SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuner-worker-spawner")
 
+#: When the run's time budget ends the search (``time.monotonic()``, None for never), asked while a
+#: candidate runs: the search's end moves earlier when a finished trial raises the reserve for the
+#: phases after it, and a candidate already running must be cut then, not at the end it started with.
+CutAt = Callable[[], float | None]
+
 #: Seconds a new worker may take to import the frameworks and load the workload.
 STARTUP_TIMEOUT_S = 600.0
 #: How often the study process checks a busy worker's memory and liveness.
@@ -258,14 +263,14 @@ class CandidateWorker:
     # -- one candidate ------------------------------------------------------------------------
 
     def evaluate(self, candidate: Candidate, prune: Callable[[float], bool] | None = None,
-                 cut_at: float | None = None) -> Outcome:
+                 cut_at: CutAt | None = None) -> Outcome:
         """Evaluate one candidate in the worker, enforcing the limits.
 
         Args:
             candidate: What to build, measure and check.
             prune: The pruner's judgement of the short first measurement (None: no pruning).
-            cut_at: When the run's time budget ends the search (``time.monotonic()``): a
-                candidate still running then is stopped, ``interrupted`` (not its fault).
+            cut_at: When the run's time budget ends the search (:data:`CutAt`, asked while it
+                runs): a candidate still running then is stopped, ``interrupted`` (not its fault).
 
         Returns:
             The worker's outcome, or a failure saying how the worker died or was stopped.
@@ -323,7 +328,7 @@ class CandidateWorker:
             self.close()
         return outcome
 
-    def _stopped(self, candidate: Candidate, deadline: float | None, cut_at: float | None) -> Outcome | None:
+    def _stopped(self, candidate: Candidate, deadline: float | None, cut_at: CutAt | None) -> Outcome | None:
         """While the worker is busy: the outcome of a death or of a limit reached, else None."""
         assert self._proc is not None
         if self._proc.poll() is not None:
@@ -331,7 +336,8 @@ class CandidateWorker:
         if stopping.requested():
             raise KeyboardInterrupt
         now = time.monotonic()
-        if cut_at is not None and now > cut_at:
+        end = None if cut_at is None else cut_at()
+        if end is not None and now > end:
             self._replace()
             return cut_outcome(candidate)
         if deadline is not None and now > deadline:
@@ -470,5 +476,5 @@ def describe_stats(stats: list[WorkerStats]) -> dict[str, Any]:
             "replaced": sum(s.replaced for s in stats), "recycled": sum(s.recycled for s in stats)}
 
 
-__all__ = ["CandidateWorker", "WorkerSpec", "WorkerStartError", "WorkerStats", "cut_outcome",
+__all__ = ["CandidateWorker", "CutAt", "WorkerSpec", "WorkerStartError", "WorkerStats", "cut_outcome",
            "default_memory_limit_bytes", "describe_stats", "hard_limit_s", "visible_gpus", "worker_env"]

@@ -434,7 +434,7 @@ class _Loop:
         try:
             with stopping.interruptible():
                 return self.evaluator.evaluate(candidate, prune if self.settings.prune else None,
-                                               self.budget.search_deadline())
+                                               self.budget.search_deadline)
         except KeyboardInterrupt:
             _record(trial, Outcome(candidate=candidate, failure_kind="interrupted",
                                    failure_reason="interrupted by the user (Ctrl-C)"), cached=False)

@@ -20,6 +20,16 @@ def lucky(variant: int) -> Candidate:
     return Candidate("test_lucky", options={"test_lucky/variant": variant})
 
 
+class Said(NullProgress):
+    """Keeps the lines meant for the user."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def message(self, text: str) -> None:
+        self.lines.append(text)
+
+
 def test_past_every_finalist_the_ranking_goes_on_and_a_failing_kind_is_skipped(tmp_path: Path) -> None:
     workload = make_workload(tiny_model(), tiny_samples(), "cpu")
     settings = TuneSettings(study_name="e", output_dir=tmp_path, repeats=2, warmup=1)
@@ -50,7 +60,8 @@ def test_an_export_that_would_outlast_the_budget_gives_way_to_one_that_fits(tmp_
     # Its trial compiled for 500 s: its export alone is expected to take that long, and 120 s are left.
     slow = Pick(1, lucky(0), 0.001, compile_s=500.0)
     quick = Pick(2, lucky(1), 0.002, compile_s=0.1)
-    emitter = Emitter(workload, settings, Budget(total_s=120.0), NullProgress())
+    said = Said()
+    emitter = Emitter(workload, settings, Budget(total_s=120.0), said)
     out = tmp_path / "best"
     out.mkdir()
     chosen, artifact = export_first(out, emitter, candidates([], {}, {}, iter([slow, quick])))
@@ -58,3 +69,21 @@ def test_an_export_that_would_outlast_the_budget_gives_way_to_one_that_fits(tmp_
     [skipped] = artifact["fallbacks"]
     assert skipped["trial"] == 1 and "expected to take about 510 s" in skipped["error"]
     assert "a longer --timeout exports it" in skipped["error"]
+    assert said.lines == []  # not a finalist: the report's fallbacks list it
+
+
+def test_a_finalist_skipped_for_time_is_said(tmp_path: Path) -> None:
+    workload = make_workload(tiny_model(), tiny_samples(), "cpu")
+    settings = TuneSettings(study_name="e", output_dir=tmp_path, repeats=2, warmup=1)
+    slow = Pick(1, lucky(0), 0.001, compile_s=500.0)
+    built = {slow.name: get_backend("test_lucky").build(workload, slow.candidate).built}
+    results = {slow.name: Result(slow.name, slow.candidate.describe(), total_ms=1.0)}
+    said = Said()
+    emitter = Emitter(workload, settings, Budget(total_s=120.0), said)
+    out = tmp_path / "best"
+    out.mkdir()
+    chosen, _ = export_first(out, emitter, candidates([slow], results, built, iter([Pick(2, lucky(1), 0.002)])))
+    assert chosen is not None and chosen.trial == 2
+    [line] = said.lines
+    assert line.startswith("trial 1: skipped: its export and fresh-process check are expected to take about")
+    assert line.endswith("a longer --timeout exports it: trying the next candidate")

@@ -119,6 +119,26 @@ def test_the_study_process_relays_a_python_time_limit_without_killing_a_warm_wor
         worker.close()
 
 
+def test_a_running_candidate_is_cut_when_the_search_deadline_moves_before_it(tmp_path):
+    # On an H100 (2026-12-07, 10 studies on 16 cores) a finished Inductor trial raised the reserve
+    # for the later phases while another trial ran: the search's end moved 49 s earlier, but the
+    # running trial kept the end it had started with and the run ended at 1.15 T.
+    from tuner.core.budget import Budget
+
+    worker = _worker(tmp_path, timeout=300)
+    budget = Budget(total_s=3600.0)
+    raise_reserve = threading.Timer(1.0, lambda: setattr(budget, "final_reserve_s", 3600.0))
+    try:
+        t0 = time.monotonic()
+        raise_reserve.start()
+        out = worker.evaluate(Candidate("test_slow", options={"test_slow/variant": 1}), cut_at=budget.search_deadline)
+        assert out.failure_kind == "interrupted" and "time budget" in (out.failure_reason or "")
+        assert time.monotonic() - t0 < 60  # cut when the reserve grew, not at the 300 s trial limit
+    finally:
+        raise_reserve.cancel()
+        worker.close()
+
+
 class WithLambda(nn.Module):
     def __init__(self) -> None:
         super().__init__()
