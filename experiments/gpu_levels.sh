@@ -13,7 +13,8 @@
 # Needs the packed dependencies unpacked (bash .device/partN/install.sh) and $OUT set by the device
 # tool. Settings (environment):
 #   LEVELS        levels in order (default "o2,o1")
-#   TUNE_TOGETHER 1: every level's studies tune at once, on fewer cores each (default 0: level by level)
+#   TUNE_TOGETHER 1: every level's studies tune at once, on fewer cores each (default 0: level by level);
+#                 refused below 2 cores per study
 #   WORKLOADS     comma list (default "hf_bert,hf_gpt2,hf_vit,resnet50")
 #   TUNE_SECONDS  each study's whole tune run, export included (default 150)
 #   BACKENDS      comma list of the backends the studies search (default: every available one)
@@ -48,6 +49,12 @@ if [ "${1:-wait}" = run ]; then
   if [ "${TUNE_TOGETHER:-0}" = 1 ]; then groups=("${levels[*]}"); else groups=("${levels[@]}"); fi
   nstudy=$(( ${#names[@]} * ${#levels[@]} / ${#groups[@]} ))
   ncpu=$(nproc)
+  # Fewer than 2 cores per study starves it: on an H100 (2026-12-07, run 7) ten studies on 16
+  # cores ran 3-7 trials each in 180 s, and their finalists' exports gave way for time.
+  if [ $(( ncpu / nstudy )) -lt 2 ]; then
+    echo "$nstudy studies at once on $ncpu cores: fewer than 2 cores each; tune fewer workloads or levels at once (TUNE_TOGETHER=0)"
+    exit 1
+  fi
   # Two workers per study; each its part of 80 % of RAM over every study's workers.
   mem_gib=$(python3 -c "from tuner.runner.hostmem import memory_total_bytes as m; print(f'{m() / 2**30 * 0.8 / (2 * $nstudy):.1f}')")
   # GPT2_PROBE=1: whether GPT-2 exports as torch.export here, beside the studies (it times nothing
@@ -65,8 +72,7 @@ if [ "${1:-wait}" = run ]; then
     pids=(); slot=0
     for level in "${group_levels[@]}"; do
       for name in "${names[@]}"; do
-        # Study k gets cores [k*ncpu/n, (k+1)*ncpu/n): with more studies than pairs of cores
-        # (ten on 16), some get one core and some two.
+        # Study k gets cores [k*ncpu/n, (k+1)*ncpu/n): with 6 studies on 16 cores, 2 or 3 each.
         lo=$(( slot * ncpu / nstudy % ncpu )); hi=$(( (slot + 1) * ncpu / nstudy - 1 )); slot=$(( slot + 1 ))
         [ "$hi" -ge "$lo" ] || hi=$lo
         # shellcheck disable=SC2046  # common's words are the arguments
