@@ -93,6 +93,18 @@ def signature(args: tuple[Any, ...]) -> Signature:
     return tuple(key)
 
 
+def capture_failure(e: BaseException) -> str:
+    """What failed in a capture: the model's own error first, then the capture's end.
+
+    An error inside ``torch.cuda.graph(...)`` makes the capture's end fail too ("operation failed
+    due to a previous error during capture"), and that second error is the one raised, with the
+    model's as its context: alone it hides the cause (a demo artifact's check on an H100,
+    2026-12-07). ``error_line``: a TorchScript interpreter error names its cause on its last line.
+    """
+    first = e.__context__
+    return f"{error_line(first)}; then {error_line(e)}" if isinstance(first, Exception) else error_line(e)
+
+
 class GraphedCall:
     """``fn`` replayed from a CUDA graph per input signature.
 
@@ -151,8 +163,7 @@ class GraphedCall:
             with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
                 outputs = self.fn(*inputs)
         except Exception as e:
-            # error_line: a TorchScript interpreter error names its cause on its last line.
-            raise CaptureError(f"the model cannot be captured in a CUDA graph: {error_line(e)}") from e
+            raise CaptureError(f"the model cannot be captured in a CUDA graph: {capture_failure(e)}") from e
         if self._pool is None:
             self._pool = graph.pool()
         return _Graph(inputs, graph, outputs)

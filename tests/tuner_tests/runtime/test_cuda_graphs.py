@@ -14,7 +14,7 @@ from tests.helpers import write_artifact
 from tuner.core.records import Candidate
 from tuner.export.artifact import load_optimized
 from tuner.runtime import switches
-from tuner.runtime.cuda_graphs import CaptureError, GraphedCall, _Graph, signature
+from tuner.runtime.cuda_graphs import CaptureError, GraphedCall, _Graph, capture_failure, signature
 
 ON = {switches.CUDA_GRAPH: True}
 
@@ -127,3 +127,24 @@ def test_a_model_that_syncs_the_host_fails_to_capture_and_the_process_goes_on() 
         GraphedCall(SyncsTheHost())(x)
     # The CUDA context is still usable, for plain calls and for another capture.
     torch.testing.assert_close(GraphedCall(lambda t: t + 1)(x), x + 1)
+
+
+def test_a_capture_failure_names_the_models_error_before_the_captures_end() -> None:
+    # torch.cuda.graph's exit ends the capture, which fails after any error inside it; the error
+    # raised is then the capture's, with the model's as its context.
+    class EndsCapture:
+        def __enter__(self) -> None:
+            pass
+
+        def __exit__(self, *exc: object) -> None:
+            raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
+
+    try:
+        with EndsCapture():
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+    except RuntimeError as e:
+        said = capture_failure(e)
+    assert said.index("not permitted") < said.index("previous error during capture"), said
+    plain = RuntimeError("cudaStreamBeginCapture failed")
+    assert capture_failure(plain).startswith("RuntimeError: cudaStreamBeginCapture failed")
+
