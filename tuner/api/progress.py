@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from tuner.core.records import Outcome
+from tuner.search.claims import NOT_COUNTED_KIND
 
 
 class RichProgress:
@@ -59,7 +60,8 @@ class RichProgress:
         best = f"{best_ms:.3f} ms" if best_ms is not None else "-"
         self._bar.update(self._task, advance=1, failures=failures, best=best, now="")
         if self.show_failures and outcome.failure_kind and not cached:
-            self._line(f"trial {number} failed ({outcome.failure_kind}): {outcome.candidate.describe()}: "
+            verb = "stopped" if outcome.failure_kind == NOT_COUNTED_KIND else "failed"
+            self._line(f"trial {number} {verb} ({outcome.failure_kind}): {outcome.candidate.describe()}: "
                        f"{outcome.failure_reason}")
 
     def stop(self) -> None:  # noqa: D102

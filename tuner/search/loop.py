@@ -39,7 +39,15 @@ from tuner.core.workload import Workload
 from tuner.runner.evaluate import evaluate
 from tuner.runner.pool import Evaluator, InProcessEvaluator, start_evaluator
 from tuner.search.cache import NOT_CACHED, OutcomeCache
-from tuner.search.claims import Admission, admit_trial, counted_count, counted_trials, is_failure, wait_for_holder
+from tuner.search.claims import (
+    NOT_COUNTED_KIND,
+    Admission,
+    admit_trial,
+    counted_count,
+    counted_trials,
+    is_failure,
+    wait_for_holder,
+)
 from tuner.search.failing import avoid_failing, failing_in, failing_values, params_key
 from tuner.search.keys import (
     AVOIDED_ATTR,
@@ -445,7 +453,9 @@ class _Loop:
         status = _status(outcome)
         with self.lock:
             if outcome.failure_kind:
-                self.tally.failures += 1
+                # As the report counts them: a trial the run stopped is no failure (it showed
+                # "failed 1" beside the report's "0 failed").
+                self.tally.failures += outcome.failure_kind != NOT_COUNTED_KIND
                 # The storage as it is now, and this trial, which is finished there only after it returns.
                 telling = () if outcome.failure_kind in NOT_CACHED else ((dict(trial.params), True),)
                 self.failing = failing_values(self.study.get_trials(deepcopy=False), telling)

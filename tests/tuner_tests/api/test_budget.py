@@ -19,11 +19,11 @@ from tuner.search.study import load_study
 BUDGET_S = 40.0
 
 
-def test_a_trial_running_at_the_end_of_the_search_is_cut_and_the_run_ends_in_its_budget(tmp_path) -> None:
+def test_a_trial_running_at_the_end_of_the_search_is_cut_and_the_run_ends_in_its_budget(tmp_path, capfd) -> None:
     # test_slow's variant 1 compiles for an hour; without the budget's cut the run would wait for it.
     t0 = time.monotonic()
     result = tuner.tune(tiny_model(), tiny_samples(), trials=20, device="cpu", backends=("eager", "test_slow"),
-                        output_dir=tmp_path, study_name="b", track=False, timeout=BUDGET_S, workers=1)
+                        output_dir=tmp_path, study_name="b", track=False, timeout=BUDGET_S, workers=1, verbose=True)
     wall = time.monotonic() - t0
     report = result.report
     assert result.artifact_dir is not None and report["artifact"]["verified"] is True
@@ -38,6 +38,9 @@ def test_a_trial_running_at_the_end_of_the_search_is_cut_and_the_run_ends_in_its
     cut = [t for t in study.trials if (t.user_attrs.get("outcome") or {}).get("failure_kind") == "interrupted"]
     assert [t.params.get("test_slow/variant") for t in cut] == [1], "the slow compile is cut, not waited for"
     assert "time budget" in cut[0].user_attrs["outcome"]["failure_reason"]
+    # The cut trial is no failure on screen either, as in the report.
+    err = capfd.readouterr().err
+    assert report["search"]["failed"] == 0 and " failed 0 " in err and "stopped (interrupted)" in err
 
 
 def test_the_reserve_grows_with_the_compile_times_of_the_best_candidates() -> None:
