@@ -107,7 +107,10 @@ def test_scriptmodule_in_scriptmodule_out(tmp_path: Path) -> None:
                                                  test_data=data)
     assert isinstance(optimized, torch.jit.ScriptModule)
     assert spec.kind == "torchscript" and spec.backend in ("eager", "torchscript") and spec.level == "o1"
-    assert spec.runtime == ("torch",) and "torch.jit.save" in spec.how_to_run
+    # A TorchScript winner comes back inside the module that calls tuner's operator (import tuner);
+    # eager's is the model as given. Which wins the 4 trials depends on their timing.
+    assert spec.runtime == (("torch",) if spec.backend == "eager" else ("tuner", "torch")), spec
+    assert "torch.jit.save" in spec.how_to_run
     assert json.loads(str(spec))["study"] == spec.study
     assert_blade_report(report)
     assert report["optimize"]["returned"]["kind"] == "torchscript"
