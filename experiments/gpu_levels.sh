@@ -73,8 +73,7 @@ if [ "${1:-wait}" = run ]; then
     for level in "${group_levels[@]}"; do
       for name in "${names[@]}"; do
         # Study k gets cores [k*ncpu/n, (k+1)*ncpu/n): with 6 studies on 16 cores, 2 or 3 each.
-        lo=$(( slot * ncpu / nstudy % ncpu )); hi=$(( (slot + 1) * ncpu / nstudy - 1 )); slot=$(( slot + 1 ))
-        [ "$hi" -ge "$lo" ] || hi=$lo
+        lo=$(( slot * ncpu / nstudy )); hi=$(( (slot + 1) * ncpu / nstudy - 1 )); slot=$(( slot + 1 ))
         # shellcheck disable=SC2046  # common's words are the arguments
         setsid taskset -c "$lo-$hi" python3 experiments/bench.py $(common "$level") --phase tune --workloads "$name" \
           --tune-timeout "$tune_s" --workers 2 --memory-limit "$mem_gib" ${BACKENDS:+--backends "$BACKENDS"} \

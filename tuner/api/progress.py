@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tuner.core.records import Outcome
-from tuner.search.claims import NOT_COUNTED_KIND
+from tuner.core.records import INTERRUPTED, Outcome
 
 
 class RichProgress:
@@ -60,7 +59,7 @@ class RichProgress:
         best = f"{best_ms:.3f} ms" if best_ms is not None else "-"
         self._bar.update(self._task, advance=1, failures=failures, best=best, now="")
         if self.show_failures and outcome.failure_kind and not cached:
-            verb = "stopped" if outcome.failure_kind == NOT_COUNTED_KIND else "failed"
+            verb = "stopped" if outcome.failure_kind == INTERRUPTED else "failed"
             self._line(f"trial {number} {verb} ({outcome.failure_kind}): {outcome.candidate.describe()}: "
                        f"{outcome.failure_reason}")
 

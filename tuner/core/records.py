@@ -183,6 +183,12 @@ class Correctness:
     rule: str = ""
 
 
+#: The failure kind of a candidate that the run stopped (the time budget's end, Ctrl-C), not its
+#: own failing: its trial takes no slot of the study's trials, is no failure in the counts the user
+#: sees, and is not the candidate's cached answer.
+INTERRUPTED = "interrupted"
+
+
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     """Everything one evaluation of a candidate produced (what the cache stores).

@@ -49,7 +49,7 @@ import psutil
 from tuner.core import defaults, stopping
 from tuner.core.accuracy import AccuracyRule
 from tuner.core.devices import BUILD_THREADS_ENV, usable_cores
-from tuner.core.records import Candidate, MeasureConfig, Outcome
+from tuner.core.records import INTERRUPTED, Candidate, MeasureConfig, Outcome
 from tuner.runner import hostmem
 
 #: Starts every worker process, from one thread that lives as long as the study process.
@@ -154,7 +154,7 @@ class WorkerStats:
 
 def cut_outcome(candidate: Candidate) -> Outcome:
     """A candidate stopped because the run's time budget ended the search (``interrupted``: not its fault)."""
-    return Outcome(candidate=candidate, failure_kind="interrupted",
+    return Outcome(candidate=candidate, failure_kind=INTERRUPTED,
                    failure_reason="stopped at the end of the search's share of the time budget (--timeout)")
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial
 
-from tuner.core.records import Outcome
+from tuner.core.records import INTERRUPTED, Outcome
 from tuner.search.keys import FINISHED, KEY_ATTR, OUTCOME_ATTR
 
 #: Failures that say nothing of the candidate, so they are not its cached answer: a Ctrl-C, and a
 #: SIGKILL from outside the tuner that was not an out-of-memory kill (an identical candidate
 #: proposed later is measured again). Nor do they steer the sampler (:mod:`tuner.search.loop`:
 #: their trials end FAIL, which TPE ignores, where other failures end PRUNED).
-NOT_CACHED = frozenset({"interrupted", "killed"})
+NOT_CACHED = frozenset({INTERRUPTED, "killed"})
 
 
 class OutcomeCache:

@@ -29,7 +29,7 @@ from typing import Literal
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.core.records import Outcome
+from tuner.core.records import INTERRUPTED, Outcome
 from tuner.search.cache import OutcomeCache
 from tuner.search.keys import CLAIM_ATTR, FAILURE_KIND_ATTR, FINISHED, KEY_ATTR, OUTCOME_ATTR, SURPLUS_ATTR
 from tuner.search.storage import retried_numbers
@@ -61,17 +61,12 @@ class Admission:
     last_slot: bool = False
 
 
-#: The failure kind of a trial that the run stopped, not its candidate: it takes no slot of the
-#: study's trials and is no failure in the counts the user sees.
-NOT_COUNTED_KIND = "interrupted"
-
-
 def is_counted(trial: FrozenTrial, retried: set[int]) -> bool:
     """Whether a trial takes a slot of the study's budget of trials."""
     if trial.state not in FINISHED or trial.number in retried:
         return False
     outcome = trial.user_attrs.get(OUTCOME_ATTR)
-    return isinstance(outcome, dict) and outcome.get(FAILURE_KIND_ATTR) != NOT_COUNTED_KIND
+    return isinstance(outcome, dict) and outcome.get(FAILURE_KIND_ATTR) != INTERRUPTED
 
 
 def is_failure(trial: FrozenTrial) -> bool:
@@ -196,5 +191,5 @@ def wait_for_holder(study: optuna.Study, trial: optuna.Trial, key: str, cache: O
     return None
 
 
-__all__ = ["NOT_COUNTED_KIND", "Admission", "admit", "admit_trial", "admitted_running", "counted_count",
+__all__ = ["Admission", "admit", "admit_trial", "admitted_running", "counted_count",
            "counted_trials", "is_counted", "is_failure", "measuring_holder", "wait_for_holder"]

@@ -33,21 +33,13 @@ from tuner.core import stopping
 from tuner.core.budget import Budget
 from tuner.core.defaults import FINAL_ROUNDS
 from tuner.core.progress import NullProgress, Progress
-from tuner.core.records import Candidate, Outcome
+from tuner.core.records import INTERRUPTED, Candidate, Outcome
 from tuner.core.settings import TuneSettings
 from tuner.core.workload import Workload
 from tuner.runner.evaluate import evaluate
 from tuner.runner.pool import Evaluator, InProcessEvaluator, start_evaluator
 from tuner.search.cache import NOT_CACHED, OutcomeCache
-from tuner.search.claims import (
-    NOT_COUNTED_KIND,
-    Admission,
-    admit_trial,
-    counted_count,
-    counted_trials,
-    is_failure,
-    wait_for_holder,
-)
+from tuner.search.claims import Admission, admit_trial, counted_count, counted_trials, is_failure, wait_for_holder
 from tuner.search.failing import avoid_failing, failing_in, failing_values, params_key
 from tuner.search.keys import (
     AVOIDED_ATTR,
@@ -444,7 +436,7 @@ class _Loop:
                 return self.evaluator.evaluate(candidate, prune if self.settings.prune else None,
                                                self.budget.search_deadline)
         except KeyboardInterrupt:
-            _record(trial, Outcome(candidate=candidate, failure_kind="interrupted",
+            _record(trial, Outcome(candidate=candidate, failure_kind=INTERRUPTED,
                                    failure_reason="interrupted by the user (Ctrl-C)"), cached=False)
             raise
 
@@ -455,7 +447,7 @@ class _Loop:
             if outcome.failure_kind:
                 # As the report counts them: a trial the run stopped is no failure (it showed
                 # "failed 1" beside the report's "0 failed").
-                self.tally.failures += outcome.failure_kind != NOT_COUNTED_KIND
+                self.tally.failures += outcome.failure_kind != INTERRUPTED
                 # The storage as it is now, and this trial, which is finished there only after it returns.
                 telling = () if outcome.failure_kind in NOT_CACHED else ((dict(trial.params), True),)
                 self.failing = failing_values(self.study.get_trials(deepcopy=False), telling)

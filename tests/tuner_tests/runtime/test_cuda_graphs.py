@@ -147,4 +147,3 @@ def test_a_capture_failure_names_the_models_error_before_the_captures_end() -> N
     assert said.index("not permitted") < said.index("previous error during capture"), said
     plain = RuntimeError("cudaStreamBeginCapture failed")
     assert capture_failure(plain).startswith("RuntimeError: cudaStreamBeginCapture failed")
-
