@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.autograd import DeviceType
+from torch.profiler import DeviceType
 
 from backends import get_backend
 from experiments.workloads import registry
@@ -58,7 +58,7 @@ def _median_s(call: Callable[[], Any], repeats: int, *, sync: bool, gpu: bool) -
             times.append(time.perf_counter() - t0)
             if gpu:
                 torch.cuda.synchronize()
-    return statistics.median(times)
+    return float(statistics.median(times))
 
 
 def _kernels(call: Callable[[], Any], calls: int, gpu: bool) -> tuple[float, float, list[tuple[str, float]]]:
@@ -72,11 +72,11 @@ def _kernels(call: Callable[[], Any], calls: int, gpu: bool) -> tuple[float, flo
         if gpu:
             torch.cuda.synchronize()
     kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
-    by_name: collections.Counter[str] = collections.Counter()
+    by_name: dict[str, float] = collections.defaultdict(float)
     for e in kernels:
         by_name[e.name[:70]] += e.time_range.elapsed_us() / calls
     total = sum(by_name.values())
-    return total, len(kernels) / calls, by_name.most_common(5)
+    return total, len(kernels) / calls, sorted(by_name.items(), key=lambda kv: -kv[1])[:5]
 
 
 def profile_entry(name: str, candidate: Candidate, workload: Any, repeats: int) -> None:
