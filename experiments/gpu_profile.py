@@ -106,6 +106,14 @@ def profile_entry(name: str, candidate: Candidate, workload: Any, repeats: int) 
         print(f"  run failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
 
 
+def gemm_tflops(n: int = 8192) -> float:
+    """Achieved fp16 TFLOP/s of one n x n x n matmul: whether the GPU itself runs at its rated speed."""
+    a = torch.randn(n, n, device="cuda", dtype=torch.float16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.float16)
+    seconds = _median_s(lambda: a @ b, 20, sync=True, gpu=True)
+    return 2 * n**3 / seconds / 1e12
+
+
 def main() -> None:
     """Profile each entry on each workload and print it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -115,6 +123,8 @@ def main() -> None:
     parser.add_argument("--entries", default=",".join(ENTRIES), help="comma list of entry names")
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
+    if args.device == "gpu":
+        print(f"{torch.cuda.get_device_name()}: fp16 GEMM 8192^3 at {gemm_tflops():.0f} TFLOP/s", flush=True)
     for wname in registry.parse_names(args.workloads):
         workload = registry.load(wname, args.size, args.device, None)
         print(f"#### {wname} ({args.size}) on {args.device}", flush=True)
