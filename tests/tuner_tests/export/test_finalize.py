@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import optuna
 import pytest
 
 import tuner
@@ -21,6 +22,11 @@ def _variant(desc: str) -> int:
 def test_a_lucky_trial_loses_the_side_by_side_and_an_unexportable_winner_gives_way_to_the_next(tmp_path):
     # test_lucky: variant 2 is the fastest in its trial (0 ms in a worker) but 8 ms per call
     # outside one; variant 3 is the fastest measured again but cannot be exported.
+    # Each variant is queued once: the seeded sampler's draws depend on which of the 2 workers
+    # finishes first, and under load 8 trials once left variant 1 out.
+    study = optuna.create_study(study_name="l", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    for variant in LuckyBackend.DELAY_MS:
+        study.enqueue_trial({"backend": "test_lucky", "test_lucky/variant": variant})
     result = tuner.tune(tiny_model(), tiny_samples(), trials=8, device="cpu", backends=("test_lucky",),
                         output_dir=tmp_path, study_name="l", track=False, finalists=3)
     report = result.report
