@@ -4,12 +4,15 @@
 ``test_faulty/variant`` (0..9), where it segfaults (3), hangs in code that ignores the time
 limit's signal (5), allocates memory without bound (7), or reports a CUDA error (9): each on 10 %
 of the space, chosen deterministically so that a test knows every trial's expected FAIL reason.
-The others add ``variant`` ms of sleep per call, so variant 0 is the right best.
+The others add ``variant`` x 3 ms of sleep per call, so variant 0 is the right best (3 ms gaps: a
+loaded 2-core host oversleeps by milliseconds; the slowest, 24 ms, still measures within a
+trial's few seconds).
 
 ``test_lucky`` has 4 variants that test how the winner is chosen after the trials: 0 and 1 take
-4 and 2 ms per call; 2 takes no time in a tuner worker (where trials run) but 8 ms anywhere else,
-like a candidate whose one trial measurement was lucky; 3 takes 1 ms but cannot be exported (gaps
-of 1 ms or more: a loaded 2-core host oversleeps by tenths of a millisecond).
+30 and 15 ms per call; 2 takes no time in a tuner worker (where trials run) but 45 ms anywhere
+else, like a candidate whose one trial measurement was lucky; 3 takes 1 ms but cannot be exported.
+The gaps are 14 ms or more per call: with the test suite in 2 processes on 2 cores, one
+side-by-side measurement ran 9 ms per call over its sleep (2026-12-07).
 The study ranks them 2, 3, 1, 0; measured again, 3 is the fastest, and 1 is what can be emitted.
 
 ``test_cheap`` has 400 fault-free variants of the same kind (sleep ``variant % 20`` x 0.1 ms per
@@ -81,7 +84,7 @@ class FaultyBackend(EagerBackend):
     test_only = True
 
     def _delay_s(self, variant: int) -> float:
-        return variant * 1e-3
+        return variant * 3e-3
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         """The model with a per-variant delay, or the variant's fault.
@@ -162,7 +165,7 @@ class LuckyBackend(FaultyBackend):
 
     name = "test_lucky"
     #: variant -> ms per call (in a tuner worker, outside one).
-    DELAY_MS = {0: (4.0, 4.0), 1: (2.0, 2.0), 2: (0.0, 8.0), 3: (1.0, 1.0)}
+    DELAY_MS = {0: (30.0, 30.0), 1: (15.0, 15.0), 2: (0.0, 45.0), 3: (1.0, 1.0)}
     UNEXPORTABLE = 3
 
     def _delay_s(self, variant: int) -> float:

@@ -20,7 +20,7 @@ def _variant(desc: str) -> int:
 
 
 def test_a_lucky_trial_loses_the_side_by_side_and_an_unexportable_winner_gives_way_to_the_next(tmp_path):
-    # test_lucky: variant 2 is the fastest in its trial (0 ms in a worker) but 8 ms per call
+    # test_lucky: variant 2 is the fastest in its trial (0 ms in a worker) but 45 ms per call
     # outside one; variant 3 is the fastest measured again but cannot be exported.
     # Each variant is queued once: the seeded sampler's draws depend on which of the 2 workers
     # finishes first, and under load 8 trials once left variant 1 out.
@@ -34,7 +34,7 @@ def test_a_lucky_trial_loses_the_side_by_side_and_an_unexportable_winner_gives_w
     # The study's three fastest distinct candidates, in its order: 2 (lucky), 3, 1.
     assert [_variant(f["candidate"]) for f in report["finalists"]] == [2, 3, 1]
     assert report["search"]["best_trial"] == fin[2]["trial"]
-    # Measured again, the lucky one is the slowest of the three (it sleeps 8 ms per call here).
+    # Measured again, the lucky one is the slowest of the three (it sleeps 45 ms per call here).
     assert fin[2]["side_by_side_ms"] > fin[1]["side_by_side_ms"] > fin[3]["side_by_side_ms"]
     assert fin[2]["objective_ms"] < fin[3]["objective_ms"]
     # 3 is the fastest but its export fails: 1 is emitted, and the report says why.
@@ -60,7 +60,7 @@ def test_one_finalist_emits_the_study_best_as_measured(tmp_path):
                         output_dir=tmp_path, study_name="one", track=False, finalists=1)
     (only,) = result.report["finalists"]
     assert only["trial"] == result.report["search"]["best_trial"]
-    # Measured again outside a worker: variant 2 (if it was the study's best) shows its 8 ms here.
+    # Measured again outside a worker: variant 2 (if it was the study's best) shows its 45 ms here.
     variant = _variant(only["candidate"])
     assert only["side_by_side_ms"] > LuckyBackend.DELAY_MS[variant][1] * len(tiny_samples())
     if variant != LuckyBackend.UNEXPORTABLE:
