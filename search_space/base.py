@@ -48,6 +48,10 @@ class SpaceContext:
         inductor_graphs: Offer CUDA-graph replay around Inductor's graph-less modes
             (:mod:`search_space.cuda_graph`); False in studies created before it existed, for the
             same reason as ``cuda_graphs``.
+        unaligned_linears: The model holds a Linear layer whose output width cuBLAS cannot align
+            (:func:`tuner.runtime.padding.has_unaligned`): padding it is offered
+            (:mod:`search_space.pad_linear`); False in studies created before it existed, for the
+            same reason as ``cuda_graphs``.
         excluded: Option values left out of the space because a backend cannot build them for
             this model (``Backend.refused_options``), ``((key, (value, ...)), ...)``.
     """
@@ -63,6 +67,7 @@ class SpaceContext:
     mixed: bool = False
     weights: bool = False
     inductor_graphs: bool = False
+    unaligned_linears: bool = False
     excluded: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:

@@ -112,6 +112,7 @@ _TORCH_BACKENDS = ("eager", "torchscript", "inductor", "tvm")
 _CONV_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", convolutions=True)
 _GRAPHS_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", cuda_graphs=True, inductor_graphs=True)
 _WEIGHTS_GPU = dataclasses.replace(_CONV_GPU, weights=True)
+_UNALIGNED_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", unaligned_linears=True)
 
 
 def _without(ctx: SpaceContext, flag: str) -> SpaceContext:
@@ -133,6 +134,10 @@ def _without(ctx: SpaceContext, flag: str) -> SpaceContext:
     ("layout/channels_last", _WEIGHTS_GPU, ("eager", "torchscript", "inductor"),
      (dataclasses.replace(_WEIGHTS_GPU, convolutions=False), dataclasses.replace(_WEIGHTS_GPU, device="cpu"),
       dataclasses.replace(_WEIGHTS_GPU, framework="tf"), _without(_WEIGHTS_GPU, "weights"))),
+    # Padded Linear layers: torch models with an unaligned one, on the GPU, in studies made since it exists.
+    ("layout/pad_linear", _UNALIGNED_GPU, ("eager", "torchscript", "inductor"),
+     (dataclasses.replace(_UNALIGNED_GPU, unaligned_linears=False), dataclasses.replace(_UNALIGNED_GPU, device="cpu"),
+      dataclasses.replace(_UNALIGNED_GPU, framework="tf"), _without(_UNALIGNED_GPU, "unaligned_linears"))),
 ])
 def test_a_torch_wide_choice_is_searched_only_where_it_applies(key: str, on: SpaceContext, backends: tuple[str, ...],
                                                           off: tuple[SpaceContext, ...]) -> None:

@@ -3,8 +3,8 @@
 Every backend starts from :func:`prepared_model` rather than from ``workload.model``:
 
 - the precision is applied (:func:`tuner.runtime.precision.apply_precision`), with the modules
-  that the candidate keeps in fp32 (:mod:`tuner.runtime.fallback`), and the weights' memory
-  format (:data:`CHANNELS_LAST`);
+  that the candidate keeps in fp32 (:mod:`tuner.runtime.fallback`), the weights' memory
+  format (:data:`CHANNELS_LAST`) and the padding of unaligned Linear layers (:data:`PAD_LINEAR`);
 - outputs held in a library's classes (a ``ModelOutput``, a ``DynamicCache``) are flattened to a
   tuple of tensors (:class:`tuner.core.outputs.FlatOutputs`), which every exporter and tracer
   takes; the artifact's loader rebuilds the structure;
@@ -27,11 +27,15 @@ from tuner.core.outputs import FlatOutputs, with_flat_outputs
 from tuner.core.records import Candidate
 from tuner.core.workload import Workload
 from tuner.runtime.fallback import FP32_FALLBACK, fp32_modules
+from tuner.runtime.padding import pad_linears
 from tuner.runtime.precision import apply_precision, low_dtype
 
 #: Option: hold the model's 4-d weights channels-last (``torch.channels_last``), chosen by
 #: :mod:`search_space.channels_last`. Not a ``torch/`` switch: it changes the model, not the process.
 CHANNELS_LAST = "layout/channels_last"
+#: Option: pad Linear layers whose output width cuBLAS cannot align (:mod:`tuner.runtime.padding`),
+#: chosen by :mod:`search_space.pad_linear`. A change of the model too, like :data:`CHANNELS_LAST`.
+PAD_LINEAR = "layout/pad_linear"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,10 +90,15 @@ def untraceable_reason(workload: Workload) -> str | None:
 def in_precision(model: Any, workload: Workload, candidate: Candidate) -> Any:
     """``model`` in the candidate's precision and weight layout, with the modules it keeps in fp32.
 
+    Its Linear layers are padded first (:data:`PAD_LINEAR`), so a padded layer is cast, or kept
+    in fp32, under its own name.
+
     Outputs are as the model's. The user's model is never changed: a layout is applied to a copy.
     ``model`` is the workload's model, or it wrapped in :class:`~tuner.core.outputs.FlatOutputs`
     (the modules kept in fp32 are named in the workload's model, under the wrapper's ``model``).
     """
+    if candidate.options.get(PAD_LINEAR):
+        model = pad_linears(model)
     if candidate.options.get(CHANNELS_LAST):
         model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     share = float(candidate.options.get(FP32_FALLBACK, 0.0)) if low_dtype(candidate.precision) else 0.0
@@ -125,4 +134,4 @@ def prepared_model(workload: Workload, candidate: Candidate, *, trace: bool = Fa
     return in_precision(with_flat_outputs(model, workload.output_spec), workload, candidate)
 
 
-__all__ = ["CHANNELS_LAST", "in_precision", "prepared_model", "traceable", "untraceable_reason"]
+__all__ = ["CHANNELS_LAST", "PAD_LINEAR", "in_precision", "prepared_model", "traceable", "untraceable_reason"]

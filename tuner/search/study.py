@@ -27,7 +27,8 @@ from tuner.core.places import redact
 from tuner.core.records import Candidate
 from tuner.core.settings import TuneSettings
 from tuner.core.workload import Workload
-from tuner.runtime.models import CHANNELS_LAST
+from tuner.runtime.models import CHANNELS_LAST, PAD_LINEAR
+from tuner.runtime.padding import has_unaligned
 from tuner.runtime.switches import CUDA_GRAPH, CUDNN_BENCHMARK
 from tuner.search.keys import (
     ACCURACY_ATTR,
@@ -201,7 +202,7 @@ def _set_up(study: optuna.Study, settings: TuneSettings, workload: Workload, dev
     ctx = SpaceContext(backends=backends, device=device, level=settings.level, framework=workload.framework,
                        static_only=settings.static_only, expensive=settings.expensive,
                        convolutions=workload.has_convolutions(), cuda_graphs=True, mixed=True, weights=True,
-                       inductor_graphs=True)
+                       inductor_graphs=True, unaligned_linears=has_unaligned(workload.model))
     ctx = dataclasses.replace(ctx, excluded=_excluded(ctx, workload))
     study.set_user_attr(ACCURACY_ATTR, settings.rule.spec)
     study.set_user_attr(REFUSED_ATTR, refused)
@@ -276,9 +277,11 @@ HALF_DEFAULTS: dict[str, Any] = {"inductor/mode": "reduce-overhead"}
 #: keeps its default mode and is captured by the same wrapper (:mod:`search_space.cuda_graph`): its
 #: fused kernels without the graph trees' bookkeeping, which at o2 the ``reduce-overhead`` default
 #: has. Inductor's freezing is left out: with ``reduce-overhead`` it ran BERT at 27.5 ms against
-#: 4.7 (same run).
+#: 4.7 (same run). Unaligned Linear layers are padded (:mod:`tuner.runtime.padding`): GPT-2's LM
+#: head ran an sm75 kernel for a quarter of its graphed fp16 prefill on an H100, in eager and
+#: Inductor alike (experiments/results/2026-12-07-h100-gpu-profile.md).
 GRAPHED_DEFAULTS: dict[str, Any] = {CUDA_GRAPH: True, "torchscript/method": "trace", CHANNELS_LAST: True,
-                                    CUDNN_BENCHMARK: True}
+                                    CUDNN_BENCHMARK: True, PAD_LINEAR: True}
 
 
 def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
