@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import torch
 from torch import nn
 
@@ -21,6 +22,7 @@ from tuner.search.study import load_study
 from tuner.workloads.loading import make_workload
 
 
+@pytest.mark.serial  # the best is found by measured speed
 def test_injected_faults_each_fail_their_trial_with_the_right_reason_and_the_study_finds_the_best(tmp_path):
     # The runaway allocation must reach the 1.5 GiB memory limit before the time limit: on the
     # 2-core box under load it took 4.2 s (a 3 s limit made it a timeout there, 2026-11-30).
