@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import torch
 
-from backends._hf_masks import shape_decided_causal_masks
 from tuner.core.devices import torch_device
 from tuner.core.workload import Workload
+from tuner.runtime.hf_masks import shape_decided_masks
 from tuner.runtime.precision import AutocastWrapper, holds
 
 T = TypeVar("T")
@@ -158,7 +158,7 @@ def export_program(model: Any, args: tuple[torch.Tensor, ...],
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
     in_place = device.type == "cpu" or holds(model, AutocastWrapper)
     traced_model, traced_args = (model, args) if in_place else cpu_copy(model, args)
-    with shape_decided_causal_masks():
+    with shape_decided_masks():
         program = torch.export.export(traced_model, traced_args, dynamic_shapes=dynamic_shapes)
     if in_place:
         return program

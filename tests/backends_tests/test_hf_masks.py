@@ -1,4 +1,4 @@
-"""Hugging Face causal masks under torch.export (backends._hf_masks): skipped where shapes decide, else built."""
+"""Hugging Face causal masks under torch.export (tuner.runtime.hf_masks): skipped where shapes decide, else built."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from backends._export_cover import export_covering, takes
-from backends._hf_masks import shape_decided_causal_masks
 from backends.eager import EagerBackend
 from tuner.core.records import Candidate
+from tuner.runtime.hf_masks import shape_decided_masks
 from tuner.workloads.loading import make_workload
 
 transformers = pytest.importorskip("transformers")
@@ -72,7 +72,7 @@ def test_a_padding_mask_keeps_the_built_mask_since_only_its_values_tell() -> Non
 
 def test_the_rule_is_transformers_own_outside_the_context_and_after_an_error() -> None:
     original = masking_utils._ignore_causal_mask_sdpa
-    with pytest.raises(RuntimeError), shape_decided_causal_masks():
+    with pytest.raises(RuntimeError), shape_decided_masks():
         assert masking_utils._ignore_causal_mask_sdpa is not original
         # No padding mask: decided by shapes, as eager decides (one query, or as many as keys).
         assert masking_utils._ignore_causal_mask_sdpa(None, 1, 9, 8, 0)
@@ -81,3 +81,37 @@ def test_the_rule_is_transformers_own_outside_the_context_and_after_an_error() -
         assert not masking_utils._ignore_causal_mask_sdpa(None, 8, 8, 0, 0, local_attention_size=4)
         raise RuntimeError("export failed")
     assert masking_utils._ignore_causal_mask_sdpa is original
+
+
+def test_a_bidirectional_mask_is_skipped_without_a_padding_mask_even_while_transformers_traces(monkeypatch) -> None:
+    # transformers counts a CUDA-graph capture as tracing; some versions then build an all-True
+    # mask for a model without padding (ViT), which sends SDPA to its math backend.
+    monkeypatch.setattr(masking_utils, "is_tracing", lambda *args: True)
+    original = masking_utils._ignore_bidirectional_mask_sdpa
+    padding = torch.ones(2, 8, dtype=torch.bool)
+    padding[1, 6:] = False
+    with shape_decided_masks():
+        rule = masking_utils._ignore_bidirectional_mask_sdpa
+        assert rule is not original
+        assert rule(None, 197)
+        # A padding mask's values decide, and a window longer than the keys: transformers' own rule.
+        assert not rule(padding, 8) and rule(padding, 8) == original(padding, 8)
+        if "local_attention_size" in __import__("inspect").signature(original).parameters:
+            assert not rule(None, 16, 8)
+    assert masking_utils._ignore_bidirectional_mask_sdpa is original
+
+
+
+def test_the_older_one_argument_rule_is_decided_too(monkeypatch) -> None:
+    # transformers 5.17 (the GPU image's) has the rule with the padding mask alone, and answers
+    # False under any tracing, a capture included: it built an all-True mask for ViT in a graph.
+    def rule_517(padding_mask):
+        return not masking_utils.is_tracing(padding_mask) and (padding_mask is None or bool(padding_mask.all()))
+
+    monkeypatch.setattr(masking_utils, "_ignore_bidirectional_mask_sdpa", rule_517)
+    monkeypatch.setattr(masking_utils, "is_tracing", lambda *args: True)
+    assert not masking_utils._ignore_bidirectional_mask_sdpa(None)
+    with shape_decided_masks():
+        assert masking_utils._ignore_bidirectional_mask_sdpa(None)
+        assert not masking_utils._ignore_bidirectional_mask_sdpa(torch.ones(2, 8, dtype=torch.bool))
+    assert masking_utils._ignore_bidirectional_mask_sdpa is rule_517

@@ -31,6 +31,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from tuner.core.errors import error_line
+from tuner.runtime.hf_masks import shape_decided_masks
 
 #: Untimed calls on a side stream before a signature is captured. TorchScript's profiling
 #: executor optimizes a graph on its second call; cuDNN's benchmark mode times its algorithms on
@@ -148,6 +149,14 @@ class GraphedCall:
             return entry.fresh_outputs()
 
     def _capture(self, args: tuple[torch.Tensor, ...]) -> _Graph:
+        # transformers counts a capture as tracing and builds the attention masks it skips in
+        # eager, which send SDPA to its math backend. A graph is captured per input signature, so
+        # deciding by shapes is sound here (tuner.runtime.hf_masks). The warm-up runs under the
+        # same rule, so that a compiled model's guards on it hold from its first call.
+        with shape_decided_masks():
+            return self._warm_up_and_capture(args)
+
+    def _warm_up_and_capture(self, args: tuple[torch.Tensor, ...]) -> _Graph:
         # Input buffers hold real data, so the warm-up calls run the model on what it will see.
         inputs = [a.detach().clone() for a in args]
         side = torch.cuda.Stream(device=inputs[0].device if inputs else None)  # type: ignore[no-untyped-call]
