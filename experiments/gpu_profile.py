@@ -29,7 +29,7 @@ from backends import get_backend
 from experiments.workloads import registry
 from tuner.core.records import Candidate
 from tuner.runtime.models import PAD_LINEAR
-from tuner.runtime.switches import CUDA_GRAPH, FUSED_ATTENTION
+from tuner.runtime.switches import CUDA_GRAPH
 
 _TS = {"torchscript/method": "trace", "torchscript/freeze": True}
 ENTRIES: dict[str, Candidate] = {
@@ -45,10 +45,6 @@ ENTRIES: dict[str, Candidate] = {
                                                     options={CUDA_GRAPH: True, PAD_LINEAR: True}),
     "torch.compile reduce-overhead .half() + padded": Candidate("inductor", "mark_dynamic", "fp16",
                                                                {"inductor/mode": "reduce-overhead", PAD_LINEAR: True}),
-    "eager .half() + CUDA graph + fused attention": Candidate("eager", precision="fp16",
-                                                             options={CUDA_GRAPH: True, FUSED_ATTENTION: True}),
-    "torch.compile reduce-overhead .half() + fused attention": Candidate(
-        "inductor", "mark_dynamic", "fp16", {"inductor/mode": "reduce-overhead", FUSED_ATTENTION: True}),
 }
 #: SDPA's fused backends (all but the math one), for ``--fused-sdpa``.
 _FUSED = ("CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION")

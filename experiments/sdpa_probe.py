@@ -4,8 +4,9 @@
 
 For ViT-B/16's shapes (197 tokens) and BERT's (128): the dispatcher's choice on real and on fake
 tensors (what ``torch.compile`` traces with), each fused backend's reasons to refuse (torch's debug
-warnings), and whether each fused backend alone runs inside a CUDA-graph capture. A diagnostic for
-``torch/fused_attention`` (experiments/results/2026-12-07-h100-gpu-profile.md).
+warnings), and whether each fused backend alone runs inside a CUDA-graph capture. On an H100 all
+three fused backends captured these shapes: what sent ViT to the math backend in a graph was the
+mask transformers built there (experiments/sdpa_args.py; experiments/results/2026-12-07-h100-gpu-profile.md).
 """
 
 from __future__ import annotations

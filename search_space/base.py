@@ -52,9 +52,6 @@ class SpaceContext:
             (:func:`tuner.runtime.padding.has_unaligned`): padding it is offered
             (:mod:`search_space.pad_linear`); False in studies created before it existed, for the
             same reason as ``cuda_graphs``.
-        attention: The model holds attention modules (:meth:`tuner.core.workload.Workload.has_attention`):
-            SDPA's fused-only mode is offered (:mod:`search_space.fused_attention`); False in
-            studies created before it existed, for the same reason as ``cuda_graphs``.
         excluded: Option values left out of the space because a backend cannot build them for
             this model (``Backend.refused_options``), ``((key, (value, ...)), ...)``.
     """
@@ -71,7 +68,6 @@ class SpaceContext:
     weights: bool = False
     inductor_graphs: bool = False
     unaligned_linears: bool = False
-    attention: bool = False
     excluded: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:

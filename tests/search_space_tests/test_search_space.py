@@ -113,7 +113,6 @@ _CONV_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", con
 _GRAPHS_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", cuda_graphs=True, inductor_graphs=True)
 _WEIGHTS_GPU = dataclasses.replace(_CONV_GPU, weights=True)
 _UNALIGNED_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o1", unaligned_linears=True)
-_ATTENTION_GPU = SpaceContext(backends=_TORCH_BACKENDS, device="gpu", level="o2", attention=True)
 
 
 def _without(ctx: SpaceContext, flag: str) -> SpaceContext:
@@ -139,10 +138,6 @@ def _without(ctx: SpaceContext, flag: str) -> SpaceContext:
     ("layout/pad_linear", _UNALIGNED_GPU, ("eager", "torchscript", "inductor"),
      (dataclasses.replace(_UNALIGNED_GPU, unaligned_linears=False), dataclasses.replace(_UNALIGNED_GPU, device="cpu"),
       dataclasses.replace(_UNALIGNED_GPU, framework="tf"), _without(_UNALIGNED_GPU, "unaligned_linears"))),
-    # SDPA's fused kernels only: torch models with attention modules, on the GPU, in studies made since it exists.
-    ("torch/fused_attention", _ATTENTION_GPU, ("eager", "torchscript", "inductor"),
-     (dataclasses.replace(_ATTENTION_GPU, attention=False), dataclasses.replace(_ATTENTION_GPU, device="cpu"),
-      dataclasses.replace(_ATTENTION_GPU, framework="tf"), _without(_ATTENTION_GPU, "attention"))),
 ])
 def test_a_torch_wide_choice_is_searched_only_where_it_applies(key: str, on: SpaceContext, backends: tuple[str, ...],
                                                           off: tuple[SpaceContext, ...]) -> None:

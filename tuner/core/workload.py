@@ -108,20 +108,6 @@ class Workload:
         return any(isinstance(m, torch.nn.modules.conv._ConvNd) or getattr(m, "original_name", None) in names
                    for m in self.model.modules())
 
-    def has_attention(self) -> bool:
-        """Whether the model holds attention modules (SDPA's backend choice applies).
-
-        Found by class name, as attention is usually a function call inside a module of the
-        model's own (``BertSelfAttention``, ``GPT2Attention``, ``ViTSelfAttention``), plus torch's
-        ``MultiheadAttention``.
-
-        Returns:
-            True for a torch model with such a module; False for TF models and everything else.
-        """
-        if self.framework != "torch" or not isinstance(self.model, torch.nn.Module):
-            return False
-        return any("Attention" in (getattr(m, "original_name", None) or type(m).__name__) for m in self.model.modules())
-
     def shapes_summary(self) -> list[dict[str, Any]]:
         """The test-data shape distribution, for the report."""
         return [{"shapes": [list(s) for s in key], "count": n} for key, n in self.shape_counts().items()]

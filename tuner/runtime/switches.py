@@ -14,13 +14,6 @@ build (:func:`tuner.runtime.precision.apply_precision`) makes the process's stat
 instead, TF32 would follow whichever candidate was built last: the finalists, built one after
 another and then measured in alternating rounds, would all run under the last one's.
 
-``torch/fused_attention`` turns SDPA's math backend off, so that attention runs one of its fused
-kernels (cuDNN's, flash or memory-efficient) or fails. In CUDA graphs and under ``torch.compile``
-an fp16 ViT-B/16 ran its attention on the math backend, which computes 16-bit inputs in fp32:
-fp32 GEMMs and casts took 1.0-1.8 ms of a 2.2-3.3 ms batch of 8 on an H100, where eager's own
-calls ran cuDNN's fused kernel (experiments/results/2026-12-07-h100-gpu-profile.md). Inductor
-reads the flag when it traces, which happens inside the switches too.
-
 One ``torch/`` option is not a flag but a wrapper: ``torch/cuda_graph`` replays the model from
 CUDA graphs (:mod:`tuner.runtime.cuda_graphs`). It is applied inside the flags, so that the warm-up and
 capture on each input shape's first call run under them too (cuDNN's benchmark mode picks its
@@ -46,8 +39,6 @@ from tuner.runtime.precision import set_tf32, tf32_flags
 PREFIX = "torch/"
 #: cuDNN's benchmark mode.
 CUDNN_BENCHMARK = "torch/cudnn_benchmark"
-#: SDPA's math backend off (attention on a fused kernel or an error).
-FUSED_ATTENTION = "torch/fused_attention"
 #: Replay from CUDA graphs (:class:`tuner.runtime.cuda_graphs.GraphedCall`): a wrapper, not a flag.
 CUDA_GRAPH = "torch/cuda_graph"
 #: TF32 matmuls and convolutions: from the precision, not an option (so not under :data:`PREFIX`).
@@ -59,8 +50,6 @@ TF32 = "tf32"
 _FLAGS: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
     CUDNN_BENCHMARK: (lambda: bool(torch.backends.cudnn.benchmark),
                       lambda v: setattr(torch.backends.cudnn, "benchmark", v)),
-    FUSED_ATTENTION: (lambda: not torch.backends.cuda.math_sdp_enabled(),  # type: ignore[no-untyped-call]
-                      lambda v: torch.backends.cuda.enable_math_sdp(not v)),
     TF32: (tf32_flags, set_tf32),
 }
 #: Every ``torch/`` option: the flags and the wrappers.

@@ -202,8 +202,7 @@ def _set_up(study: optuna.Study, settings: TuneSettings, workload: Workload, dev
     ctx = SpaceContext(backends=backends, device=device, level=settings.level, framework=workload.framework,
                        static_only=settings.static_only, expensive=settings.expensive,
                        convolutions=workload.has_convolutions(), cuda_graphs=True, mixed=True, weights=True,
-                       inductor_graphs=True, unaligned_linears=has_unaligned(workload.model),
-                       attention=workload.has_attention())
+                       inductor_graphs=True, unaligned_linears=has_unaligned(workload.model))
     ctx = dataclasses.replace(ctx, excluded=_excluded(ctx, workload))
     study.set_user_attr(ACCURACY_ATTR, settings.rule.spec)
     study.set_user_attr(REFUSED_ATTR, refused)
