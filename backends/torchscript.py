@@ -29,6 +29,7 @@ from tuner.core.devices import torch_device
 from tuner.core.outputs import FlatOutputs
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload
+from tuner.runtime.hf_masks import shape_decided_masks
 from tuner.runtime.models import prepared_model
 from tuner.runtime.precision import AutocastWrapper, CastWrapper, Fp32Island, holds
 
@@ -161,7 +162,10 @@ class TorchScriptBackend(Backend):
             module = _script(model, example)
         else:
             # A ScriptModule given to trace comes back as it is (torch warns): scripted already.
-            module = torch.jit.trace(model, example, check_trace=False, strict=False)  # type: ignore[no-untyped-call]
+            # Bidirectional masks as eager skips them: under tracing transformers builds one, which
+            # sends SDPA to its fp32 math backend (ViT on an H100, tuner.runtime.hf_masks).
+            with shape_decided_masks(causal=False):
+                module = torch.jit.trace(model, example, check_trace=False, strict=False)  # type: ignore[no-untyped-call]
             if module is not model:  # the user's own ScriptModule stays as given
                 fold_module_constant_moves(module)
         if freeze:

@@ -115,3 +115,12 @@ def test_the_older_one_argument_rule_is_decided_too(monkeypatch) -> None:
         assert masking_utils._ignore_bidirectional_mask_sdpa(None)
         assert not masking_utils._ignore_bidirectional_mask_sdpa(torch.ones(2, 8, dtype=torch.bool))
     assert masking_utils._ignore_bidirectional_mask_sdpa is rule_517
+
+
+def test_a_trace_takes_the_bidirectional_decision_only() -> None:
+    causal, bidirectional = masking_utils._ignore_causal_mask_sdpa, masking_utils._ignore_bidirectional_mask_sdpa
+    with shape_decided_masks(causal=False):
+        # No guards in a trace: the causal decision, which reads shapes, stays transformers' own.
+        assert masking_utils._ignore_causal_mask_sdpa is causal
+        assert masking_utils._ignore_bidirectional_mask_sdpa is not bidirectional
+    assert masking_utils._ignore_bidirectional_mask_sdpa is bidirectional

@@ -4,7 +4,7 @@ Eager transformers passes no mask to SDPA where none is needed (no padding mask,
 model one query token or as many as keys, or an empty cache), and SDPA then runs a fused kernel.
 While tracing, transformers builds the mask instead (its skip rules answer False under
 ``is_tracing``), because a trace without guards would bake one prompt's choice into every call
-(pytorch#108108). Two places here decide per shape, so the shape-only decision is sound there:
+(pytorch#108108). Where a decision is sound, it is made as eager makes it:
 
 - a ``torch.export`` program has guards on its symbolic shapes, and
   :func:`backends._export_cover.export_covering` exports another program for the shapes a guard
@@ -13,7 +13,8 @@ While tracing, transformers builds the mask instead (its skip rules answer False
   transformers counts a stream capture as tracing (5.17 on an H100): an fp16 ViT-B/16 then got an
   all-True (1, 1, 197, 197) mask, which sent SDPA to its math backend, fp32 GEMMs and casts that
   took 1.0-1.8 ms of a 3.3 ms batch of 8 (experiments/results/2026-12-07-h100-gpu-profile.md,
-  ``...-sdpa-args.log``).
+  ``...-sdpa-args.log``);
+- a TorchScript trace takes the bidirectional decision only, which reads no shape.
 
 The built causal mask cost GPT-2's exported program 16 more kernels per step and the masked SDPA
 kernel in place of the flash one: the graphed eager artifact ran at 91 % of the candidate's
@@ -91,13 +92,18 @@ def _patched(name: str, params: tuple[str, ...], decide: Callable[..., Callable[
 
 
 @contextlib.contextmanager
-def shape_decided_masks() -> Iterator[None]:
+def shape_decided_masks(causal: bool = True) -> Iterator[None]:
     """While active, causal and bidirectional masks are skipped as eager skips them (see the module's docstring).
 
     Does nothing where transformers is not imported (the model is not one of its) or where a rule
     has other parameters than the ones its decision reads (a version it was not checked on).
+
+    Args:
+        causal: Decide causal masks too. A TorchScript trace has no guards, so it takes only the
+            bidirectional decision, which reads no shape (no padding mask: no mask, for any input).
     """
-    with _patched("_ignore_causal_mask_sdpa", _RULE_PARAMS, _shape_decided), \
-            _patched("_ignore_bidirectional_mask_sdpa", _BIDIRECTIONAL_PARAMS, _no_padding_decided):
+    causal_rule = (_patched("_ignore_causal_mask_sdpa", _RULE_PARAMS, _shape_decided) if causal
+                   else contextlib.nullcontext())
+    with causal_rule, _patched("_ignore_bidirectional_mask_sdpa", _BIDIRECTIONAL_PARAMS, _no_padding_decided):
         yield
 
