@@ -81,6 +81,18 @@ class SpaceContext:
         return cls(**{**data, "backends": tuple(data["backends"]), "excluded": excluded})
 
 
+#: The backends that build from the torch model as the tuner prepares it
+#: (:func:`tuner.runtime.models.prepared_model`), into a torch callable: the choices that change that
+#: model (its weights' layout), the process around its calls (cuDNN's mode) or wrap the callable (CUDA
+#: graphs) apply to them alone.
+TORCH_BUILDERS: frozenset[str] = frozenset({"eager", "torchscript", "inductor"})
+
+
+def torch_on_gpu(backend: str, ctx: SpaceContext) -> bool:
+    """Whether a choice of :data:`TORCH_BUILDERS` applies: one of them, for a torch model, on the GPU."""
+    return backend in TORCH_BUILDERS and ctx.device == "gpu" and ctx.framework == "torch"
+
+
 @dataclasses.dataclass(frozen=True)
 class Choice:
     """One categorical parameter: its name in the study and its values.

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from search_space.base import Choice, Dimension, SpaceContext
+from search_space.base import Choice, Dimension, SpaceContext, torch_on_gpu
 from tuner.runtime.models import CHANNELS_LAST
-
-#: The backends that build from the torch model as the tuner prepares it.
-BACKENDS: frozenset[str] = frozenset({"eager", "torchscript", "inductor"})
 
 
 class ChannelsLastDimension(Dimension):
@@ -31,8 +28,7 @@ class ChannelsLastDimension(Dimension):
 
     def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
         """NCHW as given (torch's default) or channels-last weights; only for convolution models on the GPU."""
-        if (backend not in BACKENDS or ctx.device != "gpu" or ctx.framework != "torch" or not ctx.convolutions
-                or not ctx.weights):
+        if not torch_on_gpu(backend, ctx) or not ctx.convolutions or not ctx.weights:
             return ()
         return (Choice(CHANNELS_LAST, (False, True),
                        "hold convolution weights channels-last (NHWC): convolutions run in NHWC"),)

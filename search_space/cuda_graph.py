@@ -21,12 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from search_space.base import Choice, Dimension, SpaceContext
+from search_space.base import Choice, Dimension, SpaceContext, torch_on_gpu
 from tuner.runtime.cuda_graphs import COMPILER_GRAPHED_MODES
 from tuner.runtime.switches import CUDA_GRAPH
-
-#: The backends whose built model is a torch callable that a CUDA graph can capture.
-BACKENDS: frozenset[str] = frozenset({"eager", "torchscript", "inductor"})
 
 
 class CudaGraphDimension(Dimension):
@@ -37,7 +34,7 @@ class CudaGraphDimension(Dimension):
 
     def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
         """Plain calls (torch's default) or CUDA-graph replay; nothing off the GPU or for TF models."""
-        if backend not in BACKENDS or ctx.device != "gpu" or ctx.framework != "torch" or not ctx.cuda_graphs:
+        if not torch_on_gpu(backend, ctx) or not ctx.cuda_graphs:
             return ()
         if backend == "inductor" and not ctx.inductor_graphs:
             return ()

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from search_space.base import Choice, Dimension, SpaceContext
+from search_space.base import Choice, Dimension, SpaceContext, torch_on_gpu
 from tuner.runtime.switches import CUDNN_BENCHMARK
-
-#: The backends whose convolutions are torch's cuDNN calls.
-BACKENDS: frozenset[str] = frozenset({"eager", "torchscript", "inductor"})
 
 
 class CudnnDimension(Dimension):
@@ -32,7 +29,7 @@ class CudnnDimension(Dimension):
 
     def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
         """Benchmark mode off (torch's default) or on; nothing off the GPU or without convolutions."""
-        if backend not in BACKENDS or ctx.device != "gpu" or ctx.framework != "torch" or not ctx.convolutions:
+        if not torch_on_gpu(backend, ctx) or not ctx.convolutions:
             return ()
         return (Choice(CUDNN_BENCHMARK, (False, True),
                        "cuDNN benchmark mode: time every convolution algorithm per input shape, keep the fastest"),)

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from search_space.base import Choice, Dimension, SpaceContext
+from search_space.base import Choice, Dimension, SpaceContext, torch_on_gpu
 from tuner.runtime.models import PAD_LINEAR
-
-#: The backends that build from the torch model as the tuner prepares it.
-BACKENDS: frozenset[str] = frozenset({"eager", "torchscript", "inductor"})
 
 
 class PadLinearDimension(Dimension):
@@ -27,7 +24,7 @@ class PadLinearDimension(Dimension):
 
     def choices(self, backend: str, ctx: SpaceContext) -> Sequence[Choice]:
         """The layers as given, or padded; only for models with an unaligned Linear layer, on the GPU."""
-        if backend not in BACKENDS or ctx.device != "gpu" or ctx.framework != "torch" or not ctx.unaligned_linears:
+        if not torch_on_gpu(backend, ctx) or not ctx.unaligned_linears:
             return ()
         return (Choice(PAD_LINEAR, (False, True),
                        "pad Linear layers of unaligned width so that cuBLAS runs them on its fast kernels"),)
