@@ -35,56 +35,58 @@ from typing import Any
 import torch
 
 #: The parameters of transformers' causal skip rule that the shape-only decision reads (4.5x and 5.x).
-_RULE_PARAMS = ("padding_mask", "q_length", "kv_length", "q_offset", "local_attention_size")
+_CAUSAL_PARAMS = ("padding_mask", "q_length", "kv_length", "q_offset", "local_attention_size")
 #: The bidirectional rule's: only its padding mask (its window, where it has one, is read if given).
 _BIDIRECTIONAL_PARAMS = ("padding_mask",)
 
 
-def _shape_decided(original: Callable[..., bool], signature: inspect.Signature) -> Callable[..., bool]:
-    """The skip rule of transformers, deciding from shapes where no tensor has to be read; else the rule itself."""
+#: A decision from a skip rule's bound arguments: skip the mask (True), build it (False), or None
+#: where only the rule itself can tell (it must read a tensor's values).
+Decision = Callable[[dict[str, Any]], "bool | None"]
+
+
+def _causal_by_shape(a: dict[str, Any]) -> bool | None:
+    """The causal rule's answer from shapes, as eager decides; None where a tensor must be read."""
+    if a["padding_mask"] is not None or isinstance(a["q_offset"], torch.Tensor):
+        # Padding values, or a static cache's tensor offset: only a read tells; the rule builds the mask.
+        return None
+    q_length, kv_length, window = a["q_length"], a["kv_length"], a["local_attention_size"]
+    if window is not None and kv_length >= window:
+        return False
+    return bool(q_length == 1 or kv_length == q_length or a["q_offset"] == 0)
+
+
+def _bidirectional_without_padding(a: dict[str, Any]) -> bool | None:
+    """The bidirectional rule's answer: no padding mask and no window over the keys, no mask; else None."""
+    window, kv_length = a.get("local_attention_size"), a.get("kv_length")
+    if a["padding_mask"] is not None or (window is not None and (kv_length is None or kv_length >= window)):
+        return None
+    return True
+
+
+def _decided(original: Callable[..., bool], signature: inspect.Signature, decide: Decision) -> Callable[..., bool]:
+    """The skip rule ``original`` of transformers, answered by ``decide`` where it can; else the rule itself."""
 
     @functools.wraps(original)
-    def ignore_causal_mask(*args: Any, **kwargs: Any) -> bool:
+    def rule(*args: Any, **kwargs: Any) -> bool:
         given = signature.bind(*args, **kwargs)
         given.apply_defaults()
-        a = given.arguments
-        if a["padding_mask"] is not None or isinstance(a["q_offset"], torch.Tensor):
-            # Padding values, or a static cache's tensor offset: only a read tells; the rule builds the mask.
-            return original(*args, **kwargs)
-        q_length, kv_length, window = a["q_length"], a["kv_length"], a["local_attention_size"]
-        if window is not None and kv_length >= window:
-            return False
-        return bool(q_length == 1 or kv_length == q_length or a["q_offset"] == 0)
+        answer = decide(given.arguments)
+        return original(*args, **kwargs) if answer is None else answer
 
-    return ignore_causal_mask
-
-
-def _no_padding_decided(original: Callable[..., bool], signature: inspect.Signature) -> Callable[..., bool]:
-    """The bidirectional skip rule of transformers, skipping wherever no padding mask is given; else the rule itself."""
-
-    @functools.wraps(original)
-    def ignore_bidirectional_mask(*args: Any, **kwargs: Any) -> bool:
-        given = signature.bind(*args, **kwargs)
-        given.apply_defaults()
-        a = given.arguments
-        window, kv_length = a.get("local_attention_size"), a.get("kv_length")
-        if a["padding_mask"] is not None or (window is not None and (kv_length is None or kv_length >= window)):
-            return original(*args, **kwargs)
-        return True
-
-    return ignore_bidirectional_mask
+    return rule
 
 
 @contextlib.contextmanager
-def _patched(name: str, params: tuple[str, ...], decide: Callable[..., Callable[..., bool]]) -> Iterator[None]:
-    """The rule ``name`` of transformers replaced by ``decide(rule)`` while active, where it reads ``params``."""
+def _patched(name: str, params: tuple[str, ...], decide: Decision) -> Iterator[None]:
+    """The rule ``name`` of transformers answered by ``decide`` while active, where it has ``params``."""
     masking = sys.modules.get("transformers.masking_utils")
     original = getattr(masking, name, None)
     signature = None if original is None else inspect.signature(original)
     if original is None or signature is None or not set(params) <= set(signature.parameters):
         yield
         return
-    setattr(masking, name, decide(original, signature))
+    setattr(masking, name, _decided(original, signature, decide))
     try:
         yield
     finally:
@@ -102,8 +104,10 @@ def shape_decided_masks(causal: bool = True) -> Iterator[None]:
         causal: Decide causal masks too. A TorchScript trace has no guards, so it takes only the
             bidirectional decision, which reads no shape (no padding mask: no mask, for any input).
     """
-    causal_rule = (_patched("_ignore_causal_mask_sdpa", _RULE_PARAMS, _shape_decided) if causal
+    causal_rule = (_patched("_ignore_causal_mask_sdpa", _CAUSAL_PARAMS, _causal_by_shape) if causal
                    else contextlib.nullcontext())
-    with causal_rule, _patched("_ignore_bidirectional_mask_sdpa", _BIDIRECTIONAL_PARAMS, _no_padding_decided):
+    bidirectional_rule = _patched("_ignore_bidirectional_mask_sdpa", _BIDIRECTIONAL_PARAMS,
+                                  _bidirectional_without_padding)
+    with causal_rule, bidirectional_rule:
         yield
 
