@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import statistics
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -46,41 +44,6 @@ ENTRIES: dict[str, Candidate] = {
     "torch.compile reduce-overhead .half() + padded": Candidate("inductor", "mark_dynamic", "fp16",
                                                                {"inductor/mode": "reduce-overhead", PAD_LINEAR: True}),
 }
-#: SDPA's fused backends (all but the math one), for ``--fused-sdpa``.
-_FUSED = ("CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION")
-
-
-def sdpa_probe(shapes: list[tuple[int, int, int, int]]) -> None:
-    """Which SDPA backend torch picks for fp16 q/k/v of each shape, outside and inside a graph capture.
-
-    Prints ``torch._fused_sdp_choice`` (the backend the dispatcher runs) both ways, and each fused
-    backend's reasons to refuse (torch's own debug warnings) inside the capture.
-    """
-    from torch.nn.attention import SDPBackend
-
-    names = {int(v.value): k for k, v in SDPBackend.__members__.items()}
-    for shape, transposed in [(s, t) for s in shapes for t in (False, True)]:
-        # Transposed: (batch, seq, heads, dim) viewed as (batch, heads, seq, dim), as transformers makes q/k/v.
-        b, h, n, d = shape
-        q = (torch.randn(b, n, h, d, device="cuda", dtype=torch.float16).transpose(1, 2) if transposed
-             else torch.randn(shape, device="cuda", dtype=torch.float16))
-        outside = names.get(torch._fused_sdp_choice(q, q, q), "?")
-        graph = torch.cuda.CUDAGraph()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with torch.cuda.graph(graph):
-                inside = names.get(torch._fused_sdp_choice(q, q, q), "?")
-                params = torch.backends.cuda.SDPAParams(q, q, q, None, 0.0, False, False)
-                for check in ("can_use_cudnn_attention", "can_use_flash_attention", "can_use_efficient_attention"):
-                    getattr(torch.backends.cuda, check)(params, True)
-                torch.nn.functional.scaled_dot_product_attention(q, q, q)
-        print(f"sdpa {shape}{' transposed' if transposed else ''}: {outside} outside a capture, {inside} inside",
-              flush=True)
-        for w in caught:
-            print(f"    {str(w.message)[:200]}", flush=True)
-
-
-
 def _median_s(call: Callable[[], Any], repeats: int, *, sync: bool, gpu: bool) -> float:
     """Median seconds of ``call``: by CUDA events when ``gpu`` and ``sync``, else host time."""
     times = []
@@ -162,26 +125,14 @@ def main() -> None:
     parser.add_argument("--device", default="gpu", help="cpu only checks the script (the graphed entries fail there)")
     parser.add_argument("--entries", default=",".join(ENTRIES), help="comma list of entry names")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--sdpa-probe", action="store_true", help="first, SDPA's choice for ViT's and BERT's shapes")
-    parser.add_argument("--fused-sdpa", action="store_true",
-                        help="build and run every entry with SDPA's math backend off (a fused one, or an error)")
     args = parser.parse_args()
     if args.device == "gpu":
         print(f"{torch.cuda.get_device_name()}: fp16 GEMM 8192^3 at {gemm_tflops():.0f} TFLOP/s", flush=True)
-    if args.sdpa_probe:
-        sdpa_probe([(1, 12, 197, 64), (8, 12, 197, 64), (8, 12, 128, 64), (8, 12, 200, 64)])
-    def context() -> contextlib.AbstractContextManager[Any]:
-        if not args.fused_sdpa:
-            return contextlib.nullcontext()
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        return sdpa_kernel([getattr(SDPBackend, n) for n in _FUSED])
     for wname in registry.parse_names(args.workloads):
         workload = registry.load(wname, args.size, args.device, None)
         print(f"#### {wname} ({args.size}) on {args.device}", flush=True)
         for name in args.entries.split(","):
-            with context():
-                profile_entry(name, ENTRIES[name], workload, args.repeats)
+            profile_entry(name, ENTRIES[name], workload, args.repeats)
 
 
 if __name__ == "__main__":

@@ -153,4 +153,3 @@ def test_a_loaded_fp32_model_runs_with_tf32_off_in_a_process_at_torch_defaults()
         assert switches.with_switches(fn, {}, "fp32") is fn  # a build's own state needs no wrapper
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
