@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search_space.channels_last import BACKENDS
+from search_space.base import TORCH_BUILDERS
 from tests.backends_tests import conformance
 from tests.backends_tests.conformance import conv_workload
 from tuner.core.records import Candidate
@@ -59,7 +59,7 @@ def _saved_tensors(directory: Path) -> list[torch.Tensor]:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", sorted(TORCH_BUILDERS))
 def test_a_channels_last_half_candidate_builds_runs_exports_and_loads_on_the_gpu(backend: str,
                                                                                 tmp_path: Path) -> None:
     conformance.check_candidate(backend, _candidate(backend, "fp16"), "gpu", level="o2", export_dir=tmp_path,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search_space.cuda_graph import BACKENDS
+from search_space.base import TORCH_BUILDERS
 from tests.backends_tests import conformance
 from tuner.core.records import Candidate
 from tuner.core.workload import Workload
@@ -26,7 +26,7 @@ def demo_workload() -> Workload:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", sorted(TORCH_BUILDERS))
 def test_a_cuda_graph_candidate_builds_runs_exports_and_loads_on_the_gpu(backend: str, tmp_path: Path) -> None:
     built, _ = conformance.check_candidate(backend, Candidate(backend, options={CUDA_GRAPH: True}), "gpu",
                                            export_dir=tmp_path, workload=demo_workload())

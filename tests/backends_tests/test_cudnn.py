@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search_space.cudnn import BACKENDS
+from search_space.base import TORCH_BUILDERS
 from tests.backends_tests import conformance
 from tests.backends_tests.conformance import conv_workload
 from tuner.core.records import Candidate
@@ -30,7 +30,7 @@ def test_a_benchmark_mode_candidate_builds_runs_exports_and_loads_on_the_cpu(bac
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", sorted(TORCH_BUILDERS))
 def test_a_benchmark_mode_candidate_builds_runs_exports_and_loads_on_the_gpu(backend: str, tmp_path: Path) -> None:
     conformance.check_candidate(backend, _candidate(backend), "gpu", export_dir=tmp_path,
                                 workload=conv_workload("gpu"))
