@@ -43,6 +43,10 @@ ENTRIES: dict[str, Candidate] = {
                                                     options={CUDA_GRAPH: True, PAD_LINEAR: True}),
     "torch.compile reduce-overhead .half() + padded": Candidate("inductor", "mark_dynamic", "fp16",
                                                                {"inductor/mode": "reduce-overhead", PAD_LINEAR: True}),
+    # The study's graphed Inductor default (search.study.GRAPHED_DEFAULTS) on a model without convolutions.
+    "torch.compile default .half() + CUDA graph + padded": Candidate("inductor", "mark_dynamic", "fp16",
+                                                                    {"inductor/mode": "default", CUDA_GRAPH: True,
+                                                                     PAD_LINEAR: True}),
 }
 def _median_s(call: Callable[[], Any], repeats: int, *, sync: bool, gpu: bool) -> float:
     """Median seconds of ``call``: by CUDA events when ``gpu`` and ``sync``, else host time."""
