@@ -32,17 +32,20 @@ def phases(candidate: Candidate, workload: Workload) -> str:
     steps = [f"build {time.perf_counter() - t0:.1f} s"]
     if result.built is None:
         return f"{steps[0]}; build failed: {result.error_msg}"
+    measurements = []
     for quick in (True, False):
         t0 = time.perf_counter()
         m = backend.measure(result.built, workload, config, quick=quick)
-        name = "quick" if quick else "full"
-        steps.append(f"{name} {time.perf_counter() - t0:.1f} s (first calls {m.warmup_s:.1f} s)")
+        steps.append(f"{'quick' if quick else 'full'} {time.perf_counter() - t0:.1f} s "
+                     f"(first calls {m.warmup_s:.1f} s)")
         if m.latencies_s is None or m.outputs is None:
             return "; ".join(steps) + f"; failed: {m.error_msg}"
+        measurements.append((m.total_s, m.outputs))
+    total_s, outputs = measurements[-1]
     t0 = time.perf_counter()
-    verdict = check_outputs(m.outputs, workload.reference, accuracy_rule(None, "o2"))
+    verdict = check_outputs(outputs, workload.reference, accuracy_rule(None, "o2"))
     steps.append(f"check {time.perf_counter() - t0:.1f} s")
-    return "; ".join(steps) + f"; objective {m.total_s * 1e3:.3f} ms, score {verdict.score:.2g}"
+    return "; ".join(steps) + f"; objective {total_s * 1e3:.3f} ms, score {verdict.score:.2g}"
 
 
 def main() -> None:

@@ -210,6 +210,9 @@ class Outcome:
         max_rel_err: Largest relative error against the reference.
         accuracy_score: The score of the study's accuracy rule (:mod:`tuner.core.accuracy`).
         pruned: Whether the first short measurement was slow enough to stop the trial.
+        eval_s: Wall seconds of the whole evaluation where it ran (build, measurements, check; None
+            where none ran, as for a killed worker). What a trial takes beyond it is a worker's
+            start, the wait for the device's timing lock and the study's storage.
     """
 
     candidate: Candidate
@@ -224,6 +227,7 @@ class Outcome:
     max_rel_err: float | None = None
     accuracy_score: float | None = None
     pruned: bool = False
+    eval_s: float | None = None
 
     def __post_init__(self) -> None:
         _exactly_one(self, "value_s", "failure_kind")

@@ -7,7 +7,9 @@ and knows nothing of Optuna or MLflow (so a worker process can run it as it is).
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,8 +81,17 @@ def evaluate(
         cache_dir: Where the backend keeps what later candidates reuse (see ``Backend.cache_dir``).
 
     Returns:
-        The outcome: a latency, or a failure kind and reason (``build``, ``run``, ``wrong``).
+        The outcome: a latency, or a failure kind and reason (``build``, ``run``, ``wrong``), with
+        its ``eval_s``.
     """
+    t0 = time.perf_counter()
+    outcome = _steps(candidate, workload, rule, config, prune, cache_dir)
+    return dataclasses.replace(outcome, eval_s=time.perf_counter() - t0)
+
+
+def _steps(candidate: Candidate, workload: Workload, rule: AccuracyRule, config: MeasureConfig,
+           prune: PruneHook | None, cache_dir: Path | None) -> Outcome:
+    """:func:`evaluate`'s steps: build, the pruner's short measurement, the full one, the check."""
     backend = get_backend(candidate.backend, cache_dir=cache_dir)
     result = backend.build(workload, candidate)
     if result.built is None:

@@ -284,12 +284,15 @@ GRAPHED_DEFAULTS: dict[str, Any] = {CUDA_GRAPH: True, "torchscript/method": "tra
                                     CUDNN_BENCHMARK: True, PAD_LINEAR: True}
 
 
-#: The plain defaults a GPU study measures before the graphed ones (:func:`default_params`): the
-#: user's ``torch.compile`` call. The graphed defaults come next, before the other plain ones, which
-#: lost every o2 study on an H100: in run 8 plain fp16 eager and TorchScript ran BERT, GPT-2, ViT
-#: and ResNet-50 at 4-10x each study's best, and going first they held one of GPT-2's two workers
-#: for the first 71 s of its 103 s search, whose end then cut off its graphed Inductor default
-#: (experiments/results/2026-12-07-h100-levels-run8.md).
+#: The backends whose defaults a GPU study measures first, graphed then plain, right after the model
+#: as given (:func:`default_params`). Inductor's compiles are a study's longest trials (40-70 s
+#: each on an H100 host shared by two studies, for 20 s of compile), and its graphed default won
+#: each of the 4 o2 studies that reached it in runs 8 and 9 (BERT twice, ViT, ResNet-50), while the
+#: other plain defaults lost every one: plain fp16 eager and TorchScript ran BERT, GPT-2, ViT and
+#: ResNet-50 at 4-10x each study's best. Measured first, those held one of GPT-2's two workers for
+#: 71 s of a 103 s search in run 8; measured after the user's ``torch.compile`` call in run 9,
+#: GPT-2's graphed Inductor default still started 35 s in and was cut off at the search's end 37 s
+#: later (experiments/results/2026-12-07-h100-levels-run8.md, -run9.md).
 GPU_LEAD = ("inductor",)
 
 
@@ -305,9 +308,9 @@ def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
     (the model as given).
 
     On the GPU each backend also gets its graphed default (:data:`GRAPHED_DEFAULTS`) where it
-    differs from its plain one. The order there: the model as given and the plain defaults of
-    :data:`GPU_LEAD` (the user's ``torch.compile`` call), then the graphed defaults, then the other
-    plain ones, so that a short run reaches the candidates that win there before those that do not.
+    differs from its plain one. The order there: the model as given, :data:`GPU_LEAD`'s graphed and
+    plain defaults (the latter is the user's ``torch.compile`` call), the other graphed defaults,
+    then the other plain ones, so that a short run reaches what wins there before what does not.
 
     Args:
         ctx: The study's context.
@@ -322,9 +325,9 @@ def default_params(ctx: SpaceContext) -> list[dict[str, Any]]:
     if not gpu:
         return plain
     given = [_defaults("eager", ctx, None, {})] if "eager" in ctx.backends else []
-    lead = given + [p for p in plain if p["backend"] in GPU_LEAD]
     graphed = [_defaults(backend, ctx, precision, GRAPHED_DEFAULTS) for backend in ctx.backends]
-    out = lead + [g for g, p in zip(graphed, plain, strict=True) if g != p] + plain
+    lead = [p for pair in zip(graphed, plain, strict=True) for p in pair if p["backend"] in GPU_LEAD]
+    out = given + lead + [g for g, p in zip(graphed, plain, strict=True) if g != p] + plain
     return [dict(p) for p in dict.fromkeys(tuple(sorted(p.items())) for p in out)]
 
 

@@ -15,6 +15,7 @@ from tuner.search.keys import (
     FAILURE_REASON_ATTR,
     FINISHED,
     KEY_ATTR,
+    OUTCOME_ATTR,
     REFUSED_ATTR,
     SPACE_SIZE_ATTR,
 )
@@ -30,8 +31,8 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     Returns:
         ``trials``, ``complete``, ``failed``, ``pruned``, ``distinct_candidates``, ``space_size``,
         ``failures_by_reason``, ``failures`` (each measured failure with its reason),
-        ``not_counted``, and what was left out of the space before the first trial
-        (``refused_backends``, ``excluded_options``).
+        ``not_counted``, what was left out of the space before the first trial
+        (``refused_backends``, ``excluded_options``), and ``trial_time`` (:func:`trial_time`).
     """
     every = study.get_trials(deepcopy=False)
     trials = counted_trials(every)
@@ -60,7 +61,33 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         # Left out of the space before the first trial: they cannot build for this model.
         "refused_backends": study.user_attrs.get(REFUSED_ATTR, {}),
         "excluded_options": {key: list(values) for key, values in space_of(study).excluded},
+        "trial_time": trial_time(trials),
     }
 
 
-__all__ = ["summary"]
+def trial_time(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float]:
+    """Seconds the measured trials took in the study, and of those, their evaluations' own.
+
+    The rest is each trial's share of a worker's start, of the wait for the device's timing lock
+    and of the storage: on an H100 host tuning two studies at once, GPT-2's trials took 2-3x their
+    compile time (experiments/results/2026-12-07-h100-levels-run9.md), which this tells apart.
+
+    Args:
+        trials: The counted trials.
+
+    Returns:
+        ``trials_s`` (start to end, summed) and ``evaluations_s`` (the outcomes' ``eval_s``), over
+        the finished trials that evaluated their candidate (not a cached answer).
+    """
+    total = evaluating = 0.0
+    for t in trials:
+        outcome = t.user_attrs.get(OUTCOME_ATTR)
+        if t.state not in FINISHED or t.user_attrs.get(CACHED_ATTR) or not isinstance(outcome, dict):
+            continue
+        if t.datetime_start is not None and t.datetime_complete is not None:
+            total += (t.datetime_complete - t.datetime_start).total_seconds()
+        evaluating += float(outcome.get("eval_s") or 0.0)
+    return {"trials_s": round(total, 2), "evaluations_s": round(evaluating, 2)}
+
+
+__all__ = ["summary", "trial_time"]

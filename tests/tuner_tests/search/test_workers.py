@@ -46,6 +46,10 @@ def test_three_workers_in_one_tune_share_the_study_and_measure_each_candidate_on
     assert len(keys) == len(set(keys))
     assert result.report["search"]["workers"]["workers"] == 3
     assert result.report["search"]["workers"]["starts"] == 3  # every worker ran, each started once
+    # Each evaluation took part of its trial's time in the study (the rest: starts, lock, storage).
+    spent = result.report["search"]["trial_time"]
+    assert 0 < spent["evaluations_s"] <= spent["trials_s"]
+    assert all(t.user_attrs["outcome"]["eval_s"] > 0 for t in counted if not t.user_attrs.get("cached"))
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("w").experiment_id])
     assert len([r for r in runs if "mlflow.parentRunId" not in r.data.tags]) == 1
