@@ -11,6 +11,7 @@ trial's few seconds).
 ``test_lucky`` has 4 variants that test how the winner is chosen after the trials: 0 and 1 take
 30 and 15 ms per call; 2 takes no time in a tuner worker (where trials run) but 45 ms anywhere
 else, like a candidate whose one trial measurement was lucky; 3 takes 1 ms but cannot be exported.
+Their artifacts take the same time per call reloaded as they do outside a worker.
 The gaps are 14 ms or more per call: with the test suite in 2 processes on 2 cores, one
 side-by-side measurement ran 9 ms per call over its sleep (2026-12-07).
 The study ranks them 2, 3, 1, 0; measured again, 3 is the fastest, and 1 is what can be emitted.
@@ -35,6 +36,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -173,14 +175,34 @@ class LuckyBackend(FaultyBackend):
         return (in_worker if in_tuner_worker() else elsewhere) * 1e-3
 
     def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
-        """Eager's export, except for the unexportable variant.
+        """Eager's export, with the variant's delay outside a worker; none for the unexportable variant.
 
         Raises:
             RuntimeError: For variant 3.
         """
-        if int(candidate.option("variant", 0)) == self.UNEXPORTABLE:
+        variant = int(candidate.option("variant", 0))
+        if variant == self.UNEXPORTABLE:
             raise RuntimeError("test_lucky variant 3 cannot be exported (injected)")
-        return super().export(built, workload, candidate, directory)
+        return {**super().export(built, workload, candidate, directory), "delay_ms": self.DELAY_MS[variant][1]}
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any], device: str) -> Callable[..., Any]:
+        """Eager's artifact, each call delayed as the variant is outside a worker.
+
+        Args:
+            directory: The artifact folder.
+            meta: What :meth:`export` returned.
+            device: ``"cpu"`` or ``"gpu"``.
+        """
+        fn = super().load(directory, meta, device)
+        delay = float(meta.get("delay_ms", 0.0)) * 1e-3
+
+        def delayed(*args: Any) -> Any:
+            out = fn(*args)
+            time.sleep(delay)
+            return out
+
+        return delayed
 
 
 class SlowBackend(FaultyBackend):

@@ -8,7 +8,9 @@ kind: the same exporter fails the same way (an AOTInductor package that does not
 torch.export cannot capture). A candidate whose export and check are expected to end past the run's
 time budget and its overrun share (:func:`tuner.search.loop.export_estimate`,
 :meth:`tuner.core.budget.Budget.export_room`) is skipped; past the budget only ``eager`` is still
-tried, the export most likely to work.
+tried, the export most likely to work. Where the artifact that checked out runs slower reloaded than
+the next finalist ran side by side, that finalist's artifact is checked too and the faster ships
+(:mod:`tuner.export.challenge`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from tuner.core.records import Built
 from tuner.core.settings import TuneSettings
 from tuner.core.workload import Workload
 from tuner.export.artifact import export_artifact
+from tuner.export.challenge import challenge
 from tuner.export.finalists import Pick, ranked
 from tuner.export.sidebyside import Result
 from tuner.export.verify import VERIFY_TIMEOUT_S, verify_in_subprocess
@@ -145,9 +148,12 @@ def candidates(finalists: list[Pick], results: dict[str, Result], built: dict[st
             yield p, None
 
 
-def export_first(tmp: Path, emitter: Emitter,
-                 order: Iterator[tuple[Pick, Built | None]]) -> tuple[Pick | None, dict[str, Any]]:
+def export_first(tmp: Path, emitter: Emitter, order: Iterator[tuple[Pick, Built | None]],
+                 side_by_side_ms: Mapping[str, float] | None = None) -> tuple[Pick | None, dict[str, Any]]:
     """Export the first candidate of ``order`` that exports and checks out.
+
+    With the finalists' side-by-side figures, the candidate after it in ``order`` may take its place
+    (:func:`tuner.export.challenge.challenge`).
 
     Returns:
         The candidate emitted (None when none did) and the report's ``artifact`` section: its
@@ -173,6 +179,8 @@ def export_first(tmp: Path, emitter: Emitter,
             emitter.fail(pick, f"export failed: {error_line(e)}", more=True)
             _empty(tmp)
             continue
+        if side_by_side_ms:
+            pick, artifact = challenge(tmp, emitter, pick, artifact, next(order, None), side_by_side_ms)
         artifact.update(export_s=round(time.perf_counter() - t0, 2), files=sorted(f.name for f in tmp.iterdir()))
         if emitter.tried:
             artifact["fallbacks"] = emitter.fallbacks()

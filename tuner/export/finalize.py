@@ -237,7 +237,8 @@ def _fill_best(tmp: Path, run: _Run, finalists: Finalists, emitter: Emitter) -> 
         _NothingExported: When no successful candidate exports.
     """
     order = candidates(finalists.picks, finalists.results, finalists.built, distinct_picks(run.study))
-    chosen, artifact = export_first(tmp, emitter, order)
+    side_by_side_ms = {name: float(r.total_ms) for name, r in finalists.results.items() if r.ok and r.total_ms}
+    chosen, artifact = export_first(tmp, emitter, order, side_by_side_ms)
     if chosen is None:
         raise _NothingExported(_report_context(run, finalists.picks), artifact)
     res = finalists.results.get(chosen.name)
