@@ -8,6 +8,14 @@ TorchScript candidate of GPT-2 failed so on an H100 (experiments/results/2026-12
 ``torch.jit.freeze``'s constant propagation leaves these moves alone (the frozen candidates failed
 too). This pass runs each such move once and puts its result in the graph as a constant.
 
+A shape read in ``forward`` (a past length, say) is traced as a CPU scalar tensor
+(``prim::NumToTensor``), and where code adds it to a GPU tensor the trace moves it there first:
+another copy from the host that a capture refuses (GPT-2's graphed TorchScript trials on an H100
+failed so after the fold above, experiments/results/2026-12-07-h100-levels-run8.md). Elementwise
+ops take a 0-dim CPU tensor beside GPU tensors as a scalar, so such moves are dropped where only
+those ops read them (:func:`drop_scalar_moves`); the value is a shape's, the same for every call of
+one input signature, which is what a CUDA graph is captured for.
+
 This module defines no :class:`~backends.base.Backend`, so importing it registers nothing.
 """
 
@@ -76,12 +84,48 @@ def fold_constant_moves(graph: torch.Graph) -> int:
     return folded
 
 
-def fold_module_constant_moves(module: torch.jit.ScriptModule) -> int:
-    """:func:`fold_constant_moves` over the ``forward`` of a traced module and of each of its submodules.
+#: Elementwise ops that take a 0-dim CPU tensor beside tensors of another device (as a scalar).
+_SCALAR_TAKING = frozenset({
+    "aten::add", "aten::sub", "aten::rsub", "aten::mul", "aten::div", "aten::floor_divide", "aten::remainder",
+    "aten::eq", "aten::ne", "aten::lt", "aten::le", "aten::gt", "aten::ge",
+})
+#: ``aten::to``'s dtype argument (torch's ScalarType numbers) for the types a shape scalar has.
+_SCALAR_DTYPES = {4: "Long", 7: "Double"}
+
+
+def drop_scalar_moves(graph: torch.Graph) -> int:
+    """Remove each ``aten::to`` of a shape scalar (``prim::NumToTensor``) that only elementwise ops read.
+
+    Only a move that keeps the scalar's dtype (it changes the device alone) is dropped.
+
+    Args:
+        graph: A TorchScript graph (a traced module's ``forward``).
 
     Returns:
-        How many moves were folded in all.
+        How many moves were dropped.
+    """
+    dropped = 0
+    for node in list(graph.nodes()):
+        if node.kind() != "aten::to" or node.inputsAt(0).node().kind() != "prim::NumToTensor":
+            continue
+        scalar = node.inputsAt(0)
+        dtype = node.inputsAt(1).toIValue() if node.inputsAt(1).node().kind() == "prim::Constant" else -1
+        kept = dtype is None or _SCALAR_DTYPES.get(dtype) == scalar.type().scalarType()  # type: ignore[attr-defined]
+        if not kept or not all(u.user.kind() in _SCALAR_TAKING for u in node.output().uses()):
+            continue
+        node.output().replaceAllUsesWith(scalar)
+        node.destroy()
+        dropped += 1
+    return dropped
+
+
+def fold_module_constant_moves(module: torch.jit.ScriptModule) -> int:
+    """:func:`fold_constant_moves` and :func:`drop_scalar_moves` over each ``forward`` of a traced module.
+
+    Returns:
+        How many moves were folded or dropped in all.
     """
     # Containers (a traced ModuleList) have no forward of their own.
-    return sum(fold_constant_moves(m.graph) for m in module.modules()
-               if isinstance(m, torch.jit.ScriptModule) and m._c._has_method("forward"))
+    graphs = [m.graph for m in module.modules()
+              if isinstance(m, torch.jit.ScriptModule) and m._c._has_method("forward")]
+    return sum(fold_constant_moves(g) + drop_scalar_moves(g) for g in graphs)

@@ -32,3 +32,20 @@ def test_a_cuda_graph_candidate_builds_runs_exports_and_loads_on_the_gpu(backend
                                            export_dir=tmp_path, workload=demo_workload())
     assert len(built.fn.graphs) == 3  # type: ignore[attr-defined]
     assert not torch.cuda.is_current_stream_capturing()
+
+
+@pytest.mark.gpu
+def test_gpt2s_traced_torchscript_in_half_precision_captures_and_is_right() -> None:
+    # Its trace moved the past's length to the GPU on every call, which a capture refuses (an H100,
+    # run 8: "Cannot copy between CPU and CUDA tensors during CUDA graph capture").
+    hf_gpt2 = pytest.importorskip("experiments.workloads.hf_gpt2")
+    from tuner.core.accuracy import accuracy_rule
+    from tuner.core.records import MeasureConfig
+    from tuner.runner.evaluate import evaluate
+
+    model, samples = hf_gpt2.make_tiny()
+    workload = make_workload(model, samples, "gpu", name="gpt2")
+    candidate = Candidate("torchscript", precision="fp16",
+                          options={CUDA_GRAPH: True, "torchscript/method": "trace", "torchscript/freeze": True})
+    outcome = evaluate(candidate, workload, accuracy_rule(None, "o2"), MeasureConfig(warmup=1, repeats=3))
+    assert outcome.ok, outcome.failure_reason

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from backends import get_backend
-from backends._ts_passes import fold_module_constant_moves
+from backends._ts_passes import drop_scalar_moves, fold_module_constant_moves
 from tuner.core.records import Candidate
 from tuner.workloads.loading import make_workload
 
@@ -41,6 +41,21 @@ class MovesEveryWay(nn.Module):
         c = torch.tensor([5.0, 6.0]).to(x)
         d = torch.tensor([7.0, 8.0]).to(torch.float16)
         return x * a.float() + b + c + d.float()
+
+
+class AddsAnOffset(nn.Module):
+    """Adds a shape to positions on the input's device, as transformers' masks add the past's length."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        offset = x.shape[1]
+        if isinstance(offset, torch.Tensor):  # under the tracer: a CPU scalar (prim::NumToTensor)
+            offset = offset.to(x.device)
+        return x + (torch.arange(x.shape[0], device=x.device)[:, None] + offset)
+
+
+def _scalar_moves(module: torch.jit.ScriptModule) -> list[torch.Node]:
+    return [n for m in module.modules() if isinstance(m, torch.jit.ScriptModule) and m._c._has_method("forward")
+            for n in m.graph.nodes() if n.kind() == "aten::to" and n.inputsAt(0).node().kind() == "prim::NumToTensor"]
 
 
 def _moves(module: torch.jit.ScriptModule) -> int:
@@ -80,6 +95,30 @@ def test_a_constant_changed_in_place_through_an_alias_is_left_to_be_made_anew_on
     assert fold_module_constant_moves(traced) == 0
 
 
+def test_a_shape_scalar_moved_for_an_elementwise_op_stays_on_the_host_and_follows_the_shape() -> None:
+    traced = _traced(AddsAnOffset(), torch.zeros(3, 5))
+    assert len(_scalar_moves(traced)) == 1
+    assert fold_module_constant_moves(traced) == 1 and not _scalar_moves(traced)
+    # The scalar is still read from the input's shape on every call, not baked in.
+    x = torch.zeros(2, 7)
+    torch.testing.assert_close(traced(x), AddsAnOffset()(x))
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)  # type: ignore[no-untyped-call]
+    buffer.seek(0)
+    torch.testing.assert_close(torch.jit.load(buffer)(x), AddsAnOffset()(x))  # type: ignore[no-untyped-call]
+
+
+def test_a_move_that_changes_a_shape_scalars_dtype_is_kept() -> None:
+    class Halves(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n = x.shape[1]
+            return x + (n.to(x.device, torch.float32) if isinstance(n, torch.Tensor) else float(n))
+
+    traced = _traced(Halves(), torch.zeros(3, 5))
+    moves = _scalar_moves(traced)
+    assert len(moves) == 1 and drop_scalar_moves(traced.graph) == 0 and len(_scalar_moves(traced)) == 1
+
+
 def test_the_torchscript_backend_folds_gpt2s_cache_constants() -> None:
     hf_gpt2 = pytest.importorskip("experiments.workloads.hf_gpt2")
     pytest.importorskip("transformers")
@@ -93,3 +132,6 @@ def test_the_torchscript_backend_folds_gpt2s_cache_constants() -> None:
               if isinstance(m, torch.jit.ScriptModule) and m._c._has_method("forward")]
     moves = [n for g in graphs for n in g.nodes() if n.kind() == "aten::to"]
     assert moves and not [n for n in moves if n.inputsAt(0).node().kind() == "prim::Constant"]
+    # The past's length that transformers' mask code moves to the device stays a host scalar (a
+    # capture refuses the copy: GPT-2's graphed TorchScript trials on an H100, run 8).
+    assert not _scalar_moves(module)
