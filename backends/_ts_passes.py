@@ -93,6 +93,22 @@ _SCALAR_TAKING = frozenset({
 _SCALAR_DTYPES = {4: "Long", 7: "Double"}
 
 
+def _device_move(node: torch.Node) -> bool:
+    """Whether an ``aten::to`` overload with a device argument keeps its input's dtype (a constant None or the same)."""
+    schema = torch._C.parse_schema(node.schema())
+    args = dict(zip((a.name for a in schema.arguments), node.inputs(), strict=True))
+    if "device" not in args:  # to(other): another tensor's dtype and device
+        return False
+    dtype = args.get("dtype")
+    if dtype is None:
+        return True
+    if dtype.node().kind() != "prim::Constant":
+        return False
+    value = dtype.toIValue()
+    wanted: str | None = node.inputsAt(0).type().scalarType()
+    return value is None or (isinstance(value, int) and _SCALAR_DTYPES.get(value) == wanted)
+
+
 def drop_scalar_moves(graph: torch.Graph) -> int:
     """Remove each ``aten::to`` of a shape scalar (``prim::NumToTensor``) that only elementwise ops read.
 
@@ -108,11 +124,9 @@ def drop_scalar_moves(graph: torch.Graph) -> int:
     for node in list(graph.nodes()):
         if node.kind() != "aten::to" or node.inputsAt(0).node().kind() != "prim::NumToTensor":
             continue
-        scalar = node.inputsAt(0)
-        dtype = node.inputsAt(1).toIValue() if node.inputsAt(1).node().kind() == "prim::Constant" else -1
-        kept = dtype is None or _SCALAR_DTYPES.get(dtype) == scalar.type().scalarType()  # type: ignore[attr-defined]
-        if not kept or not all(u.user.kind() in _SCALAR_TAKING for u in node.output().uses()):
+        if not _device_move(node) or not all(u.user.kind() in _SCALAR_TAKING for u in node.output().uses()):
             continue
+        scalar = node.inputsAt(0)
         node.output().replaceAllUsesWith(scalar)
         node.destroy()
         dropped += 1
