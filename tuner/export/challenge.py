@@ -1,8 +1,8 @@
 """The next finalist's artifact in place of the one that shipped, where the shipped one runs slower reloaded.
 
 The finalists are ranked by their side-by-side figures in the tuning process, but what ships is
-the artifact reloaded in a fresh process, and a format can lose speed there: on an H100 (runs 8
-and 9 of experiments/results/2026-12-07-h100-levels-run*.md) GPT-2's graphed fp16 eager
+the artifact reloaded in a fresh process, and a format can lose speed there: on an H100
+(experiments/results/2026-12-07-h100-levels-run8.md, -run9.md) GPT-2's graphed fp16 eager
 candidate won its side by side (2.59 and 2.63 ms against Inductor's 2.72 and 2.71), and its
 exported program then ran the test data in 2.83 and 3.11 ms reloaded. Where the artifact's
 reloaded figure is slower than the next finalist's side-by-side figure, that finalist is exported
@@ -17,15 +17,29 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from tuner.core.budget import Budget
 from tuner.core.errors import error_line
+from tuner.core.progress import Progress
 from tuner.core.records import Built
+from tuner.core.workload import Workload
 from tuner.export.finalists import Pick
 from tuner.search.loop import VERIFY_BASE_S, export_estimate
 
-if TYPE_CHECKING:
-    from tuner.export.emit import Emitter
+
+class Emitter(Protocol):
+    """What a challenge needs of :class:`tuner.export.emit.Emitter` (which calls it)."""
+
+    workload: Workload
+    budget: Budget
+    progress: Progress
+
+    def emit(self, tmp: Path, pick: Pick, built: Built) -> dict[str, Any]:
+        """Export ``pick`` into ``tmp`` and check it in a fresh process (raises when either fails)."""
+
+    def fail(self, pick: Pick, error: str, more: bool, *, skipped: bool = False, say: bool = True) -> None:
+        """Note a candidate that did not ship."""
 
 
 def _replace_contents(target: Path, source: Path) -> None:

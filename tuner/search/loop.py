@@ -186,8 +186,8 @@ class _Costs:
             self.best = sorted({*self.best, (outcome.value_s, outcome.compile_s, export_s)})[: self.keep]
 
 
-#: Margin on the estimate of what comes after the search. In six o2 studies on an H100 (runs 8 and
-#: 9 of experiments/results/2026-12-07-h100-levels-run*.md) the finalists, export and check took
+#: Margin on the estimate of what comes after the search. In six o2 studies on an H100
+#: (experiments/results/2026-12-07-h100-levels-run8.md, -run9.md) the finalists, export and check took
 #: 0.58-0.96 of the estimate without a margin: 1.1 covers the worst of them by 13 %, while a larger
 #: one idles the end of the run and cuts trials off (at 1.3 those runs ended at 72-89 % of
 #: --timeout, and GPT-2's graphed Inductor trial was cut off in both).
