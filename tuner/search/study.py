@@ -285,8 +285,8 @@ GRAPHED_DEFAULTS: dict[str, Any] = {CUDA_GRAPH: True, "torchscript/method": "tra
 
 
 #: The backends whose defaults a GPU study measures first, graphed then plain, right after the model
-#: as given (:func:`default_params`). Inductor's compiles are a study's longest trials (40-70 s
-#: each on an H100 host shared by two studies, for 20 s of compile), and its graphed default won
+#: as given (:func:`default_params`). Inductor's compiles are a study's longest trials (30-72 s
+#: each on an H100 host shared by two or four studies, for 10-29 s of compile), and its graphed default won
 #: each of the 4 o2 studies that reached it in runs 8 and 9 (BERT twice, ViT, ResNet-50), while the
 #: other plain defaults lost every one: plain fp16 eager and TorchScript ran BERT, GPT-2, ViT and
 #: ResNet-50 at 4-10x each study's best. Measured first, those held one of GPT-2's two workers for
