@@ -25,6 +25,7 @@ from tuner.core.progress import NullProgress, Progress
 from tuner.core.records import Built, Candidate
 from tuner.core.settings import TuneSettings
 from tuner.core.workload import Workload
+from tuner.export.challenge import DEVICES as CHALLENGE_DEVICES
 from tuner.export.emit import Emitter, candidates, export_first
 from tuner.export.finalists import Pick, distinct_picks, fastest_per_backend, record, top_picks
 from tuner.export.report import build_report
@@ -238,7 +239,8 @@ def _fill_best(tmp: Path, run: _Run, finalists: Finalists, emitter: Emitter) -> 
     """
     order = candidates(finalists.picks, finalists.results, finalists.built, distinct_picks(run.study))
     side_by_side_ms = {name: float(r.total_ms) for name, r in finalists.results.items() if r.ok and r.total_ms}
-    chosen, artifact = export_first(tmp, emitter, order, side_by_side_ms)
+    offered = side_by_side_ms if run.workload.device in CHALLENGE_DEVICES else None
+    chosen, artifact = export_first(tmp, emitter, order, offered)
     if chosen is None:
         raise _NothingExported(_report_context(run, finalists.picks), artifact)
     res = finalists.results.get(chosen.name)
