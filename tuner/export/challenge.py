@@ -45,8 +45,8 @@ class Emitter(Protocol):
 
 #: Where the finalize step offers the challenge. On the CPU box a tiny model's artifact, checked in
 #: a cold fresh process, ran up to 4x slower than finalists had run side by side (0.87 against 0.20
-#: ms), so there a second export followed noise: it ran in 20 of the test suite's tune runs, whose
-#: parallel part took 1867 s against 1081 s without it (2026-12-07). On the H100 the checks kept
+#: ms), so there a second export followed noise: it ran in 20 of the test suite's tune runs, and
+#: leaving the CPU out took the suite's parallel part from 1867 to 1695 s (2026-12-07). On the H100 the checks kept
 #: 90-98 % of the side-by-side figures where the benchmark found the format keeps its speed, and
 #: 85-91 % for GPT-2's eager program, which it found slower.
 DEVICES = ("gpu",)
