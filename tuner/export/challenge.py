@@ -24,20 +24,20 @@ from tuner.core.budget import Budget
 from tuner.core.errors import error_line
 from tuner.core.progress import Progress
 from tuner.core.records import Built
-from tuner.core.workload import Workload
 from tuner.export.finalists import Pick
-from tuner.search.loop import VERIFY_BASE_S, export_estimate
 
 
 class Emitter(Protocol):
     """What a challenge needs of :class:`tuner.export.emit.Emitter` (which calls it)."""
 
-    workload: Workload
     budget: Budget
     progress: Progress
 
     def emit(self, tmp: Path, pick: Pick, built: Built) -> dict[str, Any]:
         """Export ``pick`` into ``tmp`` and check it in a fresh process (raises when either fails)."""
+
+    def need_s(self, pick: Pick) -> float:
+        """Seconds ``pick``'s export and its fresh-process check are expected to take."""
 
     def fail(self, pick: Pick, error: str, more: bool, *, skipped: bool = False, say: bool = True) -> None:
         """Note a candidate that did not ship."""
@@ -66,7 +66,7 @@ def _replace_contents(target: Path, source: Path) -> None:
 
 def _no_room(emitter: Emitter, pick: Pick) -> str | None:
     """Why the budget leaves no room for a second export, or None (no overrun share: it is optional)."""
-    need = export_estimate(pick.candidate, pick.compile_s, emitter.workload.device) + VERIFY_BASE_S
+    need = emitter.need_s(pick)
     left = emitter.budget.remaining()
     if need <= left:
         return None

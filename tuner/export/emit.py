@@ -91,7 +91,7 @@ class Emitter:
         left = self.budget.remaining()
         if left <= 0:
             return "skipped: the run's time budget (--timeout) is spent; only eager is tried past it"
-        need = export_estimate(pick.candidate, pick.compile_s, self.workload.device) + VERIFY_BASE_S
+        need = self.need_s(pick)
         if need > self.budget.export_room():
             # The budget bounds the whole run: an export that cannot end within it gives way to the
             # next candidate whose export can (on an H100 at --timeout 180, AOTInductor exports of
@@ -99,6 +99,10 @@ class Emitter:
             return (f"skipped: its export and fresh-process check are expected to take about {need:.0f} s, and "
                     f"{left:.0f} s of the run's time budget (--timeout) are left; a longer --timeout exports it")
         return None
+
+    def need_s(self, pick: Pick) -> float:
+        """Seconds ``pick``'s export and its fresh-process check are expected to take."""
+        return export_estimate(pick.candidate, pick.compile_s, self.workload.device) + VERIFY_BASE_S
 
     def fail(self, pick: Pick, error: str, more: bool, *, skipped: bool = False, say: bool = True) -> None:
         """Note a candidate that did not ship (``skipped``: not tried, no failure of its kind; ``say``: tell)."""
