@@ -16,6 +16,7 @@
 #   TUNE_TOGETHER 1: every level's studies tune at once, on fewer cores each (default 0: level by level);
 #                 refused below 2 cores per study
 #   WORKLOADS     comma list (default "hf_bert,hf_gpt2,hf_vit,resnet50")
+#   WORKLOADS_o1, WORKLOADS_o2  a level's own list instead of WORKLOADS
 #   TUNE_SECONDS  each study's whole tune run, export included (default 150)
 #   BACKENDS      comma list of the backends the studies search (default: every available one)
 #   PEERS_o1, PEERS_o2  bench.py --peers of each level (default: every peer of the level)
@@ -47,7 +48,14 @@ if [ "${1:-wait}" = run ]; then
   # TUNE_TOGETHER=1: every level's studies tune at once (one tune phase's wall time instead of one
   # per level, on fewer cores each), then the levels are measured one after the other.
   if [ "${TUNE_TOGETHER:-0}" = 1 ]; then groups=("${levels[*]}"); else groups=("${levels[@]}"); fi
-  nstudy=$(( ${#names[@]} * ${#levels[@]} / ${#groups[@]} ))
+  level_names() {  # the workloads of level $1, one per line: WORKLOADS_$1, else WORKLOADS
+    local var="WORKLOADS_$1"; tr ',' '\n' <<< "${!var:-${names[*]}}" | tr ' ' '\n'
+  }
+  nstudy=0  # the most studies that tune at once, over the groups
+  for group in "${groups[@]}"; do
+    n=0; for level in $group; do n=$(( n + $(level_names "$level" | wc -l) )); done
+    [ $n -gt $nstudy ] && nstudy=$n
+  done
   ncpu=$(nproc)
   # Fewer than 2 cores per study starves it: on an H100 (2026-12-07, run 7) ten studies on 16
   # cores ran 3-7 trials each in 180 s, and their finalists' exports gave way for time.
@@ -68,10 +76,10 @@ if [ "${1:-wait}" = run ]; then
   }
   for group in "${groups[@]}"; do
     read -r -a group_levels <<< "$group"
-    echo "$(date -u +%T) ${group_levels[*]}: tuning ${names[*]} at once on $ncpu cores, $tune_s s"
+    echo "$(date -u +%T) ${group_levels[*]}: tuning $(for l in "${group_levels[@]}"; do echo "$l:" $(level_names "$l"); done) at once on $ncpu cores, $tune_s s"
     pids=(); slot=0
     for level in "${group_levels[@]}"; do
-      for name in "${names[@]}"; do
+      for name in $(level_names "$level"); do
         # Study k gets cores [k*ncpu/n, (k+1)*ncpu/n): with 6 studies on 16 cores, 2 or 3 each.
         lo=$(( slot * ncpu / nstudy )); hi=$(( (slot + 1) * ncpu / nstudy - 1 )); slot=$(( slot + 1 ))
         # shellcheck disable=SC2046  # common's words are the arguments
@@ -84,7 +92,7 @@ if [ "${1:-wait}" = run ]; then
     wait "${pids[@]}"
     for level in "${group_levels[@]}"; do
       peers_var="PEERS_$level"; peers=${!peers_var:-}
-      for name in "${names[@]}"; do
+      for name in $(level_names "$level"); do
         echo "$(date -u +%T) $level: measuring $name"
         # shellcheck disable=SC2046
         python3 experiments/bench.py $(common "$level") --phase measure --workloads "$name" ${peers:+--peers "$peers"} \
