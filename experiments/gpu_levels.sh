@@ -14,7 +14,8 @@
 # tool. Studies of eager, TorchScript and Inductor need no TVM: one call can carry every other wheel
 # (part 2's and part 1's two small ones, 29 MiB), which saves a call and a machine start where device
 # time is short (run 10): mkdir .device/notvm && cp .device/part[12]/*.whl .device/notvm/, then on
-# the machine: pip install -q --no-index --no-deps --target /tmp/site .device/notvm/*.whl. Settings (environment):
+# the machine: pip install -q --no-index --no-deps --target /tmp/site .device/notvm/*.whl.
+# Settings (environment):
 #   LEVELS        levels in order (default "o2,o1")
 #   TUNE_TOGETHER 1: every level's studies tune at once, on fewer cores each (default 0: level by level);
 #                 refused below 2 cores per study
