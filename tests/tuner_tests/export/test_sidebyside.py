@@ -23,13 +23,15 @@ def test_a_config_past_the_compile_limit_is_left_out_with_its_reason_and_the_oth
     }
     steps: list[int] = []
     keep: dict = {}
+    # The limit leaves "quick" (eager's build and first round, well under a second alone) room on
+    # a CI box whose two cores the neighbour test keeps busy: 2 s once cut it there.
     results = run_side_by_side(workload, entries, MeasureConfig(warmup=1, repeats=3), rounds=2,
-                               compile_limit_s=2.0, step=lambda: steps.append(1), keep=keep)
+                               compile_limit_s=15.0, step=lambda: steps.append(1), keep=keep)
     by_name = {r.name: r for r in results}
     assert [r.name for r in results] == ["eager", "slow", "quick"]
     slow = by_name["slow"]
     assert not slow.ok and slow.total_ms is None
-    assert slow.error == "not compiled within the 2 s compile limit"
+    assert slow.error == "not compiled within the 15 s compile limit"
     assert "slow" not in keep
     # The configs after it were still built and measured in every round.
     for name in ("eager", "quick"):
