@@ -201,7 +201,10 @@ class Outcome:
             (:mod:`tuner.runner.worker`): ``segfault``, ``out of memory``, ``cuda error``,
             ``killed`` (a SIGKILL from outside that was not an out-of-memory kill), ``crashed``.
         failure_reason: One line saying why.
-        compile_s: Build seconds plus first-call seconds per distinct shape.
+        compile_s: Build seconds plus the first call per distinct shape of the measurement the
+            evaluation ended on: the full one, or the pruner's short one for a candidate pruned
+            or wrong there. Where the short one ran before the full one, its first calls are in
+            ``first_calls_s`` and the full one's find the shapes compiled.
         tuning_s: Of ``compile_s``, seconds spent tuning schedules (0 when all was reused; None
             for a backend that does not tune).
         median_ms: Median per-sample latency in ms.
@@ -210,6 +213,13 @@ class Outcome:
         max_rel_err: Largest relative error against the reference.
         accuracy_score: The score of the study's accuracy rule (:mod:`tuner.core.accuracy`).
         pruned: Whether the first short measurement was slow enough to stop the trial.
+        first_calls_s: Where the pruner's short measurement ran before the full one, seconds of
+            its first call per distinct shape (else None: ``compile_s`` holds the first calls).
+            A candidate that compiles a shape at its first call (a recompile for a new shape, a
+            CUDA graph capture) compiles there, so its whole compile is ``compile_s`` plus this.
+            The time estimates that read ``compile_s`` (:func:`tuner.search.loop.final_reserve`,
+            the backends' ``export_estimate_s``) were fitted to ``compile_s`` alone, on GPU runs
+            that did not log this, and read it alone until a GPU run's figures refit them.
         eval_s: Wall seconds of the whole evaluation where it ran (build, measurements, check; None
             where none ran, as for a killed worker). What a trial takes beyond it is a worker's
             start, the wait for the device's timing lock and the study's storage.
@@ -227,6 +237,7 @@ class Outcome:
     max_rel_err: float | None = None
     accuracy_score: float | None = None
     pruned: bool = False
+    first_calls_s: float | None = None
     eval_s: float | None = None
 
     def __post_init__(self) -> None:

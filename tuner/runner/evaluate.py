@@ -109,14 +109,17 @@ def _steps(candidate: Candidate, workload: Workload, rule: AccuracyRule, config:
             if not verdict.ok:
                 return _wrong(candidate, verdict, quick, built.build_s, built.tuning_s)
         if prune(quick.total_s):
+            # compile_s counts this measurement's first calls here: no full one follows.
             return summarize(candidate, quick, built.build_s, built.tuning_s, pruned=True,
                              accuracy_score=None if quick.outputs is None else verdict.score)
+    first_calls_s = quick.warmup_s if prune is not None else None
     m = backend.measure(built, workload, config)
     if m.latencies_s is None or m.outputs is None:
         return Outcome(candidate=candidate, failure_kind="run", failure_reason=m.error_msg or "no outputs",
-                       compile_s=built.build_s)
+                       compile_s=built.build_s, first_calls_s=first_calls_s)
     verdict = check_outputs(m.outputs, workload.reference, rule)
     if not verdict.ok:
-        return _wrong(candidate, verdict, m, built.build_s, built.tuning_s)
+        return dataclasses.replace(_wrong(candidate, verdict, m, built.build_s, built.tuning_s),
+                                   first_calls_s=first_calls_s)
     return summarize(candidate, m, built.build_s, built.tuning_s, max_abs_err=verdict.max_abs_err,
-                     max_rel_err=verdict.max_rel_err, accuracy_score=verdict.score)
+                     max_rel_err=verdict.max_rel_err, accuracy_score=verdict.score, first_calls_s=first_calls_s)

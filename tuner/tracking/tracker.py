@@ -368,6 +368,8 @@ class Tracker:
             "compile_s": outcome.compile_s if outcome.ok or outcome.compile_s else None,
             # MetaSchedule's share of compile_s; None for backends that do not tune.
             "tuning_s": outcome.tuning_s,
+            # The pruner's short measurement's first calls (Outcome.first_calls_s).
+            "first_calls_s": outcome.first_calls_s,
             "max_abs_err": outcome.max_abs_err,
             "max_rel_err": outcome.max_rel_err,
             # The score of the study's accuracy rule (its spec is a parameter of the parent run).
