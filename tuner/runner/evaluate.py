@@ -55,11 +55,11 @@ def summarize(candidate: Candidate, m: Measurement, build_s: float, tuning_s: fl
 
 
 def _wrong(candidate: Candidate, verdict: Correctness, m: Measurement, build_s: float,
-           tuning_s: float | None) -> Outcome:
+           tuning_s: float | None, first_calls_s: float | None = None) -> Outcome:
     """The ``wrong`` outcome of a measurement whose outputs missed the reference."""
     return Outcome(candidate=candidate, failure_kind="wrong", failure_reason=f"wrong results: {verdict.detail}",
                    compile_s=build_s + m.warmup_s, tuning_s=tuning_s, max_abs_err=verdict.max_abs_err,
-                   max_rel_err=verdict.max_rel_err, accuracy_score=verdict.score)
+                   max_rel_err=verdict.max_rel_err, accuracy_score=verdict.score, first_calls_s=first_calls_s)
 
 
 def evaluate(
@@ -119,7 +119,6 @@ def _steps(candidate: Candidate, workload: Workload, rule: AccuracyRule, config:
                        compile_s=built.build_s, first_calls_s=first_calls_s)
     verdict = check_outputs(m.outputs, workload.reference, rule)
     if not verdict.ok:
-        return dataclasses.replace(_wrong(candidate, verdict, m, built.build_s, built.tuning_s),
-                                   first_calls_s=first_calls_s)
+        return _wrong(candidate, verdict, m, built.build_s, built.tuning_s, first_calls_s)
     return summarize(candidate, m, built.build_s, built.tuning_s, max_abs_err=verdict.max_abs_err,
                      max_rel_err=verdict.max_rel_err, accuracy_score=verdict.score, first_calls_s=first_calls_s)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,9 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 import tuner
-from backends.base import Backend
 from search_space import SpaceContext, space_size
 from tests.helpers import tiny_model, tiny_samples
+from tests.unexported import UnexportedBackend
 from tuner.core.errors import UserError
 from tuner.core.records import Built, Candidate
 from tuner.core.workload import Workload
@@ -24,11 +23,10 @@ from tuner.search.keys import AVOIDED_ATTR
 from tuner.search.study import load_study
 
 
-class WrongBackend(Backend):
+class WrongBackend(UnexportedBackend):
     """Test-only: fast but wrong (adds 1 to every float output)."""
 
     name = "test_wrong"
-    test_only = True
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         model = workload.model
@@ -37,13 +35,6 @@ class WrongBackend(Backend):
             return tuple(t + 1.0 for t in model(*args))
 
         return Built(fn=fn, build_s=0.0)
-
-    def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any], device: str) -> Callable[..., Any]:
-        raise NotImplementedError
 
 
 class BrokenBackend(WrongBackend):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from backends.base import Backend
 from tests.helpers import tiny_model, tiny_samples
+from tests.unexported import UnexportedBackend
 from tuner.core.accuracy import accuracy_rule
 from tuner.core.records import Built, Candidate, MeasureConfig
 from tuner.core.workload import Workload
@@ -21,11 +19,10 @@ from tuner.workloads.loading import make_workload
 FIRST_CALL_S = 0.3
 
 
-class LazyBackend(Backend):
+class LazyBackend(UnexportedBackend):
     """Test-only: builds at once and compiles each distinct input shape at its first call, as a JIT does."""
 
     name = "test_lazy"
-    test_only = True
 
     def compile(self, workload: Workload, candidate: Candidate) -> Built:
         model, seen = workload.model, set()
@@ -38,13 +35,6 @@ class LazyBackend(Backend):
             return model(*args)
 
         return Built(fn=fn, build_s=0.0)
-
-    def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any], device: str) -> Callable[..., Any]:
-        raise NotImplementedError
 
 
 @pytest.mark.parametrize("pruned", [False, True])
