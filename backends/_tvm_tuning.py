@@ -48,6 +48,14 @@ RUNNER_TIMEOUT_S = 30.0
 RUNNER_MIN_REPEAT_MS = 20
 #: Schedules measured per MetaSchedule round.
 TRIALS_PER_ITER = 16
+#: The evolutionary search's population at budgets up to :data:`SMALL_BUDGET` schedules per
+#: kernel. TVM's default (512) is sized for thousands, and each round samples, mutates and scores
+#: the whole population. On two CPU cores (tiny ViT's two costliest kernels,
+#: ``experiments/ms_population.py``) 128 halved the tuning time at budgets 16 and 64 and found
+#: schedules as fast, within the seed-to-seed spread:
+#: ``experiments/results/2026-12-07-cpu-ms-population.md``.
+SMALL_BUDGET_POPULATION = 128
+SMALL_BUDGET = 64
 
 _log = logging.getLogger(__name__)
 
@@ -381,7 +389,8 @@ def valid_records(database: Any, task: Any) -> int:
 
 
 def tune_modules(mods: list[tuple[Any, int]], target: Any, store: TuningStore, request: TuningRequest,
-                 builder_timeout_s: float = BUILDER_TIMEOUT_S, workers: int | None = None) -> TuningReport:
+                 builder_timeout_s: float = BUILDER_TIMEOUT_S, workers: int | None = None,
+                 population: int | None = None, seed: int | None = None) -> TuningReport:
     """Tune the ``top_k`` costliest kernels of ``mods`` to ``budget`` schedules each, reusing the store.
 
     The k kernels are chosen over all modules together (:func:`select_tasks`), so a static-shape
@@ -395,6 +404,9 @@ def tune_modules(mods: list[tuple[Any, int]], target: Any, store: TuningStore, r
         request: Budget and k.
         builder_timeout_s: Seconds one schedule may take to build.
         workers: Builder processes (default: the usable cores).
+        population: The evolutionary search's population (default: :data:`SMALL_BUDGET_POPULATION`
+            up to :data:`SMALL_BUDGET` schedules per task, TVM's own above).
+        seed: The search's random seed (default: none, a new search each time).
 
     Returns:
         What was tuned, reused and recorded.
@@ -432,7 +444,12 @@ def tune_modules(mods: list[tuple[Any, int]], target: Any, store: TuningStore, r
             handler.close()
         work_dir = str(store.directory)
         _intrinsics_importer()()  # TuneContext imports them too, at the slow pace
-        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(todo, work_dir)
+        if population is None and request.budget <= SMALL_BUDGET:
+            population = SMALL_BUDGET_POPULATION
+        strategy = ("evolutionary" if population is None
+                    else ms.search_strategy.EvolutionarySearch(population_size=population))
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(todo, work_dir, strategy=strategy,
+                                                                                  seed=seed)
         builder = make_warm_builder(workers, builder_timeout_s)
         evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=RUNNER_MIN_REPEAT_MS)
         runner = ms.runner.LocalRunner(timeout_sec=RUNNER_TIMEOUT_S, evaluator_config=evaluator)
