@@ -18,7 +18,7 @@ from backends._torch_export import dynamic_shapes_spec, example_inputs  # noqa: 
 from backends._tvm_import import from_torch, mixed_precision, to_onnx  # noqa: E402
 from backends._tvm_library import MATMUL_FUNC, dispatch_module  # noqa: E402
 from backends._tvm_pipeline import EXTRA_RULES, PipelineOptions, compile_prepared, cpu_target, prepare  # noqa: E402
-from backends._tvm_tuning import TuningRequest, tune_modules  # noqa: E402
+from backends._tvm_tuning import SMALL_BUDGET_POPULATION, TuningRequest, tune_modules  # noqa: E402
 from backends.tvm import VmRunner  # noqa: E402
 from tests.backends_tests import conformance  # noqa: E402
 from tuner.core.accuracy import accuracy_rule  # noqa: E402
@@ -138,6 +138,9 @@ def test_metaschedule_database_is_reused_by_a_second_study(tmp_path: Path) -> No
     report = first.state["tuning"]
     # k=1 over both static modules together: one kernel tuned, not one per shape.
     assert len(report["selected"]) == 1 and report["tuned"] and report["valid_records"] > 0 and not report["failed"]
+    # A small budget searches a small population (MetaSchedule's task log says what it sampled).
+    logs = "".join(p.read_text() for p in (tmp_path / "tvm-tuning").glob("*/logs/*task_0_*.log"))
+    assert f"Sampled {SMALL_BUDGET_POPULATION} candidate(s)" in logs
     # A new backend instance over the same output dir: what a later study gets.
     second, _ = conformance.check_candidate(NAME, candidate, backend=get_backend(NAME, cache_dir=tmp_path))
     assert second.tuning_s == 0
