@@ -22,7 +22,9 @@ CPU_BUDGETS: tuple[str, ...] = ("off", "16@top2", "64@top2")
 #: (four study workers on 16 cores; MetaSchedule's evolutionary search dominates), against 10-45 s
 #: untuned; on two CPU cores 64@top2 took 285-322 s and 16@top2 34-50 s. A spent budget is free
 #: afterwards, but its first candidate pays in full. (``experiments/results/2026-11-25-h100-tune200.md``
-#: and ``2026-11-25-cpu-tvm.md`` give the commands.)
+#: and ``2026-11-25-cpu-tvm.md`` give the commands.) Those figures predate the smaller search
+#: population (``backends._tvm_tuning.SMALL_BUDGET_POPULATION``), which halved the tuning time at
+#: 16 and 64 on the CPU; the sets were not measured again.
 GPU_QUICK_BUDGETS: tuple[str, ...] = ("off",)
 CPU_QUICK_BUDGETS: tuple[str, ...] = ("off", "16@top2")
 
