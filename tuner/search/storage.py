@@ -104,12 +104,16 @@ def open_storage(url: str) -> BaseStorage:
                 if url.startswith("sqlite"):
                     _serialize_sqlite(storage.engine)
                 return storage
-            except sqlalchemy.exc.IntegrityError:
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as e:
                 # Several processes started together on an empty database all create Optuna's
-                # tables, and the server refuses all but one. On PostgreSQL the schema lock above
-                # prevents this (UniqueViolation on pg_type, DuplicateTable); other
-                # servers have no such lock: the tables exist a moment later, so open again.
-                if attempt == SCHEMA_RACE_ATTEMPTS - 1:
+                # tables, and the database refuses all but one. Among the tuner's processes the
+                # schema lock above (PostgreSQL: UniqueViolation on pg_type, DuplicateTable) and
+                # the caller's ``sqlite_init_lock`` prevent this; another program opening the
+                # database meanwhile takes neither (Optuna's own ``load_study`` polling a fresh
+                # study.db: "table studies already exists"). The tables exist a moment later, so
+                # open again.
+                if attempt == SCHEMA_RACE_ATTEMPTS - 1 or (isinstance(e, sqlalchemy.exc.OperationalError)
+                                                           and "already exists" not in str(e)):
                     raise
                 time.sleep(0.5 + random.random())
         raise AssertionError("unreachable")
