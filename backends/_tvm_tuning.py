@@ -378,14 +378,19 @@ class TuningStore:
             yield
 
 
-def valid_records(database: Any, task: Any) -> int:
-    """How many of the database's records for ``task`` ran successfully."""
+def run_times_s(database: Any, task: Any) -> list[float]:
+    """The best run time of each of the database's records for ``task`` that ran successfully."""
     mod = task.dispatched[0]
     if not database.has_workload(mod):
-        return 0
-    workload = database.commit_workload(mod)
-    records = database.get_top_k(workload, 1 << 20)
-    return sum(1 for r in records if r.run_secs and min(float(s) for s in r.run_secs) < FAILED_RUN_S)
+        return []
+    records = database.get_top_k(database.commit_workload(mod), 1 << 20)
+    best = (min(float(s) for s in r.run_secs) for r in records if r.run_secs)
+    return [s for s in best if s < FAILED_RUN_S]
+
+
+def valid_records(database: Any, task: Any) -> int:
+    """How many of the database's records for ``task`` ran successfully."""
+    return len(run_times_s(database, task))
 
 
 def tune_modules(mods: list[tuple[Any, int]], target: Any, store: TuningStore, request: TuningRequest,
@@ -446,8 +451,7 @@ def tune_modules(mods: list[tuple[Any, int]], target: Any, store: TuningStore, r
         _intrinsics_importer()()  # TuneContext imports them too, at the slow pace
         if population is None and request.budget <= SMALL_BUDGET:
             population = SMALL_BUDGET_POPULATION
-        strategy = ("evolutionary" if population is None
-                    else ms.search_strategy.EvolutionarySearch(population_size=population))
+        strategy = ms.search_strategy.EvolutionarySearch(population_size=population) if population else "evolutionary"
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(todo, work_dir, strategy=strategy,
                                                                                   seed=seed)
         builder = make_warm_builder(workers, builder_timeout_s)
@@ -481,4 +485,4 @@ def tune_modules(mods: list[tuple[Any, int]], target: Any, store: TuningStore, r
 
 
 __all__ = ["BUILDER_TIMEOUT_S", "OFF", "TuningReport", "TuningRequest", "TuningStore", "make_warm_builder",
-           "select_tasks", "task_cost", "task_key", "tune_modules", "valid_records"]
+           "run_times_s", "select_tasks", "task_cost", "task_key", "tune_modules", "valid_records"]

@@ -15,24 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
 from importlib import import_module
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-def _best_us(database: Any, task: Any) -> float:
-    """The fastest measured run of ``task`` in ``database``, in microseconds."""
-    from backends._tvm_tuning import FAILED_RUN_S
-
-    workload = database.commit_workload(task.dispatched[0])
-    runs = [min(float(s) for s in r.run_secs) for r in database.get_top_k(workload, 1 << 20) if r.run_secs]
-    good = [r for r in runs if r < FAILED_RUN_S]
-    return min(good) * 1e6 if good else float("nan")
 
 
 def main() -> None:
@@ -50,7 +40,7 @@ def main() -> None:
 
     from backends._tvm_import import import_model
     from backends._tvm_pipeline import PipelineOptions, prepare, target_for
-    from backends._tvm_tuning import TuningRequest, TuningStore, select_tasks, tune_modules
+    from backends._tvm_tuning import TuningRequest, TuningStore, run_times_s, select_tasks, tune_modules
     from tuner.workloads.loading import make_workload
 
     module, factory = args.workload.split(":")
@@ -71,7 +61,8 @@ def main() -> None:
                 report = tune_modules([(mod, 1)], target, store, TuningRequest(args.budget, args.top_k),
                                       population=population, seed=seed)
                 seconds = time.perf_counter() - t0
-                best = {t.task_name: round(_best_us(store.database, t), 2) for t in tasks}
+                best = {t.task_name: round(min(run_times_s(store.database, t), default=math.nan) * 1e6, 2)
+                        for t in tasks}
             rows.append({"population": population, "seed": seed, "seconds": round(seconds, 1),
                          "builds": report.builds, "best_us": best})
             print(f"population {population:4d} seed {seed}: {seconds:6.1f} s, {report.builds} builds, "
