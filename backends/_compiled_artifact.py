@@ -4,7 +4,8 @@ An AOTInductor package compiles the model a second time ahead of time, with a C+
 no CUDA graphs of its own. On a 4-core share of an H100 host, ViT-B/16's package took 79-97 s to
 write and 45-60 s to check in a fresh process (``experiments/results/2026-12-06-h100-levels.md``),
 so a ``reduce-overhead`` winner found in a 270 s run was skipped for want of time, and a
-TorchScript finalist 25 % slower shipped instead (``...-h100-levels-run4.md``).
+TorchScript finalist 25 % slower shipped instead (``...-h100-levels-run4.md``). The inductor
+backend therefore ships every GPU candidate in this format (``backends.inductor.COMPILED_FORMAT_DEVICES``).
 
 This format writes what ``torch.compile`` needs to rebuild the candidate warm in another process:
 

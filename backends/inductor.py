@@ -20,6 +20,10 @@ once with symbolic shapes (``dynamic=True``), ``mark_dynamic`` marks only the di
 the test data symbolic (``torch._dynamo.maybe_mark_dynamic``, ``dynamic=None``). In every mode a dim
 of size 1 is specialised, so a batch-1 sample gets a graph of its own.
 
+Artifacts: on the GPU every candidate ships in :mod:`backends._compiled_artifact`'s format, which
+``torch.compile`` rebuilds warm from the shipped caches (:data:`COMPILED_FORMAT_DEVICES` says why);
+on the CPU, AOTInductor packages.
+
 Compile times depend on Inductor's on-disk caches (FX graph, AOTAutograd and C++ code caches under
 ``TORCHINDUCTOR_CACHE_DIR``): a candidate whose graphs were compiled before, in this process or an
 earlier one, builds in a fraction of its cold time.
@@ -30,7 +34,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -52,16 +55,27 @@ from tuner.core.workload import Workload
 from tuner.runtime.cuda_graphs import COMPILER_GRAPHED_MODES, GraphedCall
 from tuner.runtime.models import prepared_model, untraceable_reason
 from tuner.runtime.precision import tf32
-from tuner.runtime.switches import CUDA_GRAPH
 
 #: ``torch.compile`` modes.
 MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
-#: The modes in which ``torch.compile`` replays the compiled code from CUDA graphs on the GPU. An
-#: AOTInductor package has no graphs of its own (a package of the H100's o2 ViT-B/16 winner ran
-#: at 4.03 ms where the candidate ran at 3.15 ms, and of ResNet-50's at 2.26 against 1.50 ms,
-#: ``experiments/results/2026-12-06-h100-levels.md``), so such a candidate ships in
-#: :mod:`backends._compiled_artifact`'s format, which ``torch.compile`` rebuilds in this mode.
+#: The modes in which ``torch.compile`` replays the compiled code from CUDA graphs on the GPU
+#: (whose outputs the compiled format's model copies out of the graphs' buffers).
 GRAPHED_MODES: frozenset[str] = COMPILER_GRAPHED_MODES
+#: Devices where every candidate ships in :mod:`backends._compiled_artifact`'s format rather than
+#: as AOTInductor packages. On the GPU, a package compiles the model a second time, ahead of time
+#: and without CUDA graphs, and runs other kernels than the candidate did:
+#:
+#: * graphed winners' packages ran at 4.03 ms where the candidate ran at 3.15 ms (ViT-B/16, o2) and
+#:   at 2.26 against 1.50 ms (ResNet-50), ``experiments/results/2026-12-06-h100-levels.md``;
+#: * a graph-less winner's package (BERT-base, o1, on an H100) ran at 21.7 ms reloaded where the
+#:   candidate ran at 19.7 ms, and its export and check took 108 s where the compiled format's took
+#:   47-60 s for the same model at o2 and for GPT-2; its estimate (5 x ``compile_s`` + 35 s) kept
+#:   150 of the run's 180 s for the phases after the search, which cut off the study's graphed
+#:   Inductor trial (``experiments/results/2026-12-07-h100-levels-run11.md``).
+#:
+#: The compiled format rebuilds the candidate's own ``torch.compile`` call: its artifacts ran at
+#: 95-101 % of the candidate's speed on 9 of 10 studies of that run.
+COMPILED_FORMAT_DEVICES: frozenset[str] = frozenset({"gpu"})
 #: Inductor settings that only silence its autotuning tables on stderr (not search dimensions):
 #: the max-autotune modes otherwise print every GEMM choice they benchmark.
 QUIET: dict[str, Any] = {"autotune_num_choices_displayed": 0, "max_autotune_report_choices_stats": False}
@@ -138,11 +152,6 @@ def compile_options(candidate: Candidate) -> dict[str, Any]:
 def own_graphs(candidate: Candidate) -> bool:
     """Whether the candidate's mode replays CUDA graphs of its own (:data:`GRAPHED_MODES`, on the GPU)."""
     return split_options(candidate)[0] in GRAPHED_MODES
-
-
-def replayed_from_graphs(candidate: Candidate, device: str) -> bool:
-    """Whether it runs from CUDA graphs on ``device``: its mode's (:func:`own_graphs`) or ``torch/cuda_graph``'s."""
-    return device == "gpu" and (own_graphs(candidate) or bool(candidate.options.get(CUDA_GRAPH, False)))
 
 
 def aoti_configs(candidate: Candidate) -> dict[str, Any]:
@@ -322,26 +331,20 @@ class InductorBackend(Backend):
     # mark_dynamic first: it is torch.compile's own default (dynamic=None: automatic dynamic
     # shapes), and a study starts from each backend's first choices.
     shape_modes = ("mark_dynamic", "static", "dynamic")
-    # AOTInductor compiles the model again, ahead of time, with its C++ wrapper: 16.1 s against
-    # 3.4 s in the trial on the 2-core CPU box (`tune --model experiments.workloads.hf_bert:make_tiny
-    # --device cpu --backends eager,inductor --trials 4 --finalists 2`, the report's timing). Its
-    # GPU packages then took 42 s to check in a fresh process on a shared H100, against 7 s for a
-    # TorchScript artifact (BERT-base and ViT-B/16, experiments/results/2026-12-06-h100-real-models.md).
+    # AOTInductor (the CPU's format) compiles the model again, ahead of time, with its C++ wrapper:
+    # 16.1 s against 3.4 s in the trial on the 2-core CPU box (`tune --model
+    # experiments.workloads.hf_bert:make_tiny --device cpu --backends eager,inductor --trials 4
+    # --finalists 2`, the report's timing).
     export_compile_ratio = 5.0
-    load_s = MappingProxyType({"gpu": 35.0})
 
     @classmethod
     def export_estimate_s(cls, candidate: Candidate, compile_s: float, device: str) -> float:
-        """The AOTInductor estimate, or for a graphed candidate its compiled format's.
+        """The AOTInductor estimate, or where candidates ship in the compiled format that format's.
 
         That format exports like the eager backend, compiles once more here (warm from the
         trial's caches) and once more, warm, in the fresh process: :data:`COMPILED_COMPILE_RATIO`.
         """
-        try:
-            graphed = replayed_from_graphs(candidate, device)
-        except ValueError:  # an unknown mode never builds; any estimate will do
-            graphed = False
-        if not graphed:
+        if device not in COMPILED_FORMAT_DEVICES:
             return super().export_estimate_s(candidate, compile_s, device)
         return (COMPILED_COMPILE_RATIO * compile_s + EagerBackend.export_s.get(device, 0.0)
                 + EagerBackend.load_s.get(device, 0.0))
@@ -405,10 +408,10 @@ class InductorBackend(Backend):
         return Built(fn=fn, build_s=0.0, state={"model": model, "options": options})
 
     def export(self, built: Built, workload: Workload, candidate: Candidate, directory: Path) -> dict[str, Any]:
-        """Write AOTInductor packages, or for a candidate replayed from CUDA graphs a warm rebuild.
+        """Write AOTInductor packages, or on the GPU a warm rebuild.
 
-        AOTInductor packages: one per distinct test shape (static) or one with symbolic dims. A
-        candidate replayed from CUDA graphs on the GPU (:func:`replayed_from_graphs`) is written in
+        AOTInductor packages: one per distinct test shape (static) or one with symbolic dims. On a
+        device of :data:`COMPILED_FORMAT_DEVICES` the candidate is written in
         :mod:`backends._compiled_artifact`'s format instead, with its compile settings.
 
         Args:
@@ -421,7 +424,7 @@ class InductorBackend(Backend):
             Static: ``{"format": "aoti", "shape_mode": "static", "packages": {shape_key: file}}``;
             otherwise ``{"format": "aoti", "shape_mode": ..., "file": "model.pt2"}``, with
             ``programs`` where several packages take the test data's shapes
-            (:mod:`backends._export_cover`); for a graphed candidate
+            (:mod:`backends._export_cover`); on the GPU
             ``{"format": "torch.compile", "file", "cache", "shape_mode", "options", "shapes",
             "varying_dims", ...}``.
 
@@ -432,13 +435,13 @@ class InductorBackend(Backend):
         # AOTInductor bakes TF32 into the GEMM kernels it generates: compile under the
         # candidate's own (the process's is off, tuner.runtime.switches).
         with tf32(candidate.precision == "tf32"):
-            if replayed_from_graphs(candidate, workload.device):
+            if workload.device in COMPILED_FORMAT_DEVICES:
                 return self._export_compiled(built, workload, candidate, directory)
             return self._export_packages(built, workload, candidate, directory)
 
     def _export_compiled(self, built: Built, workload: Workload, candidate: Candidate,
                          directory: Path) -> dict[str, Any]:
-        """:meth:`export` of a candidate replayed from CUDA graphs: :mod:`backends._compiled_artifact`'s format."""
+        """:meth:`export` in :mod:`backends._compiled_artifact`'s format (the GPU's)."""
         model = built_model(built, workload, candidate)
         settings = {"shape_mode": candidate.shape_mode, "options": compile_options(candidate),
                     "shapes": len(workload.shape_counts()), "varying_dims": [list(d) for d in workload.varying_dims()]}

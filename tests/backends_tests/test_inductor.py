@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from backends._compiled_artifact import CompiledModel
-from backends.inductor import MODES, InductorBackend, MarkDynamicCall, ShapeDispatch, replayed_from_graphs
+from backends.eager import EagerBackend
+from backends.inductor import COMPILED_COMPILE_RATIO, MODES, InductorBackend, MarkDynamicCall, ShapeDispatch
 from search_space.base import SpaceContext
 from search_space.fusion import INDUCTOR_FUSION
 from search_space.inductor_options import InductorOptionsDimension
@@ -128,14 +129,16 @@ def test_search_space_modes_are_known() -> None:
     assert set(mode.values) <= set(MODES)
 
 
-@pytest.mark.parametrize(("mode", "device", "graphed"), [
-    ("reduce-overhead", "gpu", True), ("max-autotune", "gpu", True), ("max-autotune-no-cudagraphs", "gpu", False),
-    ("default", "gpu", False), ("reduce-overhead", "cpu", False)])
-def test_artifacts_of_graphed_modes_are_replayed_from_graphs(mode: str, device: str, graphed: bool) -> None:
-    assert replayed_from_graphs(Candidate(NAME, options={"inductor/mode": mode}), device) is graphed
-    # A graph-less mode in a CUDA graph of ours is replayed from graphs too, on the GPU.
-    wrapped = Candidate(NAME, options={"inductor/mode": mode, CUDA_GRAPH: True})
-    assert replayed_from_graphs(wrapped, device) is (device == "gpu")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_export_estimate_follows_the_format_of_the_device(mode: str, cuda_graph: bool) -> None:
+    # Every GPU candidate ships in the compiled format, graphs or not, so the reserve for its
+    # export is that format's: a graph-less winner's AOTInductor estimate once cut a study short.
+    candidate = Candidate(NAME, options={"inductor/mode": mode, CUDA_GRAPH: cuda_graph})
+    compiled = COMPILED_COMPILE_RATIO * 10.0 + EagerBackend.export_s["gpu"] + EagerBackend.load_s["gpu"]
+    assert InductorBackend.export_estimate_s(candidate, 10.0, "gpu") == pytest.approx(compiled)
+    assert InductorBackend.export_estimate_s(candidate, 10.0, "cpu") == pytest.approx(
+        InductorBackend.export_compile_ratio * 10.0)
 
 
 #: In a fresh process with an empty Inductor cache: load a compiled-format artifact, run the test
@@ -158,7 +161,7 @@ print("CACHE", c["fxgraph_cache_hit"], c["fxgraph_cache_miss"])
 
 
 def test_compiled_format_ships_its_caches_and_reloads_warm(tmp_path: Path) -> None:
-    # The format of graphed GPU candidates, written here on the CPU: torch.export programs, the
+    # The format of GPU candidates, written here on the CPU: torch.export programs, the
     # compile settings and Inductor's caches, which a fresh process with an empty cache hits.
     candidate = Candidate(NAME, shape_mode="mark_dynamic")
     built, _ = conformance.check_candidate(NAME, candidate)
@@ -204,7 +207,8 @@ def test_mark_dynamic_call_skips_size_one() -> None:
     call(x, y)
     # maybe_mark_dynamic records "weak" marks: a hint, not a constraint that could fail.
     assert not hasattr(seen[0][0], "_dynamo_weak_dynamic_indices")
-    assert 0 in seen[0][1]._dynamo_weak_dynamic_indices and not hasattr(y, "_dynamo_weak_dynamic_indices")
+    weak: set[int] = seen[0][1]._dynamo_weak_dynamic_indices  # type: ignore[attr-defined]  # Dynamo's own mark
+    assert 0 in weak and not hasattr(y, "_dynamo_weak_dynamic_indices")
 
 
 @pytest.mark.gpu
@@ -213,8 +217,11 @@ def test_gpu(tmp_path: Path) -> None:
     conformance.check_candidate(NAME, Candidate(NAME, shape_mode="static"), "gpu", export_dir=tmp_path / "static")
     # Triton kernels with every fusion key and coordinate-descent tuning (max-autotune is left out:
     # it benchmarks GEMM templates for minutes).
-    conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic", options={
-        **FUSION, "inductor/coordinate_descent_tuning": True}), "gpu", export_dir=tmp_path / "dynamic")
+    plain = Candidate(NAME, shape_mode="dynamic", options={**FUSION, "inductor/coordinate_descent_tuning": True})
+    built, _ = conformance.check_candidate(NAME, plain, "gpu")
+    meta = conformance.check_export_load(NAME, built, plain, tmp_path / "dynamic", "gpu")
+    # A graph-less candidate ships as torch.compile rebuilds it too (COMPILED_FORMAT_DEVICES).
+    assert meta["format"] == "torch.compile" and meta["cuda_graph"] is False
     # CUDA graphs: outputs live in reused buffers, which measure() must copy at once.
     graphed = Candidate(NAME, shape_mode="mark_dynamic", options={"inductor/mode": "reduce-overhead",
                                                                   "inductor/freezing": True})
@@ -251,7 +258,13 @@ print("RAN", [tuple(o.shape) for o in out])
 def test_gpu_package_loads_in_a_bare_fresh_process(tmp_path: Path) -> None:
     # torch 2.11 + CUDA 13: a package's wrapper .so does not link libstdc++, and a fresh process had it
     # in no global scope: opening the package died of SIGSEGV (InductorBackend.load now puts it there).
-    built, _ = conformance.check_candidate(NAME, Candidate(NAME, shape_mode="dynamic"), "gpu", export_dir=tmp_path)
+    # GPU candidates ship in the compiled format now; packages written before must still load.
+    candidate = Candidate(NAME, shape_mode="dynamic")
+    built, _ = conformance.check_candidate(NAME, candidate, "gpu")
+    meta = InductorBackend()._export_packages(built, conformance.tiny_workload("gpu"), candidate, tmp_path)
+    assert meta["format"] == "aoti"
+    (tmp_path / "artifact.json").write_text(json.dumps({"backend": NAME, "device": "gpu",
+                                                       "candidate": candidate.to_dict(), "meta": meta}))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     proc = subprocess.run([sys.executable, "-c", BARE_LOAD, str(tmp_path)], capture_output=True, text=True,
                           env=env, timeout=300)
