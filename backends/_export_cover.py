@@ -85,20 +85,25 @@ def takes(shapes: Shapes, args: Sequence[Any]) -> bool:
 
 def _export_one(model: Any, args: tuple[torch.Tensor, ...],
                 spec: tuple[dict[int, Any] | None, ...] | None) -> torch.export.ExportedProgram:
-    """Export from one sample; where that fails, again with size-1 and size-0 dims kept symbolic, then specialized.
+    """Export from one sample; where that fails, again with size-0 and size-1 dims specialized, then kept symbolic.
 
-    ``Dim.AUTO(min=1)`` on a dim of size 0 fails (the model pins it to 0), and a size-1 dim is
-    specialized to 1; ``torch.fx.experimental._config.backed_size_oblivious`` traces such dims as
-    general sizes (the torch.export tutorial's "(experimental) Avoiding 0/1 specialization"). It
-    is the second try only: it can fail where the plain export works (GPT-2's decode step:
-    ``is_causal`` becomes symbolic), and the tutorial warns that the program may then differ from
-    eager on size-0/1 inputs (broadcasting), which the artifact's check against the reference
-    outputs in a fresh process would catch. The last try drops the minimum without the flag, so
-    the size-0/1 dims are specialized to this sample's sizes (``Dim.AUTO`` only warns there): a
-    narrower program, and :func:`export_covering` exports another for the samples it does not
-    take. Size-oblivious tracing fails where a half-precision wrapper casts an input with a size-0
-    dim (GPT-2's prefill in fp16 or bf16 on torch 2.11 and 2.13: ``ZeroDivisionError`` in the
-    cast's stride computation, ``_prims_common.compute_elementwise_output_logical_to_physical_perm``).
+    ``Dim.AUTO(min=1)`` on a dim of size 0 fails (the model pins it to 0). The second try drops the
+    minimum, so such dims are specialized to this sample's sizes (``Dim.AUTO`` only warns there):
+    a narrower program, and :func:`export_covering` exports another for the samples it does not
+    take. That is what the candidate compiled (Dynamo specializes sizes 0 and 1 too), and it keeps
+    the model's size-decided branches: GPT-2's empty-past prefill skips its causal mask and calls
+    SDPA with ``is_causal`` (:mod:`tuner.runtime.hf_masks`), where a program for any past length
+    builds the mask (30 more ops per call on the CPU, ``experiments/export_op_count.py``; on a GPU
+    the masked SDPA kernel in place of the flash one).
+
+    The last try traces such dims as general sizes
+    (``torch.fx.experimental._config.backed_size_oblivious``, the torch.export tutorial's
+    "(experimental) Avoiding 0/1 specialization"). It can fail where the others work (GPT-2's
+    decode step: ``is_causal`` becomes symbolic; a half-precision wrapper's cast of an input with
+    a size-0 dim: ``ZeroDivisionError`` in the cast's stride computation on torch 2.11 and 2.13),
+    and the tutorial warns that the program may then differ from eager on size-0/1 inputs
+    (broadcasting), which the artifact's check against the reference outputs in a fresh process
+    would catch.
     """
     try:
         return export_program(model, args, spec)
@@ -109,7 +114,7 @@ def _export_one(model: Any, args: tuple[torch.Tensor, ...],
         # saves, but torch.export.load refuses it ("0 not in VR[1, int_oo]").
         from_zero = None if spec is None else tuple(
             None if dims is None else dict.fromkeys(dims, torch.export.Dim.AUTO) for dims in spec)
-        for oblivious in (True, False):
+        for oblivious in (False, True):
             try:
                 with fx_config.patch(backed_size_oblivious=oblivious):  # type: ignore[attr-defined]
                     return export_program(model, args, from_zero)
