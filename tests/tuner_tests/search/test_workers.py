@@ -153,11 +153,22 @@ def test_the_claim_lock_of_a_postgresql_study_admits_one_measurer(postgres_url):
     assert sorted(verdicts.values()) == ["measure"] + ["wait"] * 4
 
 
-OPEN_STORAGE = """
+def child_env() -> dict[str, str]:
+    """The environment of a child Python process that imports this checkout."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+#: A child script's wait, after its imports: where ``sys.argv[2]`` gives a wall-clock time, spin
+#: until then, so that every process of a round acts at one moment.
+AT_START = """
 import sys, time
-from tuner.search.storage import open_storage
-while len(sys.argv) > 2 and time.time() < float(sys.argv[2]):  # a common start, where given
+while len(sys.argv) > 2 and time.time() < float(sys.argv[2]):
     pass
+"""
+
+OPEN_STORAGE = """
+from tuner.search.storage import open_storage
+""" + AT_START + """
 try:
     open_storage(sys.argv[1])
     print("ok")
@@ -168,9 +179,8 @@ except Exception as e:
 
 #: Another program opening the same database with Optuna alone (no lock), at a common start.
 FOREIGN_OPEN = """
-import sys, time, optuna
-while time.time() < float(sys.argv[2]):
-    pass
+import optuna
+""" + AT_START + """
 try:
     optuna.storages.RDBStorage(sys.argv[1])
 except Exception:
@@ -182,7 +192,7 @@ def test_a_fresh_sqlite_study_opens_while_another_program_creates_its_tables(tmp
     # A script polling a new study.db with optuna.load_study creates Optuna's tables without the
     # tuner's lock; a tune process opening it then failed with "table studies already exists"
     # (seen in test_cli's signal test; four openers at once lost it 2 times in 12 on this box).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = child_env()
     for round_ in range(2):
         url = f"sqlite:///{tmp_path / f'r{round_}.db'}"
         start = str(time.time() + 5)  # every process imported and spinning by then
@@ -206,7 +216,7 @@ def test_processes_that_open_a_fresh_postgresql_database_together_create_its_tab
         c.exec_driver_sql("CREATE DATABASE fresh_schema")
     url = postgres_url.rsplit("/", 1)[0] + "/fresh_schema"
     fresh = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = child_env()
     with fresh.connect() as holder:
         # Hold the openers' lock: none of them may create a table until it is released, and then
         # all of them start at once (the race seen with several tune processes on an empty database).
@@ -251,7 +261,7 @@ def tune_cmd(out: Path, storage: str, trials: int) -> list[str]:
 
 
 def test_three_tune_processes_share_one_study_on_postgresql(tmp_path, postgres_url):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = child_env()
     # Set the study up, then queue one candidate 6 times so that the processes race for it.
     first = subprocess.run(tune_cmd(tmp_path / "m0", postgres_url, 1), env=env, cwd=ROOT, capture_output=True,
                            text=True, timeout=300)
