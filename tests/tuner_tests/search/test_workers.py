@@ -188,7 +188,7 @@ except Exception:
 """
 
 
-def test_a_fresh_sqlite_study_opens_while_another_program_creates_its_tables(tmp_path):
+def test_a_fresh_sqlite_study_opens_while_another_program_creates_its_tables(tmp_path: Path) -> None:
     # A script polling a new study.db with optuna.load_study creates Optuna's tables without the
     # tuner's lock; a tune process opening it then failed with "table studies already exists"
     # (seen in test_cli's signal test; four openers at once lost it 2 times in 12 on this box).
